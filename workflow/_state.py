@@ -1,0 +1,134 @@
+"""The engine's position: which token, and which task inside the callback tree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .utils import classproperty
+
+__all__ = ["MachineState"]
+
+
+def _as_position(value: Iterable[int] | None) -> list[int]:
+    """Return a fresh position list, or raise a clear error for a bad one."""
+    if value is None:
+        return [0]
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"callback_pos must be a list of int (an index path such as [1, 0]), "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    position = list(value)
+    if not position or not all(type(index) is int for index in position):
+        raise TypeError(f"callback_pos must be a non-empty list of int, got {position!r}")
+    return position
+
+
+class MachineState:
+    """Where an engine is: the token it processes and the task it runs.
+
+    :param token_pos: index of the current token in the engine's ``objects``;
+        ``-1`` before the first token (the engine adds one before fetching).
+    :param callback_pos: the index path of the current task in the nested
+        callback lists, e.g. ``[1, 2, 0]``. The list is copied.
+    """
+
+    __slots__ = ("_token_pos", "_callback_pos", "current_object_processed")
+
+    def __init__(
+        self, token_pos: int | None = None, callback_pos: Iterable[int] | None = None
+    ) -> None:
+        self._token_pos = -1
+        if token_pos is not None:
+            self.token_pos = token_pos
+        self._callback_pos = _as_position(callback_pos)
+        #: Whether the last pass over the tokens ran to its end.
+        self.current_object_processed = False
+
+    @property
+    def token_pos(self) -> int:
+        """Index of the token being (or last) processed; ``-1`` before the first."""
+        return self._token_pos
+
+    @token_pos.setter
+    def token_pos(self, value: int) -> None:
+        if type(value) is not int:
+            raise TypeError(f"token_pos must be an int, got {type(value).__name__}: {value!r}")
+        if value < -1:
+            raise ValueError(f"token_pos must be -1 or more, got {value}")
+        self._token_pos = value
+
+    @property
+    def callback_pos(self) -> list[int]:
+        """Index path of the current task in the nested callback lists.
+
+        While a task runs it points at that task; after a halt or an error it
+        still does, which is where :meth:`restart` resumes. Assigning copies
+        the value and checks that it is a non-empty list of int.
+        """
+        return self._callback_pos
+
+    @callback_pos.setter
+    def callback_pos(self, value: Iterable[int]) -> None:
+        self._callback_pos = _as_position(value)
+
+    @classproperty
+    def _state_keys(cls) -> tuple[str, ...]:
+        return ("token_pos", "callback_pos", "current_object_processed")
+
+    def reset(self) -> None:
+        """Go back to the start: before the first token, at the first task."""
+        self.token_pos_reset()
+        self.callback_pos_reset()
+        self.current_object_processed = False
+
+    def token_pos_reset(self) -> None:
+        """Set ``token_pos`` back to ``-1``."""
+        self._token_pos = -1
+
+    def callback_pos_reset(self) -> None:
+        """Set ``callback_pos`` to a new ``[0]``."""
+        self._callback_pos = [0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the state as a JSON-serialisable dict.
+
+        .. versionadded:: 3.0
+        """
+        return {
+            "token_pos": self._token_pos,
+            "callback_pos": list(self._callback_pos),
+            "current_object_processed": self.current_object_processed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MachineState:
+        """Build a state from the output of :meth:`to_dict`.
+
+        .. versionadded:: 3.0
+        """
+        state = cls(data["token_pos"], data["callback_pos"])
+        state.current_object_processed = bool(data.get("current_object_processed", False))
+        return state
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        self._token_pos = -1
+        self.token_pos = data["token_pos"]
+        self._callback_pos = _as_position(data["callback_pos"])
+        self.current_object_processed = bool(data.get("current_object_processed", False))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MachineState):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"MachineState(token_pos={self._token_pos}, callback_pos={self._callback_pos!r})"
+        )

@@ -1,0 +1,278 @@
+"""The exceptions of :mod:`workflow`.
+
+Two families live here. *Transitions* are how a task steers the engine: the
+engine's control-flow methods (:meth:`~workflow.engine.GenericWorkflowEngine.halt`,
+:meth:`~workflow.engine.GenericWorkflowEngine.stop`, ...) raise them and the
+engine catches them. *Errors* report something that went wrong::
+
+    Exception
+    ├── WorkflowTransition ............. base of every control-flow exception
+    │   ├── StopProcessing ............. eng.stop(): leave this engine's token loop
+    │   ├── HaltProcessing ............. eng.halt(): stop this and every parent engine
+    │   ├── ContinueNextToken .......... eng.continue_next_token()
+    │   ├── JumpToken .................. eng.jump_token(offset)
+    │   ├── JumpTokenForward ........... eng.jumpTokenForward(offset) (deprecated)
+    │   ├── JumpTokenBack .............. eng.jumpTokenBack(offset) (deprecated)
+    │   ├── JumpCall ................... eng.jump_call(offset)
+    │   ├── JumpCallForward ............ kept for imports; never raised
+    │   ├── JumpCallBack ............... kept for imports; never raised
+    │   ├── BreakFromThisLoop .......... eng.break_current_loop()
+    │   ├── SkipToken .................. eng.skip_token()
+    │   └── AbortProcessing ............ eng.abort()
+    ├── WorkflowError .................. a task failed; honoured by process(stop_on_error=False)
+    ├── WorkflowDefinitionError ........ a workflow definition is malformed or unknown
+    ├── WorkflowObjectStatusError ...... a token is in a status that forbids the operation
+    └── WorkflowAPIError ............... misuse of an API built on the engine
+
+The names and base classes are those of Invenio ``workflow`` 2.x, so code that
+catches them keeps working. Every exception here has a working :func:`str`,
+keeps its message in ``args`` and survives a :mod:`pickle` round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AbortProcessing",
+    "BreakFromThisLoop",
+    "ContinueNextToken",
+    "HaltProcessing",
+    "JumpCall",
+    "JumpCallBack",
+    "JumpCallForward",
+    "JumpToken",
+    "JumpTokenBack",
+    "JumpTokenForward",
+    "SkipToken",
+    "StopProcessing",
+    "WorkflowAPIError",
+    "WorkflowDefinitionError",
+    "WorkflowError",
+    "WorkflowObjectStatusError",
+    "WorkflowTransition",
+    "with_str",
+]
+
+
+def _describe(name: str, message: str, fields: dict[str, Any]) -> str:
+    """Render ``Name('message', key=value, ...)`` leaving out unset fields."""
+    parts = [repr(message)]
+    parts += [f"{key}={value!r}" for key, value in fields.items() if value is not None]
+    return f"{name}({', '.join(parts)})"
+
+
+class WorkflowTransition(Exception):
+    """Base of the control-flow exceptions; raised by tasks, caught by the engine."""
+
+
+class StopProcessing(WorkflowTransition):
+    """Raised by ``eng.stop()``; the engine leaves its token loop and finishes."""
+
+
+class HaltProcessing(WorkflowTransition):
+    """Raised by ``eng.halt()``; halts this engine and every engine above it.
+
+    The engine keeps its position, so the run can be resumed with
+    :meth:`~workflow.engine.GenericWorkflowEngine.restart`. Catch it around
+    :meth:`~workflow.engine.GenericWorkflowEngine.process`.
+
+    :param message: why the run halted.
+    :param action: name of an action a person or a program should take.
+    :param payload: any data describing the halt.
+    """
+
+    def __init__(self, message: str = "", action: str | None = None, payload: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.action = action
+        self.payload = payload
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        fields = {"action": self.action, "payload": self.payload}
+        return _describe(type(self).__name__, self.message, fields)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.action, self.payload))
+
+
+class ContinueNextToken(WorkflowTransition):
+    """Raised by ``eng.continue_next_token()``; the next token starts at its first task."""
+
+
+class JumpToken(WorkflowTransition):
+    """Raised by ``eng.jump_token(offset)``; ``args[0]`` is the offset."""
+
+
+class JumpTokenForward(WorkflowTransition):
+    """Raised by the deprecated ``eng.jumpTokenForward(offset)``."""
+
+
+class JumpTokenBack(WorkflowTransition):
+    """Raised by the deprecated ``eng.jumpTokenBack(offset)``."""
+
+
+class JumpCall(WorkflowTransition):
+    """Raised by ``eng.jump_call(offset)``; caught by the innermost running list."""
+
+
+class JumpCallForward(WorkflowTransition):
+    """Kept so that imports of Invenio 2.x keep working; nothing raises it."""
+
+
+class JumpCallBack(WorkflowTransition):
+    """Kept so that imports of Invenio 2.x keep working; nothing raises it."""
+
+
+class BreakFromThisLoop(WorkflowTransition):
+    """Raised by ``eng.break_current_loop()``; leaves the innermost running list."""
+
+
+class SkipToken(WorkflowTransition):
+    """Raised by ``eng.skip_token()``; the engine moves on to the next token."""
+
+
+class AbortProcessing(WorkflowTransition):
+    """Raised by ``eng.abort()``; the engine leaves its token loop."""
+
+
+class WorkflowError(Exception):
+    """A task failed; raise it from a task, catch it around ``process()``.
+
+    ``process(stop_on_error=False)`` moves on to the next token when a task
+    raises it. The context fields are optional; those that are set are
+    appended to the message.
+
+    :param message: what went wrong.
+    :param id_workflow: the workflow (its uuid or name) the error belongs to.
+    :param id_object: the token (its id, or its index in the run).
+    :param payload: any data describing the error.
+    :param callback_pos: the position of the failing task (keyword only).
+    :param task: the name of the failing task (keyword only).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        id_workflow: Any = None,
+        id_object: Any = None,
+        payload: Any = None,
+        *,
+        callback_pos: list[int] | None = None,
+        task: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.id_workflow = id_workflow
+        self.id_object = id_object
+        self.payload = payload
+        self.callback_pos = callback_pos
+        self.task = task
+
+    def _context(self) -> dict[str, Any]:
+        return {
+            "workflow": self.id_workflow,
+            "token": self.id_object,
+            "task": self.task,
+            "position": self.callback_pos,
+        }
+
+    def __str__(self) -> str:
+        context = ", ".join(f"{k} {v!r}" for k, v in self._context().items() if v is not None)
+        return f"{self.message} ({context})" if context else self.message
+
+    def __repr__(self) -> str:
+        fields = {
+            "id_workflow": self.id_workflow,
+            "id_object": self.id_object,
+            "payload": self.payload,
+            "callback_pos": self.callback_pos,
+            "task": self.task,
+        }
+        return _describe(type(self).__name__, self.message, fields)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {"callback_pos": self.callback_pos, "task": self.task}
+        args = (self.message, self.id_workflow, self.id_object, self.payload)
+        return (type(self), args, state)
+
+
+class WorkflowDefinitionError(Exception):
+    """A workflow definition is malformed, or no definition has that name.
+
+    Raised while a definition is registered or looked up, before any task runs.
+
+    :param message: what is wrong.
+    :param workflow_name: the definition concerned, when it has a name.
+    :param payload: any data describing the problem.
+    """
+
+    def __init__(self, message: str, workflow_name: str | None = None, payload: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.workflow_name = workflow_name
+        self.payload = payload
+
+    def __str__(self) -> str:
+        if self.workflow_name is None:
+            return self.message
+        return f"{self.message} (workflow {self.workflow_name!r})"
+
+    def __repr__(self) -> str:
+        fields = {"workflow_name": self.workflow_name, "payload": self.payload}
+        return _describe(type(self).__name__, self.message, fields)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.workflow_name, self.payload))
+
+
+class WorkflowObjectStatusError(Exception):
+    """A token's status forbids the requested operation.
+
+    :param message: what was refused.
+    :param id_object: the token concerned.
+    :param obj_status: the status that forbids it.
+    """
+
+    def __init__(self, message: str, id_object: Any = None, obj_status: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.id_object = id_object
+        self.obj_status = obj_status
+
+    def __str__(self) -> str:
+        return f"{self.message} (token {self.id_object!r}, status {self.obj_status!r})"
+
+    def __repr__(self) -> str:
+        fields = {"id_object": self.id_object, "obj_status": self.obj_status}
+        return _describe(type(self).__name__, self.message, fields)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.id_object, self.obj_status))
+
+
+class WorkflowAPIError(Exception):
+    """An API built on the engine was misused; raised by that API."""
+
+
+def with_str(spec: tuple[str, tuple[str, ...]]) -> Any:
+    """Give an exception class a ``__str__`` built from its attributes.
+
+    Kept from Invenio ``workflow`` 2.x, where it was broken on Python 3.
+    ``spec`` is ``(message_attribute, (keyword_attribute, ...))``; the result
+    reads ``ClassName(<message>, key=value, ...)``.
+    """
+    message_attr, keyword_attrs = spec
+
+    def decorate(cls: type[BaseException]) -> type[BaseException]:
+        def __str__(self: BaseException) -> str:
+            fields = {key: getattr(self, key, None) for key in keyword_attrs}
+            return _describe(type(self).__name__, str(getattr(self, message_attr, "")), fields)
+
+        cls.__str__ = __str__  # type: ignore[method-assign, assignment]
+        return cls
+
+    return decorate
