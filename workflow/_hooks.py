@@ -119,13 +119,17 @@ class TransitionActions:
     """
 
     @staticmethod
-    def StopProcessing(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
+    def StopProcessing(
+        obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo
+    ) -> None:
         """Leave the token loop; the pass finishes normally."""
         eng.log.debug("Processing was stopped: '%r' (object: %r)", callbacks, obj)
         raise Break
 
     @staticmethod
-    def HaltProcessing(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
+    def HaltProcessing(
+        obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo
+    ) -> None:
         """Announce the halt and re-raise it: it leaves ``process()``."""
         exc = exc_info[1]
         eng.log.debug("Processing was halted at token %d: %s", eng.state.token_pos, exc)
@@ -135,7 +139,9 @@ class TransitionActions:
         raise exc
 
     @staticmethod
-    def ContinueNextToken(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
+    def ContinueNextToken(
+        obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo
+    ) -> None:
         """Go to the next token, from its first task."""
         eng.log.debug("Stop processing token %d, continue with the next", eng.state.token_pos)
         eng.state.callback_pos_reset()
@@ -149,12 +155,16 @@ class TransitionActions:
         _jump_token(eng, offset)
 
     @staticmethod
-    def JumpTokenForward(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
+    def JumpTokenForward(
+        obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo
+    ) -> None:
         """Move ``offset`` tokens forward (deprecated spelling of :meth:`JumpToken`)."""
         _jump_token(eng, exc_info[1].args[0])
 
     @staticmethod
-    def JumpTokenBack(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
+    def JumpTokenBack(
+        obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo
+    ) -> None:
         """Move ``offset`` tokens back (deprecated spelling of :meth:`JumpToken`)."""
         _jump_token(eng, -abs(exc_info[1].args[0]))
 
@@ -166,7 +176,9 @@ class TransitionActions:
         raise Continue
 
     @staticmethod
-    def AbortProcessing(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
+    def AbortProcessing(
+        obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo
+    ) -> None:
         """Leave the token loop at once; the pass finishes."""
         eng.log.debug("Processing was aborted at token %d", eng.state.token_pos)
         raise Break

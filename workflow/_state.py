@@ -34,7 +34,7 @@ class MachineState:
         callback lists, e.g. ``[1, 2, 0]``. The list is copied.
     """
 
-    __slots__ = ("_token_pos", "_callback_pos", "current_object_processed")
+    __slots__ = ("_callback_pos", "_token_pos", "current_object_processed")
 
     def __init__(
         self, token_pos: int | None = None, callback_pos: Iterable[int] | None = None
@@ -129,6 +129,4 @@ class MachineState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (
-            f"MachineState(token_pos={self._token_pos}, callback_pos={self._callback_pos!r})"
-        )
+        return f"MachineState(token_pos={self._token_pos}, callback_pos={self._callback_pos!r})"

@@ -343,7 +343,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 f"Passed in object {type(objects)} has no len() or indexing; "
                 "pass the tokens as a list, e.g. list(tokens)"
             )
-        if not len(objects):
+        if not len(objects):  # type: ignore[arg-type]
             self.log.warning(
                 "List of objects is empty. Running workflow on empty set has no effect."
             )
@@ -358,18 +358,10 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         state = self.state
         factory.before_processing(self, objects)
         hooks = self._hooks = _Hooks(self, mapper)
-        before_object = factory.before_object
-        if before_object is ProcessingFactory.before_object:
-            before_object = None
-        after_object = factory.after_object
-        if after_object is ProcessingFactory.after_object:
-            after_object = None
-        before_callbacks = mapper.before_callbacks
-        if before_callbacks is ActionMapper.before_callbacks:
-            before_callbacks = None
-        after_callbacks = mapper.after_callbacks
-        if after_callbacks is ActionMapper.after_callbacks:
-            after_callbacks = None
+        before_object = _unless_noop(factory.before_object, ProcessingFactory.before_object)
+        after_object = _unless_noop(factory.after_object, ProcessingFactory.after_object)
+        before_callbacks = _unless_noop(mapper.before_callbacks, ActionMapper.before_callbacks)
+        after_callbacks = _unless_noop(mapper.after_callbacks, ActionMapper.after_callbacks)
 
         while len(objects) - 1 > state.token_pos:
             token_pos = state.token_pos + 1
@@ -474,15 +466,24 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                             before_each(self, item, obj)
                         try:
                             if log is not None:
-                                log.debug("token %d: task %s at %s", self.state.token_pos, _name(item), pos)
+                                log.debug(
+                                    "token %d: task %s at %s",
+                                    self.state.token_pos,
+                                    _name(item),
+                                    pos,
+                                )
                             if signals.task_started.receivers:
-                                signals.task_started.send(self, token=obj, task=item, callback_pos=list(pos))
+                                signals.task_started.send(
+                                    self, token=obj, task=item, callback_pos=list(pos)
+                                )
                             if execute is None:
                                 item(obj, self)
                             else:
                                 execute(item, obj)
                             if signals.task_finished.receivers:
-                                signals.task_finished.send(self, token=obj, task=item, callback_pos=list(pos))
+                                signals.task_finished.send(
+                                    self, token=obj, task=item, callback_pos=list(pos)
+                                )
                         finally:
                             if after_each is not None:
                                 after_each(self, item, obj)
@@ -553,6 +554,11 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             f"<{type(self).__name__} tokens={len(self.objects)} "
             f"token_pos={state.token_pos} callback_pos={state.callback_pos}>"
         )
+
+
+def _unless_noop(hook: Any, default: Any) -> Any:
+    """Return ``hook``, or ``None`` when it is the default no-op (so it is not called)."""
+    return None if hook is default else hook
 
 
 def _name(task: Any) -> str:

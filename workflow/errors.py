@@ -268,11 +268,11 @@ def with_str(spec: tuple[str, tuple[str, ...]]) -> Any:
     message_attr, keyword_attrs = spec
 
     def decorate(cls: type[BaseException]) -> type[BaseException]:
-        def __str__(self: BaseException) -> str:
+        def __str__(self: BaseException) -> str:  # noqa: N807
             fields = {key: getattr(self, key, None) for key in keyword_attrs}
             return _describe(type(self).__name__, str(getattr(self, message_attr, "")), fields)
 
-        cls.__str__ = __str__  # type: ignore[method-assign, assignment]
+        cls.__str__ = __str__  # type: ignore[method-assign]
         return cls
 
     return decorate
