@@ -470,7 +470,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                                     "token %d: task %s at %s",
                                     self.state.token_pos,
                                     _name(item),
-                                    pos,
+                                    list(pos),
                                 )
                             if signals.task_started.receivers:
                                 signals.task_started.send(
