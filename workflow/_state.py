@@ -10,10 +10,8 @@ from .utils import classproperty
 __all__ = ["MachineState"]
 
 
-def _as_position(value: Iterable[int] | None) -> list[int]:
+def _as_position(value: Iterable[int]) -> list[int]:
     """Return a fresh position list, or raise a clear error for a bad one."""
-    if value is None:
-        return [0]
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(
             f"callback_pos must be a list of int (an index path such as [1, 0]), "
@@ -42,7 +40,7 @@ class MachineState:
         self._token_pos = -1
         if token_pos is not None:
             self.token_pos = token_pos
-        self._callback_pos = _as_position(callback_pos)
+        self._callback_pos = [0] if callback_pos is None else _as_position(callback_pos)
         #: Whether the last pass over the tokens ran to its end.
         self.current_object_processed = False
 

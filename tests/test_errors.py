@@ -1,0 +1,109 @@
+"""Exceptions: working str(), args kept, pickle round trip (bug B1 of 2.1.6)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from workflow import errors
+from workflow.errors import (
+    HaltProcessing,
+    WorkflowDefinitionError,
+    WorkflowError,
+    WorkflowObjectStatusError,
+    WorkflowTransition,
+    with_str,
+)
+
+TRANSITIONS = [
+    errors.StopProcessing,
+    errors.HaltProcessing,
+    errors.ContinueNextToken,
+    errors.JumpToken,
+    errors.JumpTokenForward,
+    errors.JumpTokenBack,
+    errors.JumpCall,
+    errors.JumpCallForward,
+    errors.JumpCallBack,
+    errors.BreakFromThisLoop,
+    errors.SkipToken,
+    errors.AbortProcessing,
+]
+
+
+@pytest.mark.parametrize("cls", TRANSITIONS)
+def test_transitions_derive_from_workflow_transition(cls: type[Exception]) -> None:
+    assert issubclass(cls, WorkflowTransition)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [WorkflowError, WorkflowDefinitionError, WorkflowObjectStatusError, errors.WorkflowAPIError],
+)
+def test_real_errors_are_not_transitions(cls: type[Exception]) -> None:
+    assert not issubclass(cls, WorkflowTransition)
+
+
+def test_the_module_exports_seventeen_exceptions_and_with_str() -> None:
+    classes = [n for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    assert len(classes) == 17
+    assert "with_str" in errors.__all__
+
+
+def test_halt_processing_has_a_str_args_and_repr() -> None:
+    exc = HaltProcessing("need review", action="approve", payload={"id": 7})
+    assert str(exc) == "need review"
+    assert exc.args == ("need review",)
+    assert repr(exc) == "HaltProcessing('need review', action='approve', payload={'id': 7})"
+
+
+def test_workflow_error_str_names_its_context() -> None:
+    exc = WorkflowError("task failed", "wf-1", 3, callback_pos=[1, 0], task="enrich")
+    assert exc.args == ("task failed",)
+    assert str(exc) == (
+        "task failed (workflow 'wf-1', token 3, task 'enrich', position [1, 0])"
+    )
+    assert str(WorkflowError("plain")) == "plain"
+    assert repr(WorkflowError("plain", id_object=2)) == "WorkflowError('plain', id_object=2)"
+
+
+def test_definition_and_status_errors_have_a_str() -> None:
+    assert str(WorkflowDefinitionError("unknown", "flow")) == "unknown (workflow 'flow')"
+    assert str(WorkflowDefinitionError("bad")) == "bad"
+    assert repr(WorkflowDefinitionError("bad", "f")) == "WorkflowDefinitionError('bad', workflow_name='f')"
+    exc = WorkflowObjectStatusError("refused", 5, "HALTED")
+    assert str(exc) == "refused (token 5, status 'HALTED')"
+    assert repr(exc) == "WorkflowObjectStatusError('refused', id_object=5, obj_status='HALTED')"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        HaltProcessing("m", action="a", payload=[1]),
+        WorkflowError("m", "wf", 2, {"k": 1}, callback_pos=[0, 1], task="t"),
+        WorkflowDefinitionError("m", "wf", payload=3),
+        WorkflowObjectStatusError("m", 1, 2),
+        errors.JumpToken(3),
+        errors.StopProcessing(),
+        errors.WorkflowAPIError("m"),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_every_exception_survives_a_pickle_round_trip(exc: Exception) -> None:
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is type(exc)
+    assert copy.args == exc.args
+    assert repr(copy) == repr(exc)
+    assert vars(copy) == vars(exc)
+
+
+def test_with_str_gives_a_working_str() -> None:
+    @with_str(("message", ("code",)))
+    class Custom(Exception):
+        def __init__(self, message: str, code: int) -> None:
+            super().__init__(message)
+            self.message = message
+            self.code = code
+
+    assert str(Custom("bad", 4)) == "Custom('bad', code=4)"
