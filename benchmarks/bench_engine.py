@@ -237,14 +237,16 @@ def engine_run_restarting(definition: list[Any]) -> Run:
     eng = new_engine(definition)
 
     def run(tokens: list[Token]) -> None:
-        try:
-            eng.process(tokens)
-        except HaltProcessing:
-            while True:
-                try:
+        halted = False
+        while True:
+            try:
+                if halted:
                     eng.restart("current", "current")
-                except HaltProcessing:
-                    continue
+                else:
+                    eng.process(tokens)
+            except HaltProcessing:
+                halted = True
+            else:
                 return
 
     return run

@@ -631,3 +631,38 @@ def test_debug_logging_names_every_task(
         eng.process([[]])
     assert "token 0: task a at [0]" in caplog.messages
     assert "token 0: task b at [1, 0]" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (1, ["jump", "end-of-task", "a", "b", "after"]),
+        (2, ["jump", "end-of-task", "b", "after"]),
+        (99, ["jump", "end-of-task", "after"]),
+    ],
+)
+def test_jump_call_later_moves_when_the_task_returns(
+    make_engine: Any, offset: int, expected: list[str]
+) -> None:
+    def jump(obj: Any, eng: Any) -> None:
+        obj.append("jump")
+        eng.jump_call_later(offset)
+        obj.append("end-of-task")
+
+    eng = make_engine([[jump, append("a"), append("b")], append("after")])
+    tokens: list[list[str]] = [[]]
+    eng.process(tokens)
+    assert tokens == [expected]
+
+
+def test_jump_call_later_backward_is_clamped_to_the_list_start(make_engine: Any) -> None:
+    def back_once(obj: Any, eng: Any) -> None:
+        if obj.count("a") == 1:
+            eng.jump_call_later(-50)
+
+    eng = make_engine([append("a"), back_once, append("b")])
+    tokens: list[list[str]] = [[]]
+    eng.process(tokens)
+    assert tokens == [["a", "a", "b"]]
+    with pytest.raises(TypeError, match="offset must be an int"):
+        eng.jump_call_later("1")

@@ -100,26 +100,26 @@ def reset_all_loggers(level: int = LOGGING_LEVEL) -> None:
 class _Hooks:
     """The hooks of one pass, resolved once; ``None`` where a hook is a no-op."""
 
-    __slots__ = ("after_each", "before_each", "execute", "log")
+    __slots__ = ("after_each", "before_each", "bare", "execute", "log")
 
     def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
-        before = mapper.before_each_callback
-        after = mapper.after_each_callback
-        self.before_each = None if before is ActionMapper.before_each_callback else before
-        self.after_each = None if after is ActionMapper.after_each_callback else after
+        self.before_each = _unless_noop(mapper.before_each_callback, ActionMapper.before_each_callback)
+        self.after_each = _unless_noop(mapper.after_each_callback, ActionMapper.after_each_callback)
         overridden = type(eng).execute_callback is not GenericWorkflowEngine.execute_callback
         self.execute = eng.execute_callback if overridden else None
         self.log = eng.log if eng.log.isEnabledFor(logging.DEBUG) else None
-
-    def plain(self) -> bool:
-        """Whether tasks can be called bare (no hook, no listener, no debug log)."""
-        return (
+        #: Whether tasks can be called bare, as long as nobody listens to task signals.
+        self.bare = (
             self.before_each is None
             and self.after_each is None
             and self.execute is None
             and self.log is None
-            and not signals.task_started.receivers
-            and not signals.task_finished.receivers
+        )
+
+    def plain(self) -> bool:
+        """Whether tasks can be called bare (no hook, no listener, no debug log)."""
+        return (
+            self.bare and not signals.task_started.receivers and not signals.task_finished.receivers
         )
 
 
@@ -227,6 +227,22 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         if type(offset) is not int:
             raise TypeError(f"jump_call() offset must be an int, got {offset!r}")
         raise JumpCall(offset)
+
+    def jump_call_later(self, offset: int) -> None:
+        """Like :meth:`jump_call`, but move when the running task returns.
+
+        Nothing is raised: the task goes on to its end, then the engine
+        continues with the task ``offset`` away in the innermost running list
+        (an offset past the end leaves the list). Patterns use it because it is
+        much cheaper than raising; a task that halts or fails after calling it
+        resumes at the moved position.
+
+        .. versionadded:: 3.0
+        """
+        if type(offset) is not int:
+            raise TypeError(f"jump_call_later() offset must be an int, got {offset!r}")
+        pos = self.state._callback_pos
+        pos[-1] = max(pos[-1] + offset, 0) - 1
 
     def break_current_loop(self) -> None:
         """Leave the innermost running list; its parent goes on after it."""
@@ -362,26 +378,37 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         after_object = _unless_noop(factory.after_object, ProcessingFactory.after_object)
         before_callbacks = _unless_noop(mapper.before_callbacks, ActionMapper.before_callbacks)
         after_callbacks = _unless_noop(mapper.after_callbacks, ActionMapper.after_callbacks)
+        chooser = _unless_noop(type(self).callback_chooser, GenericWorkflowEngine.callback_chooser)
+        bare = hooks.bare
+        task_started = signals.task_started
+        task_finished = signals.task_finished
+        token_started = signals.token_started
+        token_finished = signals.token_finished
 
-        while len(objects) - 1 > state.token_pos:
-            token_pos = state.token_pos + 1
-            state.token_pos = token_pos
+        # Cheap to re-check each token: the bound (tasks may append tokens), the
+        # position (tasks may jump), the definition and the signal receivers.
+        while len(objects) - 1 > state._token_pos:
+            token_pos = state._token_pos + 1
+            state._token_pos = token_pos
             obj = objects[token_pos]
             if before_object is not None:
                 before_object(self, objects, obj)
-            callbacks = self.callback_chooser(obj)
+            if chooser is None and getattr(obj, "getFeature", None) is None:
+                callbacks = self.callbacks._definitions.get("*") or self.callback_chooser(obj)
+            else:
+                callbacks = self.callback_chooser(obj)
             if callbacks:
                 self._running = callbacks
-                if signals.token_started.receivers:
-                    signals.token_started.send(self, token=obj, token_pos=token_pos)
+                if token_started.receivers:
+                    token_started.send(self, token=obj, token_pos=token_pos)
                 if before_callbacks is not None:
                     before_callbacks(obj, self)
                 try:
                     try:
-                        if hooks.plain():
-                            self._run_plain(callbacks, obj, 0)
+                        if bare and not task_started.receivers and not task_finished.receivers:
+                            self._run_plain(callbacks, obj, 0, state._callback_pos)
                         else:
-                            self._run_hooked(callbacks, obj, 0)
+                            self._run_hooked(callbacks, obj, 0, state._callback_pos)
                     finally:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
@@ -396,9 +423,9 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 else:
                     if after_object is not None:
                         after_object(self, objects, obj)
-                    if signals.token_finished.receivers:
-                        signals.token_finished.send(self, token=obj, token_pos=token_pos)
-            state.callback_pos_reset()
+                    if token_finished.receivers:
+                        token_finished.send(self, token=obj, token_pos=token_pos)
+            state._callback_pos = [0]
         factory.after_processing(self, objects)
 
     def run_callbacks(self, callbacks: Any, objects: Any, obj: Any, indent: int = 0) -> None:
@@ -409,19 +436,19 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         list it points at without re-running what lies before.
         """
         if self._hooks.plain():
-            self._run_plain(callbacks, obj, indent)
+            self._run_plain(callbacks, obj, indent, self.state.callback_pos)
         else:
-            self._run_hooked(callbacks, obj, indent)
+            self._run_hooked(callbacks, obj, indent, self.state.callback_pos)
 
     # The two interpreters below are the hot loop. They differ only in how a
     # task is called: bare, or wrapped in the hooks, signals and debug log.
-    # Invariant: while a task runs, state.callback_pos is the path to it.
+    # ``pos`` is state.callback_pos; while a task runs, it is the path to it.
+    # Reading pos[depth] back after each task lets a task move it in place.
 
-    def _run_plain(self, block: list[Any], obj: Any, depth: int) -> None:
-        pos = self.state.callback_pos
+    def _run_plain(self, block: list[Any], obj: Any, depth: int, pos: list[int]) -> None:
         n = len(block)
         if len(pos) > depth + 1:
-            self._fast_forward(block, obj, depth, self._run_plain)
+            self._fast_forward(block, obj, depth, pos, self._run_plain)
         while True:
             try:
                 i = pos[depth]
@@ -429,29 +456,30 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     item = block[i]
                     if item.__class__ is list:
                         pos.append(0)
-                        self._run_plain(item, obj, depth + 1)
+                        self._run_plain(item, obj, depth + 1, pos)
                         del pos[depth + 1 :]
                     else:
                         item(obj, self)
                     i = pos[depth] + 1
                     pos[depth] = i
-                pos[depth] = i - 1
+                pos[depth] = min(i, n) - 1
                 return
             except JumpCall as jump:
                 pos[depth] = min(max(pos[depth] + jump.args[0], 0), n)
             except BreakFromThisLoop:
                 return
 
-    def _run_hooked(self, block: list[Any], obj: Any, depth: int) -> None:
-        pos = self.state.callback_pos
+    def _run_hooked(self, block: list[Any], obj: Any, depth: int, pos: list[int]) -> None:
         n = len(block)
         hooks = self._hooks
         before_each = hooks.before_each
         after_each = hooks.after_each
         execute = hooks.execute
         log = hooks.log
+        task_started = signals.task_started
+        task_finished = signals.task_finished
         if len(pos) > depth + 1:
-            self._fast_forward(block, obj, depth, self._run_hooked)
+            self._fast_forward(block, obj, depth, pos, self._run_hooked)
         while True:
             try:
                 i = pos[depth]
@@ -459,7 +487,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     item = block[i]
                     if item.__class__ is list:
                         pos.append(0)
-                        self._run_hooked(item, obj, depth + 1)
+                        self._run_hooked(item, obj, depth + 1, pos)
                         del pos[depth + 1 :]
                     else:
                         if before_each is not None:
@@ -472,16 +500,16 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                                     _name(item),
                                     list(pos),
                                 )
-                            if signals.task_started.receivers:
-                                signals.task_started.send(
+                            if task_started.receivers:
+                                task_started.send(
                                     self, token=obj, task=item, callback_pos=list(pos)
                                 )
                             if execute is None:
                                 item(obj, self)
                             else:
                                 execute(item, obj)
-                            if signals.task_finished.receivers:
-                                signals.task_finished.send(
+                            if task_finished.receivers:
+                                task_finished.send(
                                     self, token=obj, task=item, callback_pos=list(pos)
                                 )
                         finally:
@@ -489,16 +517,17 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                                 after_each(self, item, obj)
                     i = pos[depth] + 1
                     pos[depth] = i
-                pos[depth] = i - 1
+                pos[depth] = min(i, n) - 1
                 return
             except JumpCall as jump:
                 pos[depth] = min(max(pos[depth] + jump.args[0], 0), n)
             except BreakFromThisLoop:
                 return
 
-    def _fast_forward(self, block: list[Any], obj: Any, depth: int, run: Any) -> None:
-        """Resume inside the nested list ``block[callback_pos[depth]]``."""
-        pos = self.state.callback_pos
+    def _fast_forward(
+        self, block: list[Any], obj: Any, depth: int, pos: list[int], run: Any
+    ) -> None:
+        """Resume inside the nested list ``block[pos[depth]]``, keeping the deeper path."""
         index = pos[depth]
         if not 0 <= index < len(block) or block[index].__class__ is not list:
             raise WorkflowError(
@@ -506,7 +535,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 "is not a nested list in this definition (did the definition change?)",
                 callback_pos=list(pos),
             )
-        run(block[index], obj, depth + 1)
+        run(block[index], obj, depth + 1, pos)
         del pos[depth + 1 :]
         pos[depth] = index + 1
 
