@@ -8,6 +8,7 @@ Build it as CI does (both must pass without a warning)::
 
 from __future__ import annotations
 
+import doctest
 import os
 import sys
 from pathlib import Path
@@ -67,3 +68,7 @@ doctest_global_setup = """
 from workflow.engine import GenericWorkflowEngine
 from workflow.errors import HaltProcessing, WorkflowError
 """
+
+# Compare exception messages too (Sphinx ignores them by default), so that the
+# messages shown on the pages are the real ones.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1

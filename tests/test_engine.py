@@ -279,7 +279,13 @@ def test_jump_offsets_must_be_int(make_engine: Any, offset: Any) -> None:
 
 def test_break_current_loop_leaves_the_innermost_list(make_engine: Any) -> None:
     eng = make_engine(
-        [[append("a"), [append("b"), lambda o, e: e.break_current_loop(), append("x")], append("c")]]
+        [
+            [
+                append("a"),
+                [append("b"), lambda o, e: e.break_current_loop(), append("x")],
+                append("c"),
+            ]
+        ]
     )
     tokens: list[list[str]] = [[]]
     eng.process(tokens)
@@ -623,9 +629,7 @@ def test_len_counts_the_tokens(make_engine: Any) -> None:
     assert len(eng) == 3
 
 
-def test_debug_logging_names_every_task(
-    make_engine: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_debug_logging_names_every_task(make_engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     eng = make_engine([append("a"), [append("b")]])
     with caplog.at_level(logging.DEBUG, logger="workflow"):
         eng.process([[]])

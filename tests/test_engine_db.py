@@ -335,9 +335,11 @@ def test_halt_saves_the_token_position_and_the_workflow_halted(
     eng.callbacks.replace([add_one, [halt_if_even, add_ten]])
     halted: list[Any] = []
 
-    with signals.workflow_halted.connected_to(halted.append, sender=eng):
-        with pytest.raises(HaltProcessing, match="needs review"):
-            eng.process(tokens)
+    with (
+        signals.workflow_halted.connected_to(halted.append, sender=eng),
+        pytest.raises(HaltProcessing, match="needs review"),
+    ):
+        eng.process(tokens)
 
     assert halted == [eng]
     assert stored(session) == (WorkflowStatus.HALTED, [DONE, HALTED, INITIAL])
@@ -436,12 +438,12 @@ def test_task_error_is_saved_and_raised_as_a_chained_workflow_error(
     )
 
 
-def test_workflow_error_from_a_task_is_raised_as_is_with_its_context_filled(
+def test_workflow_error_from_a_task_is_raised_as_is_with_its_unset_context_filled(
     session: Session, row: WorkflowRow
 ) -> None:
     tokens = add_tokens(row, 1)
     eng = DbWorkflowEngine(row)
-    raised = WorkflowError("bad grade", payload={"grade": 1})
+    raised = WorkflowError("bad grade", id_object="grade #1", payload={"grade": 1})
 
     def refuse(obj: TokenRow, eng: DbWorkflowEngine) -> None:
         raise raised
@@ -454,7 +456,7 @@ def test_workflow_error_from_a_task_is_raised_as_is_with_its_context_filled(
     assert info.value is raised
     assert (raised.id_workflow, raised.id_object, raised.callback_pos, raised.task) == (
         row.uuid,
-        0,
+        "grade #1",
         [1],
         "refuse",
     )

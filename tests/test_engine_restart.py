@@ -42,12 +42,12 @@ def halted_twice(make_engine: Any) -> Any:
 # (obj, task) -> expected tokens 0..3 after the restart, and whether it halts again.
 TABLE = {
     ("prev", "first"): ([FULL + HALF, HALF, [], []], True),
-    ("prev", "prev"): ([FULL + ["python"], HALF, [], []], True),
+    ("prev", "prev"): ([[*FULL, "python"], HALF, [], []], True),
     ("prev", "current"): ([FULL, HALF, [], []], True),
-    ("prev", "next"): ([FULL + ["horse"], HALF + HALF, [], []], True),
-    ("current", "prev"): ([FULL, HALF + ["python"], [], []], True),
+    ("prev", "next"): ([[*FULL, "horse"], HALF + HALF, [], []], True),
+    ("current", "prev"): ([FULL, [*HALF, "python"], [], []], True),
     ("current", "current"): ([FULL, HALF, [], []], True),
-    ("current", "next"): ([FULL, HALF + ["horse"], HALF, []], True),
+    ("current", "next"): ([FULL, [*HALF, "horse"], HALF, []], True),
     ("current", "first"): ([FULL, HALF + HALF, [], []], True),
     ("next", "prev"): ([FULL, HALF, ["python"], []], True),
     ("next", "current"): ([FULL, HALF, [], []], True),

@@ -61,9 +61,7 @@ def test_halt_processing_has_a_str_args_and_repr() -> None:
 def test_workflow_error_str_names_its_context() -> None:
     exc = WorkflowError("task failed", "wf-1", 3, callback_pos=[1, 0], task="enrich")
     assert exc.args == ("task failed",)
-    assert str(exc) == (
-        "task failed (workflow 'wf-1', token 3, task 'enrich', position [1, 0])"
-    )
+    assert str(exc) == ("task failed (workflow 'wf-1', token 3, task 'enrich', position [1, 0])")
     assert str(WorkflowError("plain")) == "plain"
     assert repr(WorkflowError("plain", id_object=2)) == "WorkflowError('plain', id_object=2)"
 
@@ -71,7 +69,10 @@ def test_workflow_error_str_names_its_context() -> None:
 def test_definition_and_status_errors_have_a_str() -> None:
     assert str(WorkflowDefinitionError("unknown", "flow")) == "unknown (workflow 'flow')"
     assert str(WorkflowDefinitionError("bad")) == "bad"
-    assert repr(WorkflowDefinitionError("bad", "f")) == "WorkflowDefinitionError('bad', workflow_name='f')"
+    assert (
+        repr(WorkflowDefinitionError("bad", "f"))
+        == "WorkflowDefinitionError('bad', workflow_name='f')"
+    )
     exc = WorkflowObjectStatusError("refused", 5, "HALTED")
     assert str(exc) == "refused (token 5, status 'HALTED')"
     assert repr(exc) == "WorkflowObjectStatusError('refused', id_object=5, obj_status='HALTED')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -46,10 +47,8 @@ def test_invenio_signals_are_sent_with_the_engine_as_sender(
     for name, receiver in receivers.items():
         getattr(signals, name).connect(receiver, sender=eng)
     try:
-        try:
+        with contextlib.suppress(HaltProcessing, ValueError):
             eng.process([[]])
-        except (HaltProcessing, ValueError):
-            pass
     finally:
         for name, receiver in receivers.items():
             getattr(signals, name).disconnect(receiver)

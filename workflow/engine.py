@@ -100,10 +100,12 @@ def reset_all_loggers(level: int = LOGGING_LEVEL) -> None:
 class _Hooks:
     """The hooks of one pass, resolved once; ``None`` where a hook is a no-op."""
 
-    __slots__ = ("after_each", "before_each", "bare", "execute", "log")
+    __slots__ = ("after_each", "bare", "before_each", "execute", "log")
 
     def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
-        self.before_each = _unless_noop(mapper.before_each_callback, ActionMapper.before_each_callback)
+        self.before_each = _unless_noop(
+            mapper.before_each_callback, ActionMapper.before_each_callback
+        )
         self.after_each = _unless_noop(mapper.after_each_callback, ActionMapper.after_each_callback)
         overridden = type(eng).execute_callback is not GenericWorkflowEngine.execute_callback
         self.execute = eng.execute_callback if overridden else None

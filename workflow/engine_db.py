@@ -252,7 +252,7 @@ class DbTransitionAction(TransitionActions):
         :class:`~workflow.errors.WorkflowError` naming the workflow, the token
         index, the task and its position, chained to the task's exception. A
         task's own ``WorkflowError`` is raised again as it is, with the
-        context it lacked filled in.
+        context fields it left unset filled in.
         """
         db_eng = _db(eng)
         exc = exc_info[1]
@@ -267,13 +267,8 @@ class DbTransitionAction(TransitionActions):
             position,
             details,
         )
-        if obj is not None:
-            obj.set_error_message(details)
-            obj.save(
-                status=obj.known_statuses.ERROR,
-                callback_pos=position,
-                id_workflow=db_eng.uuid,
-            )
+        obj.set_error_message(details)
+        obj.save(status=obj.known_statuses.ERROR, callback_pos=position, id_workflow=db_eng.uuid)
         db_eng.save(db_eng.known_statuses.ERROR)
         eng.signal.workflow_error(eng, exception=exc)
         context = {
