@@ -28,6 +28,25 @@ mypy
 echo "== pytest (branch coverage of workflow/)"
 python -m pytest --cov=workflow --cov-branch --cov-report=term "$@"
 
+echo "== pytest on the other supported Pythons (3.10, 3.12, 3.13)"
+find_python() {  # version -> path of an interpreter, or nothing
+    command -v "python$1" 2>/dev/null && "python$1" -c "" 2>/dev/null && return 0
+    local root
+    root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+    ls -d "$root"/versions/"$1".*/bin/python3 2>/dev/null | sort -V | tail -n 1
+}
+for version in 3.10 3.12 3.13; do
+    interpreter=$(find_python "$version" | tail -n 1)
+    if [ -z "$interpreter" ]; then
+        echo "-- Python $version not found: skipped (install it to test on it)"
+        continue
+    fi
+    venv=".venv-$version"
+    [ -x "$venv/bin/python" ] || "$interpreter" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+done
+
 echo "== sphinx (-W) and the documentation's doctests"
 rm -rf docs/_build
 python -m sphinx -W --keep-going -q -b html docs docs/_build/html

@@ -670,3 +670,11 @@ def test_jump_call_later_backward_is_clamped_to_the_list_start(make_engine: Any)
     assert tokens == [["a", "a", "b"]]
     with pytest.raises(TypeError, match="offset must be an int"):
         eng.jump_call_later("1")
+
+
+def test_run_callbacks_runs_one_list_for_one_token(make_engine: Any) -> None:
+    eng = make_engine([append("unused")])
+    token: list[str] = []
+    eng.run_callbacks([append("a"), [append("b")]], [token], token)
+    assert token == ["a", "b"]
+    assert eng.state.callback_pos == [1]

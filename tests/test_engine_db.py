@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -179,7 +181,8 @@ def test_statuses_keep_the_invenio_values_and_labels(
 ) -> None:
     assert member.value == value
     assert member.label == label
-    assert type(member)(value) is member
+    assert type(member)(json.loads(json.dumps(member.value))) is member
+    assert pickle.loads(pickle.dumps(member)) is member
 
 
 def test_statuses_list_their_members_in_invenio_order() -> None:

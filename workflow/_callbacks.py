@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import WorkflowDefinitionError
@@ -111,15 +111,3 @@ class Callbacks:
         sizes = ", ".join(f"{key!r}: {len(tree)} items" for key, tree in self._definitions.items())
         return f"<Callbacks {{{sizes}}}>"
 
-
-Task = Callable[[Any, Any], Any]
-"""A task: any callable taking ``(obj, eng)``; its return value is ignored."""
-
-
-def iter_tasks(tree: Iterable[Any]) -> Iterator[Any]:
-    """Yield every task of a callback tree, depth first."""
-    for item in tree:
-        if isinstance(item, list):
-            yield from iter_tasks(item)
-        else:
-            yield item

@@ -44,13 +44,14 @@ Differences from Invenio ``workflow`` 2.1.6, all deliberate:
 * A failing task surfaces as a :class:`~workflow.errors.WorkflowError` that
   names the workflow, the token, the task and its position, chained to the
   task's exception (2.1.6 raised ``TypeError: 'WorkflowError' object is not
-  callable``). A task's own ``WorkflowError`` is re-raised as it is, so
-  ``process(stop_on_error=False)`` goes on with the next token. The
-  ``workflow_error`` signal is sent once (2.1.6 sent ``workflow_halted``).
+  callable``). A task's own ``WorkflowError`` is re-raised as it is. Either
+  way ``process(stop_on_error=False)`` saves the failed token and goes on
+  with the next one. The ``workflow_error`` signal is sent once (2.1.6 sent
+  ``workflow_halted``).
 * A halted token's position is saved as ``callback_pos=``, like a failed
   token's (2.1.6 used ``task_counter=`` for halts only).
-* Tokens need no ``log`` attribute, and a falsy token (``0``, ``[]``) is
-  saved like any other.
+* Tokens need no ``log`` attribute, and a token that is false in a boolean
+  context (a model with ``__len__``, say) is saved like any other.
 * The object filters (:attr:`DbWorkflowEngine.final_objects`, ...) accept a
   status stored as the enumeration member or as its value.
 """
