@@ -40,11 +40,10 @@ html_static_path: list[str] = []
 # -- autodoc -------------------------------------------------------------------
 
 autodoc_member_order = "bysource"
+# Types go into the parameter lists, and only for documented parameters, so
+# that signatures stay short and undocumented "Any" types do not clutter.
 autodoc_typehints = "description"
-autodoc_default_options = {
-    "members": True,
-    "show-inheritance": True,
-}
+autodoc_typehints_description_target = "documented"
 
 # -- intersphinx ---------------------------------------------------------------
 #
