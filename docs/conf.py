@@ -16,11 +16,11 @@ from pathlib import Path
 # Import the package from this checkout, not from an installed copy.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import workflow  # noqa: E402
+import workflow
 
 project = "workflow"
 author = "the workflow authors"
-copyright = "2011-2016 CERN; 2024 the workflow authors"  # noqa: A001
+copyright = "2011-2016 CERN; the workflow authors"
 version = workflow.__version__
 release = workflow.__version__
 
