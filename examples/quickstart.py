@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.patterns.controlflow import IF_ELSE
-
 from workflow.engine import GenericWorkflowEngine
 from workflow.errors import HaltProcessing
+from workflow.patterns.controlflow import IF_ELSE
 
 
 def add_tax(order: dict[str, Any], eng: GenericWorkflowEngine) -> None:

@@ -678,3 +678,25 @@ def test_run_callbacks_runs_one_list_for_one_token(make_engine: Any) -> None:
     eng.run_callbacks([append("a"), [append("b")]], [token], token)
     assert token == ["a", "b"]
     assert eng.state.callback_pos == [1]
+
+
+def test_hooks_and_signals_see_the_task_position_after_jump_call_later() -> None:
+    from workflow import signals
+
+    from .conftest import HookedEngine
+
+    def jump(obj: Any, eng: Any) -> None:
+        eng.jump_call_later(2)
+
+    seen: list[tuple[str, list[int]]] = []
+
+    def on_finished(sender: Any, task: Any, callback_pos: list[int], **kwargs: Any) -> None:
+        seen.append((task.__name__, callback_pos))
+
+    eng = HookedEngine()
+    eng.callbacks.replace([[jump, append("skipped"), append("b")]])
+    tokens: list[list[str]] = [[]]
+    with signals.task_finished.connected_to(on_finished):
+        eng.process(tokens)
+    assert tokens == [["b"]]
+    assert seen == [("jump", [0, 0]), ("b", [0, 2])]

@@ -110,4 +110,3 @@ class Callbacks:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{key!r}: {len(tree)} items" for key, tree in self._definitions.items())
         return f"<Callbacks {{{sizes}}}>"
-

@@ -510,6 +510,10 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                                 item(obj, self)
                             else:
                                 execute(item, obj)
+                            # Hooks and receivers see the task's own position,
+                            # even when it moved with jump_call_later().
+                            moved = pos[depth]
+                            pos[depth] = i
                             if task_finished.receivers:
                                 task_finished.send(
                                     self, token=obj, task=item, callback_pos=list(pos)
@@ -517,6 +521,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                         finally:
                             if after_each is not None:
                                 after_each(self, item, obj)
+                        pos[depth] = moved
                     i = pos[depth] + 1
                     pos[depth] = i
                 pos[depth] = min(i, n) - 1
