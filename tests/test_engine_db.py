@@ -185,9 +185,25 @@ def test_statuses_keep_the_invenio_values_and_labels(
     assert pickle.loads(pickle.dumps(member)) is member
 
 
-def test_statuses_list_their_members_in_invenio_order() -> None:
-    assert [m.name for m in WorkflowStatus] == ["NEW", "RUNNING", "HALTED", "ERROR", "COMPLETED"]
-    assert [m.name for m in ObjectStatus] == ["INITIAL", "COMPLETED", "HALTED", "RUNNING", "ERROR"]
+def test_statuses_keep_invenio_order_then_add_waiting() -> None:
+    assert [m.name for m in WorkflowStatus] == [
+        "NEW",
+        "RUNNING",
+        "HALTED",
+        "ERROR",
+        "COMPLETED",
+        "WAITING",
+    ]
+    assert [m.name for m in ObjectStatus] == [
+        "INITIAL",
+        "COMPLETED",
+        "HALTED",
+        "RUNNING",
+        "ERROR",
+        "WAITING",
+    ]
+    assert (WorkflowStatus.WAITING.value, WorkflowStatus.WAITING.label) == (5, "Waiting")
+    assert (ObjectStatus.WAITING.value, ObjectStatus.WAITING.label) == (5, "Waiting")
 
 
 def test_enum_label_subclass_gets_labels_from_its_class_property() -> None:

@@ -103,11 +103,13 @@ class WorkflowStatus(EnumLabel):
     HALTED = 2
     ERROR = 3
     COMPLETED = 4
+    #: A token of the run waits for a person (added in 3.0).
+    WAITING = 5
 
     @classproperty
     def labels(cls) -> dict[Any, str]:
         """Map each value to its label."""
-        return {0: "New", 1: "Running", 2: "Halted", 3: "Error", 4: "Completed"}
+        return {0: "New", 1: "Running", 2: "Halted", 3: "Error", 4: "Completed", 5: "Waiting"}
 
 
 class ObjectStatus(EnumLabel):
@@ -118,11 +120,20 @@ class ObjectStatus(EnumLabel):
     HALTED = 2
     RUNNING = 3
     ERROR = 4
+    #: The token waits for a person's answer (added in 3.0).
+    WAITING = 5
 
     @classproperty
     def labels(cls) -> dict[Any, str]:
         """Map each value to its label."""
-        return {0: "New", 1: "Done", 2: "Need action", 3: "In process", 4: "Error"}
+        return {
+            0: "New",
+            1: "Done",
+            2: "Need action",
+            3: "In process",
+            4: "Error",
+            5: "Waiting",
+        }
 
 
 def _has_status(obj: Any, name: str) -> bool:

@@ -22,7 +22,12 @@ engine catches them. *Errors* report something that went wrong::
     ├── WorkflowError .................. a task failed; honoured by process(stop_on_error=False)
     ├── WorkflowDefinitionError ........ a workflow definition is malformed or unknown
     ├── WorkflowObjectStatusError ...... a token is in a status that forbids the operation
-    └── WorkflowAPIError ............... misuse of an API built on the engine
+    ├── WorkflowAPIError ............... misuse of an API built on the engine
+    └── StorageError ................... the database failed; raised by workflow.storage
+        ├── DatabaseUnavailableError ... the database cannot be reached right now
+        ├── WorkflowLockedError ........ another process is running this workflow
+        ├── WorkflowNotFoundError ...... no stored workflow has that uuid (a LookupError)
+        └── TokenEncodingError ......... a token cannot be stored as JSON (a TypeError)
 
 The names and base classes are those of Invenio ``workflow`` 2.x, so code that
 catches them keeps working. Every exception here has a working :func:`str`,
@@ -36,6 +41,7 @@ from typing import Any
 __all__ = [
     "AbortProcessing",
     "BreakFromThisLoop",
+    "DatabaseUnavailableError",
     "ContinueNextToken",
     "HaltProcessing",
     "JumpCall",
@@ -45,10 +51,14 @@ __all__ = [
     "JumpTokenBack",
     "JumpTokenForward",
     "SkipToken",
+    "StorageError",
     "StopProcessing",
+    "TokenEncodingError",
     "WorkflowAPIError",
     "WorkflowDefinitionError",
     "WorkflowError",
+    "WorkflowLockedError",
+    "WorkflowNotFoundError",
     "WorkflowObjectStatusError",
     "WorkflowTransition",
     "with_str",
@@ -256,6 +266,73 @@ class WorkflowObjectStatusError(Exception):
 
 class WorkflowAPIError(Exception):
     """An API built on the engine was misused; raised by that API."""
+
+
+
+class StorageError(Exception):
+    """The database failed or refused; raised by :mod:`workflow.storage`.
+
+    The original database exception is chained as ``__cause__``.
+
+    :param message: what failed.
+    :param workflow: the uuid of the workflow concerned, if any.
+    :param token: the index of the token concerned, if any.
+    :param operation: what the storage layer was doing (e.g. ``'checkpoint'``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str | None = None,
+        token: int | None = None,
+        operation: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.workflow = workflow
+        self.token = token
+        self.operation = operation
+
+    def __str__(self) -> str:
+        context = {"workflow": self.workflow, "token": self.token, "during": self.operation}
+        shown = ", ".join(f"{k} {v!r}" for k, v in context.items() if v is not None)
+        return f"{self.message} ({shown})" if shown else self.message
+
+    def __repr__(self) -> str:
+        fields = {"workflow": self.workflow, "token": self.token, "operation": self.operation}
+        return _describe(type(self).__name__, self.message, fields)
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be reached (server down, connection lost); retry later.
+
+    What was committed before stays consistent: resume the run once the
+    database is back.
+    """
+
+
+class WorkflowLockedError(StorageError):
+    """Another process holds the lock of this workflow; raised when starting or resuming.
+
+    :attr:`owner` names the holder and :attr:`expires` when its lock lapses
+    (a holder that died stops renewing it).
+    """
+
+    owner: str | None = None
+    expires: Any = None
+
+
+class WorkflowNotFoundError(StorageError, LookupError):
+    """No stored workflow has the requested uuid."""
+
+
+class TokenEncodingError(StorageError, TypeError):
+    """A token's data cannot be stored as JSON; raised when the token is saved.
+
+    The message names the token's index, the path inside its data and the
+    offending type; register an encoder for that type on the store's codec.
+    """
 
 
 def with_str(spec: tuple[str, tuple[str, ...]]) -> Any:
