@@ -18,7 +18,7 @@ can be; with real tasks the ratio only gets closer to 1.
 Scenarios:
 
 (a) flat: every token goes through 20 tasks in one list. Target: ratio <= 3.
-(b) nested: lists six deep built with ``IF_ELSE`` and ``WHILE`` from
+(b) nested: lists four deep built with ``IF_ELSE`` and ``WHILE`` from
     :mod:`workflow.patterns`; the loop turns three times per token. The
     hand-written side is plain ``if``/``while``. Target: ratio <= 5.
 (c) halt and restart: a task halts every token once; the caller resumes with
@@ -123,18 +123,15 @@ FLAT = [increment(key) for key in FLAT_KEYS]
 count_loop = increment("loops")
 inc_a, inc_b, inc_c, inc_d, inc_e, inc_f, inc_g = (increment(key) for key in NESTED_KEYS)
 
-#: Lists six deep: top, WHILE, IF_ELSE, its true branch, IF_ELSE, its branches.
+#: Lists four deep: the top level, the WHILE loop, two IF_ELSE blocks, their branches.
 NESTED = [
     inc_a,
     WHILE(
         loop_again,
         [
             count_loop,
-            IF_ELSE(
-                is_even,
-                [inc_b, IF_ELSE(first_round, [inc_c], [inc_d])],
-                [inc_e, inc_f],
-            ),
+            IF_ELSE(is_even, [inc_b, inc_c], [inc_e, inc_f]),
+            IF_ELSE(first_round, [inc_c], [inc_d]),
         ],
     ),
     inc_g,
@@ -179,13 +176,14 @@ def hand_nested(tokens: list[Token]) -> None:
             count_loop(obj, None)
             if is_even(obj, None):
                 inc_b(obj, None)
-                if first_round(obj, None):
-                    inc_c(obj, None)
-                else:
-                    inc_d(obj, None)
+                inc_c(obj, None)
             else:
                 inc_e(obj, None)
                 inc_f(obj, None)
+            if first_round(obj, None):
+                inc_c(obj, None)
+            else:
+                inc_d(obj, None)
         inc_g(obj, None)
 
 

@@ -700,3 +700,20 @@ def test_hooks_and_signals_see_the_task_position_after_jump_call_later() -> None
         eng.process(tokens)
     assert tokens == [["b"]]
     assert seen == [("jump", [0, 0]), ("b", [0, 2])]
+
+
+def test_jump_task_moves_within_its_list_on_its_condition(make_engine: Any) -> None:
+    from workflow.engine import JumpTask
+
+    def is_big(obj: Any, eng: Any) -> bool:
+        return bool(obj["n"] > 5)
+
+    skip_if_big = JumpTask(2, is_big, name="skip_if_big")
+    eng = make_engine([[skip_if_big, lambda o, e: o["log"].append("small")], JumpTask(1)])
+    tokens = [{"n": 1, "log": []}, {"n": 9, "log": []}]
+    eng.process(tokens)
+    assert [t["log"] for t in tokens] == [["small"], []]
+    assert repr(skip_if_big) == "<JumpTask skip_if_big +2 when is_big() is True>"
+    assert repr(JumpTask(-3)) == "<JumpTask jump -3>"
+    with pytest.raises(TypeError, match="offset must be an int"):
+        JumpTask("2")  # type: ignore[arg-type]

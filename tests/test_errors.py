@@ -45,10 +45,52 @@ def test_real_errors_are_not_transitions(cls: type[Exception]) -> None:
     assert not issubclass(cls, WorkflowTransition)
 
 
-def test_the_module_exports_seventeen_exceptions_and_with_str() -> None:
-    classes = [n for n in errors.__all__ if isinstance(getattr(errors, n), type)]
-    assert len(classes) == 17
+INVENIO_EXCEPTIONS = {
+    "WorkflowTransition",
+    "StopProcessing",
+    "HaltProcessing",
+    "ContinueNextToken",
+    "JumpToken",
+    "JumpTokenForward",
+    "JumpTokenBack",
+    "JumpCall",
+    "JumpCallForward",
+    "JumpCallBack",
+    "BreakFromThisLoop",
+    "SkipToken",
+    "AbortProcessing",
+    "WorkflowError",
+    "WorkflowDefinitionError",
+    "WorkflowObjectStatusError",
+    "WorkflowAPIError",
+}
+
+
+def test_the_module_exports_the_seventeen_invenio_exceptions_and_with_str() -> None:
+    assert len(INVENIO_EXCEPTIONS) == 17
+    assert set(errors.__all__) >= INVENIO_EXCEPTIONS
     assert "with_str" in errors.__all__
+
+
+@pytest.mark.parametrize(
+    ("cls", "bases"),
+    [
+        (errors.DatabaseUnavailableError, (errors.StorageError,)),
+        (errors.WorkflowLockedError, (errors.StorageError,)),
+        (errors.WorkflowNotFoundError, (errors.StorageError, LookupError)),
+        (errors.TokenEncodingError, (errors.StorageError, TypeError)),
+    ],
+)
+def test_storage_errors_are_not_workflow_errors(cls: type, bases: tuple[type, ...]) -> None:
+    assert all(issubclass(cls, base) for base in bases)
+    assert not issubclass(cls, WorkflowError)
+
+
+def test_storage_error_names_its_context() -> None:
+    exc = errors.WorkflowLockedError("locked", workflow="abc", token=2, operation="resume")
+    assert str(exc) == "locked (workflow 'abc', token 2, during 'resume')"
+    assert repr(exc) == "WorkflowLockedError('locked', workflow='abc', token=2, operation='resume')"
+    assert str(errors.StorageError("plain")) == "plain"
 
 
 def test_halt_processing_has_a_str_args_and_repr() -> None:
@@ -88,6 +130,8 @@ def test_definition_and_status_errors_have_a_str() -> None:
         errors.JumpToken(3),
         errors.StopProcessing(),
         errors.WorkflowAPIError("m"),
+        errors.WorkflowLockedError("m", workflow="w", token=1, operation="resume"),
+        errors.TokenEncodingError("m", token=3),
     ],
     ids=lambda exc: type(exc).__name__,
 )

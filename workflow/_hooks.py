@@ -136,7 +136,11 @@ class TransitionActions:
         eng.signal.workflow_halted(eng)
         if signals.token_halted.receivers:
             signals.token_halted.send(eng, token=obj, token_pos=eng.state.token_pos, exception=exc)
-        raise exc
+        try:
+            raise exc
+        finally:
+            # Free the exception by reference counting: its traceback holds this frame.
+            del exc, exc_info
 
     @staticmethod
     def ContinueNextToken(
@@ -190,7 +194,11 @@ class TransitionActions:
         if not isinstance(exc, WorkflowError):
             eng.log.debug("Task at %s raised %r", eng.state.callback_pos, exc)
         eng.signal.workflow_error(eng, exception=exc)
-        raise exc
+        try:
+            raise exc
+        finally:
+            # Free the exception by reference counting: its traceback holds this frame.
+            del exc, exc_info
 
 
 class ProcessingFactory:

@@ -24,6 +24,7 @@ from ._hooks import (
     TransitionActions,
     _Signal,
 )
+from ._jump import JumpTask
 from ._legacy import LegacyEngineAPI
 from ._state import MachineState
 from .errors import (
@@ -59,6 +60,7 @@ __all__ = [
     "JumpCall",
     "JumpCallBack",
     "JumpCallForward",
+    "JumpTask",
     "JumpToken",
     "JumpTokenBack",
     "JumpTokenForward",
@@ -244,7 +246,8 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         if type(offset) is not int:
             raise TypeError(f"jump_call_later() offset must be an int, got {offset!r}")
         pos = self.state._callback_pos
-        pos[-1] = max(pos[-1] + offset, 0) - 1
+        target = pos[-1] + offset
+        pos[-1] = target - 1 if target > 0 else -1
 
     def break_current_loop(self) -> None:
         """Leave the innermost running list; its parent goes on after it."""
@@ -407,10 +410,15 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     before_callbacks(obj, self)
                 try:
                     try:
+                        pos = state._callback_pos
                         if bare and not task_started.receivers and not task_finished.receivers:
-                            self._run_plain(callbacks, obj, 0, state._callback_pos)
+                            run = self._run_plain
                         else:
-                            self._run_hooked(callbacks, obj, 0, state._callback_pos)
+                            run = self._run_hooked
+                        if len(pos) == 1:
+                            run(callbacks, obj, 0, pos)
+                        else:
+                            self._resume(callbacks, obj, 0, pos, run)
                     finally:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
@@ -437,10 +445,8 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         than ``indent`` (a resumed run), it goes straight back into the nested
         list it points at without re-running what lies before.
         """
-        if self._hooks.plain():
-            self._run_plain(callbacks, obj, indent, self.state.callback_pos)
-        else:
-            self._run_hooked(callbacks, obj, indent, self.state.callback_pos)
+        run = self._run_plain if self._hooks.plain() else self._run_hooked
+        self._resume(callbacks, obj, indent, self.state.callback_pos, run)
 
     # The two interpreters below are the hot loop. They differ only in how a
     # task is called: bare, or wrapped in the hooks, signals and debug log.
@@ -449,25 +455,33 @@ class GenericWorkflowEngine(LegacyEngineAPI):
 
     def _run_plain(self, block: list[Any], obj: Any, depth: int, pos: list[int]) -> None:
         n = len(block)
-        if len(pos) > depth + 1:
-            self._fast_forward(block, obj, depth, pos, self._run_plain)
         while True:
             try:
                 i = pos[depth]
                 while i < n:
                     item = block[i]
-                    if item.__class__ is list:
+                    kind = item.__class__
+                    if kind is list:
                         pos.append(0)
                         self._run_plain(item, obj, depth + 1, pos)
-                        del pos[depth + 1 :]
+                        pos.pop()
+                    elif kind is JumpTask:
+                        cond = item.cond
+                        if cond is None or (not cond(obj, self)) is not item.when:
+                            i += item.offset
+                            if i < 0:
+                                i = 0
+                            pos[depth] = i
+                            continue
                     else:
                         item(obj, self)
                     i = pos[depth] + 1
                     pos[depth] = i
-                pos[depth] = min(i, n) - 1
+                pos[depth] = n - 1
                 return
             except JumpCall as jump:
-                pos[depth] = min(max(pos[depth] + jump.args[0], 0), n)
+                i = pos[depth] + jump.args[0]
+                pos[depth] = 0 if i < 0 else n if i > n else i
             except BreakFromThisLoop:
                 return
 
@@ -480,8 +494,6 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         log = hooks.log
         task_started = signals.task_started
         task_finished = signals.task_finished
-        if len(pos) > depth + 1:
-            self._fast_forward(block, obj, depth, pos, self._run_hooked)
         while True:
             try:
                 i = pos[depth]
@@ -490,7 +502,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     if item.__class__ is list:
                         pos.append(0)
                         self._run_hooked(item, obj, depth + 1, pos)
-                        del pos[depth + 1 :]
+                        pos.pop()
                     else:
                         if before_each is not None:
                             before_each(self, item, obj)
@@ -524,27 +536,33 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                         pos[depth] = moved
                     i = pos[depth] + 1
                     pos[depth] = i
-                pos[depth] = min(i, n) - 1
+                pos[depth] = n - 1
                 return
             except JumpCall as jump:
-                pos[depth] = min(max(pos[depth] + jump.args[0], 0), n)
+                i = pos[depth] + jump.args[0]
+                pos[depth] = 0 if i < 0 else n if i > n else i
             except BreakFromThisLoop:
                 return
 
-    def _fast_forward(
-        self, block: list[Any], obj: Any, depth: int, pos: list[int], run: Any
-    ) -> None:
-        """Resume inside the nested list ``block[pos[depth]]``, keeping the deeper path."""
-        index = pos[depth]
-        if not 0 <= index < len(block) or block[index].__class__ is not list:
-            raise WorkflowError(
-                f"cannot resume at callback_pos {pos}: item {index} at depth {depth} "
-                "is not a nested list in this definition (did the definition change?)",
-                callback_pos=list(pos),
-            )
-        run(block[index], obj, depth + 1, pos)
-        del pos[depth + 1 :]
-        pos[depth] = index + 1
+    def _resume(self, block: list[Any], obj: Any, depth: int, pos: list[int], run: Any) -> None:
+        """Run ``block`` from ``pos[depth]``, first finishing the nested list ``pos`` points into.
+
+        A position deeper than ``depth`` (a resumed run) goes straight back to
+        its task inside the nested lists, without re-running what lies before
+        it nor re-testing the conditions of the patterns around it.
+        """
+        if len(pos) > depth + 1:
+            index = pos[depth]
+            if not 0 <= index < len(block) or block[index].__class__ is not list:
+                raise WorkflowError(
+                    f"cannot resume at callback_pos {pos}: item {index} at depth {depth} "
+                    "is not a nested list in this definition (did the definition change?)",
+                    callback_pos=list(pos),
+                )
+            self._resume(block[index], obj, depth + 1, pos, run)
+            del pos[depth + 1 :]
+            pos[depth] = index + 1
+        run(block, obj, depth, pos)
 
     # -- introspection ----------------------------------------------------------
 

@@ -41,8 +41,8 @@ from typing import Any
 __all__ = [
     "AbortProcessing",
     "BreakFromThisLoop",
-    "DatabaseUnavailableError",
     "ContinueNextToken",
+    "DatabaseUnavailableError",
     "HaltProcessing",
     "JumpCall",
     "JumpCallBack",
@@ -51,8 +51,8 @@ __all__ = [
     "JumpTokenBack",
     "JumpTokenForward",
     "SkipToken",
-    "StorageError",
     "StopProcessing",
+    "StorageError",
     "TokenEncodingError",
     "WorkflowAPIError",
     "WorkflowDefinitionError",
@@ -266,7 +266,6 @@ class WorkflowObjectStatusError(Exception):
 
 class WorkflowAPIError(Exception):
     """An API built on the engine was misused; raised by that API."""
-
 
 
 class StorageError(Exception):

@@ -5,9 +5,8 @@ A pattern is an ordinary factory: it returns a task (a callable
 the engine's public API, so you can write your own the same way. Blocks are
 laid out as in Invenio ``workflow`` 2.x, so halted runs keep their
 ``callback_pos``; the jumps inside a block are counted after tuples have been
-flattened into it, and made with
-:meth:`~workflow.engine.GenericWorkflowEngine.jump_call_later`, which costs
-less than raising.
+flattened into it, and made with :class:`~workflow.engine.JumpTask` items,
+which the engine runs without a call of their own.
 
 Patterns that run branches in threads (:func:`PARALLEL_SPLIT`,
 :func:`SYNCHRONIZE`) wait for all of them and re-raise the first failure of
@@ -26,7 +25,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
-from ..engine import Callbacks, GenericWorkflowEngine
+from ..engine import Callbacks, GenericWorkflowEngine, JumpTask
 from ..errors import JumpTokenBack, JumpTokenForward, WorkflowDefinitionError, WorkflowError
 from .utils import Task, _child_engine, with_nice_docs
 
@@ -240,11 +239,7 @@ def IF(cond: Task, branch: Any, *, comment: str | None = None) -> list[Any]:
         IF(is_article, [extract_doi, check_doi])
     """
 
-    def _if(obj: Any, eng: GenericWorkflowEngine) -> None:
-        if not cond(obj, eng):
-            eng.break_current_loop()
-
-    return [_if, branch]
+    return [JumpTask(2, cond, when=False, name="_if"), branch]
 
 
 @with_nice_docs
@@ -256,11 +251,7 @@ def IF_NOT(cond: Task, branch: Any, *, comment: str | None = None) -> list[Any]:
         IF_NOT(has_abstract, [fetch_abstract])
     """
 
-    def _if_not(obj: Any, eng: GenericWorkflowEngine) -> None:
-        if cond(obj, eng):
-            eng.break_current_loop()
-
-    return [_if_not, branch]
+    return [JumpTask(2, cond, when=True, name="_if_not"), branch]
 
 
 @with_nice_docs
@@ -280,11 +271,10 @@ def IF_ELSE(cond: Task, branch1: Any, branch2: Any, *, comment: str | None = Non
     first = _items(branch1)
     to_second = len(first) + 2
 
-    def _if_else(obj: Any, eng: GenericWorkflowEngine) -> None:
-        if not cond(obj, eng):
-            eng.jump_call_later(to_second)
-
-    return [_if_else, *first, BREAK(), branch2]
+    test = JumpTask(to_second, cond, when=False, name="_if_else")
+    leave = JumpTask(2, name="_break")  # leaves the block, as BREAK() would
+    leave.__doc__ = BREAK().__doc__
+    return [test, *first, leave, branch2]
 
 
 @with_nice_docs
@@ -297,16 +287,11 @@ def WHILE(cond: Task, branch: Any, *, comment: str | None = None) -> list[Any]:
         WHILE(lambda obj, eng: obj["pages_left"], [fetch_next_page])
     """
     body = _spread(branch, "WHILE")
-    back = -(len(body) + 1)
+    leave = len(body) + 2
 
-    def _while(obj: Any, eng: GenericWorkflowEngine) -> None:
-        if not cond(obj, eng):
-            eng.break_current_loop()
-
-    def _while_again(obj: Any, eng: GenericWorkflowEngine) -> None:
-        eng.jump_call_later(back)
-
-    return [_while, *body, _while_again]
+    test = JumpTask(leave, cond, when=False, name="_while")
+    again = JumpTask(-(len(body) + 1), name="_while_again")
+    return [test, *body, again]
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
