@@ -1,0 +1,34 @@
+"""Durable runs: SQLAlchemy storage for workflows, their tokens and their history.
+
+Needs the ``db`` extra: ``pip install 'workflow[db]'`` (SQLAlchemy 2 and
+Alembic). SQLite is the default database; PostgreSQL (psycopg 3) and MariaDB
+(PyMySQL) are supported for deployments.
+
+.. versionadded:: 3.0
+"""
+
+from __future__ import annotations
+
+try:
+    import sqlalchemy  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "workflow.storage needs SQLAlchemy: install it with pip install 'workflow[db]'"
+    ) from exc
+
+from .codec import JSONCodec
+from .engine import CheckpointPolicy, PersistentWorkflowEngine, Token
+from .models import Base, TokenRecord, TransitionRecord, WorkflowRecord
+from .store import Store
+
+__all__ = [
+    "Base",
+    "CheckpointPolicy",
+    "JSONCodec",
+    "PersistentWorkflowEngine",
+    "Store",
+    "Token",
+    "TokenRecord",
+    "TransitionRecord",
+    "WorkflowRecord",
+]

@@ -1,0 +1,539 @@
+"""PersistentWorkflowEngine: an engine whose run lives in a :class:`Store`.
+
+Everything happens through the engine's hooks: the processing factory takes
+the lock and checkpoints, the transition actions store halts and errors, and
+``execute_callback`` checkpoints after each task when asked to. The token
+loop is the generic engine's.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import traceback
+from typing import Any
+
+import sqlalchemy as sa
+
+from .._hooks import ExcInfo
+from ..engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
+from ..engine_db import ObjectStatus, WorkflowStatus
+from ..errors import WorkflowError, WorkflowLockedError
+from ..utils import classproperty
+from .models import utcnow
+from .store import Store, tokens, transitions, workflows
+
+__all__ = ["CheckpointPolicy", "PersistentWorkflowEngine", "Token"]
+
+log = logging.getLogger(__name__)
+
+INITIAL = ObjectStatus.INITIAL.value
+RUNNING = ObjectStatus.RUNNING.value
+COMPLETED = ObjectStatus.COMPLETED.value
+HALTED = ObjectStatus.HALTED.value
+ERROR = ObjectStatus.ERROR.value
+
+
+class CheckpointPolicy(str, enum.Enum):
+    """When a :class:`PersistentWorkflowEngine` commits its progress.
+
+    Every policy also commits when a run starts, halts, fails and ends.
+    """
+
+    #: After each token (the default): one commit per token. A crash re-runs
+    #: the tasks of the token that was running, from its first task.
+    TOKEN = "token"
+    #: After each task too: one commit per task. A crash re-runs at most the
+    #: task that was running.
+    TASK = "task"
+    #: Only when the run halts, fails or ends: the cheapest. A crash re-runs
+    #: every token since the last halt.
+    HALT = "halt"
+
+
+class Token:
+    """A token of a stored run: the data tasks work on, and where it stands.
+
+    Tasks receive it as ``obj``: change ``obj.data`` (any JSON value, or a
+    type registered on the store's codec) and ``obj.extra_data`` (a dict).
+
+    :ivar position: the token's index in the run.
+    :ivar status: its :class:`~workflow.engine_db.ObjectStatus`.
+    :ivar callback_pos: where it resumes, or ``None`` before it started.
+    :ivar last_error: the traceback of the task that failed on it, if any.
+    """
+
+    __slots__ = ("callback_pos", "data", "extra_data", "last_error", "position", "status")
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        position: int = -1,
+        extra_data: dict[str, Any] | None = None,
+        status: ObjectStatus = ObjectStatus.INITIAL,
+        callback_pos: list[int] | None = None,
+        last_error: str | None = None,
+    ) -> None:
+        self.data = data
+        self.position = position
+        self.extra_data = {} if extra_data is None else extra_data
+        self.status = status
+        self.callback_pos = callback_pos
+        self.last_error = last_error
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Token:
+        """Build a token from its stored row."""
+        return cls(
+            row["data"],
+            position=row["position"],
+            extra_data=row["extra_data"] or {},
+            status=ObjectStatus(row["status"]),
+            callback_pos=row["callback_pos"],
+            last_error=row["last_error"],
+        )
+
+    def __repr__(self) -> str:
+        return f"<Token #{self.position} {self.status.name} data={self.data!r}>"
+
+
+class PersistentWorkflowEngine(GenericWorkflowEngine):
+    """An engine that stores its run, its tokens and their history in a :class:`Store`.
+
+    Build one with :meth:`with_name` (a new workflow) or :meth:`from_uuid` (a
+    stored one), give it its definition (``eng.callbacks.replace([...])``),
+    then :meth:`process` data or :meth:`resume` a halted or crashed run.
+
+    :param store: the database.
+    :param uuid: the stored workflow this engine runs.
+    :param checkpoint: when progress is committed (:class:`CheckpointPolicy`).
+    :param lock_wait: seconds to wait for another process to release the
+        workflow before :class:`~workflow.errors.WorkflowLockedError`.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        uuid: str,
+        *,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        lock_wait: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.storage = store
+        self.uuid = uuid
+        self.checkpoint = CheckpointPolicy(checkpoint)
+        self.lock_wait = lock_wait
+        self.owner = store.new_owner()
+        self._unsaved: list[Token] = []
+        row = store.workflow(uuid)
+        self.name: str = row["name"]
+        self.status = WorkflowStatus(row["status"])
+        self.extra_data = row["extra_data"] or {}
+        self.state.token_pos = row["token_pos"]
+        self.state.callback_pos = row["callback_pos"] or [0]
+
+    @classmethod
+    def with_name(
+        cls,
+        name: str,
+        *,
+        store: Store,
+        definition: Any = None,
+        extra_data: dict[str, Any] | None = None,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        lock_wait: float = 0.0,
+    ) -> PersistentWorkflowEngine:
+        """Store a new workflow called ``name`` and return an engine for it."""
+        uid = store.create_workflow(name, extra_data=extra_data)
+        engine = cls(store, uid, checkpoint=checkpoint, lock_wait=lock_wait)
+        if definition is not None:
+            engine.callbacks.replace(definition)
+        return engine
+
+    @classmethod
+    def from_uuid(
+        cls,
+        uuid: str,
+        *,
+        store: Store,
+        definition: Any = None,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        lock_wait: float = 0.0,
+    ) -> PersistentWorkflowEngine:
+        """Return an engine for the stored workflow ``uuid``.
+
+        :raises WorkflowNotFoundError: when no workflow has that uuid.
+        """
+        engine = cls(store, uuid, checkpoint=checkpoint, lock_wait=lock_wait)
+        if definition is not None:
+            engine.callbacks.replace(definition)
+        return engine
+
+    @classproperty
+    def processing_factory(cls) -> type[ProcessingFactory]:
+        """:class:`PersistentProcessingFactory`: takes the lock and checkpoints."""
+        return PersistentProcessingFactory
+
+    # -- running ------------------------------------------------------------------
+
+    def process(
+        self,
+        objects: Any,
+        stop_on_error: bool = True,
+        stop_on_halt: bool = True,
+        initial_run: bool = True,
+        reset_state: bool = True,
+    ) -> None:
+        """Store ``objects`` as the run's tokens, then run them.
+
+        Each item becomes a :class:`Token` whose ``data`` is the item (items
+        that are already tokens of this run are run as they are). The workflow
+        must not have tokens yet: use :meth:`resume` to go on with a stored run.
+        """
+        if isinstance(objects, list) and not all(isinstance(item, Token) for item in objects):
+            objects = self._store_tokens(objects)
+        super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
+
+    def resume(self, *, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
+        """Go on with the stored run, from the database, exactly where it stopped.
+
+        Tokens already COMPLETED are never run again. The first other token
+        resumes after the task it halted on, at the task that failed, at the
+        last task checkpoint, or from its first task when it has none.
+        """
+        objects = self.load_tokens()
+        pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
+        if not pending:
+            self.state.token_pos = len(objects) - 1
+            self.state.callback_pos = [0]
+        else:
+            first = pending[0]
+            self.state.token_pos = first.position - 1
+            self.state.callback_pos = _resume_point(first)
+        GenericWorkflowEngine.process(
+            self, objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt, reset_state=False
+        )
+
+    def restart(
+        self,
+        obj: str,
+        task: str,
+        objects: Any = None,
+        stop_on_error: bool = True,
+        stop_on_halt: bool = True,
+    ) -> None:
+        """Reload the run from the database, then :meth:`GenericWorkflowEngine.restart` it."""
+        row = self.storage.workflow(self.uuid)
+        self.state.token_pos = row["token_pos"]
+        self.state.callback_pos = row["callback_pos"] or [0]
+        super().restart(
+            obj,
+            task,
+            self.load_tokens() if objects is None else objects,
+            stop_on_error=stop_on_error,
+            stop_on_halt=stop_on_halt,
+        )
+
+    def callback_chooser(self, obj: Any) -> Any:
+        """Skip tokens that already completed; others get the definition under ``'*'``."""
+        if isinstance(obj, Token) and obj.status is ObjectStatus.COMPLETED:
+            return None
+        return super().callback_chooser(obj)
+
+    def execute_callback(self, callback: Any, obj: Any) -> None:
+        """Call the task; with the TASK policy, checkpoint after it returns."""
+        callback(obj, self)
+        if self.checkpoint is CheckpointPolicy.TASK:
+            self._checkpoint_task(obj)
+
+    # -- reading the store ------------------------------------------------------------
+
+    def load_tokens(self, status: ObjectStatus | None = None) -> list[Token]:
+        """Return the stored tokens of this run (optionally of one status), in order."""
+        rows = self.storage.token_rows(self.uuid, None if status is None else status.value)
+        return [Token.from_row(row) for row in rows]
+
+    @property
+    def completed_tokens(self) -> list[Token]:
+        """The stored tokens that completed."""
+        return self.load_tokens(ObjectStatus.COMPLETED)
+
+    @property
+    def halted_tokens(self) -> list[Token]:
+        """The stored tokens that halted."""
+        return self.load_tokens(ObjectStatus.HALTED)
+
+    @property
+    def error_tokens(self) -> list[Token]:
+        """The stored tokens whose task failed."""
+        return self.load_tokens(ObjectStatus.ERROR)
+
+    def transitions(self) -> list[dict[str, Any]]:
+        """Return the transition log of this run, oldest first."""
+        return self.storage.transition_rows(self.uuid)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} {self.uuid} {self.status.name} "
+            f"token_pos={self.state.token_pos} callback_pos={self.state.callback_pos}>"
+        )
+
+    # -- writing the store --------------------------------------------------------------
+
+    def _store_tokens(self, items: list[Any]) -> list[Token]:
+        if self.storage.token_rows(self.uuid):
+            raise WorkflowError(
+                f"workflow {self.uuid} already has tokens; use resume() to go on with it",
+                id_workflow=self.uuid,
+            )
+        objects = [Token(item, position=index) for index, item in enumerate(items)]
+        now = utcnow()
+        rows = [
+            {
+                "workflow_uuid": self.uuid,
+                "position": token.position,
+                "data": token.data,
+                "extra_data": token.extra_data,
+                "status": INITIAL,
+                "callback_pos": None,
+                "created": now,
+                "modified": now,
+            }
+            for token in objects
+        ]
+        if rows:
+            with self.storage.transaction("store tokens", workflow=self.uuid) as conn:
+                conn.execute(tokens.insert(), rows)
+        return objects
+
+    def _set_status(
+        self,
+        conn: sa.Connection,
+        status: WorkflowStatus,
+        message: str = "",
+        *,
+        release: bool = False,
+    ) -> None:
+        """Store the workflow's status, position and extra_data (checking the lock)."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": status.value,
+            "token_pos": self.state.token_pos,
+            "callback_pos": self.state.callback_pos,
+            "extra_data": self.extra_data,
+            "modified": now,
+        }
+        if release:
+            values.update(lock_owner=None, lock_expires=None)
+        else:
+            values["lock_expires"] = _lock_expiry(self.storage)
+        self._update_workflow(conn, values)
+        if status is not self.status:
+            conn.execute(
+                transitions.insert().values(
+                    workflow_uuid=self.uuid,
+                    token_position=None,
+                    from_status=self.status.value,
+                    to_status=status.value,
+                    callback_pos=self.state.callback_pos,
+                    message=message,
+                    created=now,
+                )
+            )
+            self.status = status
+
+    def _update_workflow(self, conn: sa.Connection, values: dict[str, Any]) -> None:
+        updated = conn.execute(
+            workflows.update()
+            .where(workflows.c.uuid == self.uuid, workflows.c.lock_owner == self.owner)
+            .values(**values)
+        ).rowcount
+        if updated != 1:
+            raise WorkflowLockedError(
+                f"this engine lost the lock of workflow {self.uuid} (it expired and another "
+                "process took it over); nothing of the current step was saved",
+                workflow=self.uuid,
+                operation="checkpoint",
+            )
+
+    def _save_token(
+        self,
+        conn: sa.Connection,
+        obj: Token,
+        status: ObjectStatus,
+        message: str = "",
+        *,
+        callback_pos: list[int] | None,
+        error: str | None = None,
+    ) -> None:
+        now = utcnow()
+        conn.execute(
+            tokens.update()
+            .where(tokens.c.workflow_uuid == self.uuid, tokens.c.position == obj.position)
+            .values(
+                data=obj.data,
+                extra_data=obj.extra_data,
+                status=status.value,
+                callback_pos=callback_pos,
+                last_error=error,
+                modified=now,
+            )
+        )
+        if status is not obj.status:
+            conn.execute(
+                transitions.insert().values(
+                    workflow_uuid=self.uuid,
+                    token_position=obj.position,
+                    from_status=obj.status.value,
+                    to_status=status.value,
+                    callback_pos=callback_pos,
+                    message=message,
+                    created=now,
+                )
+            )
+        obj.status = status
+        obj.callback_pos = callback_pos
+        obj.last_error = error
+
+    def _checkpoint_token(self, obj: Token) -> None:
+        """Store a token that completed, with the run's position."""
+        with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
+            self._save_token(conn, obj, ObjectStatus.COMPLETED, callback_pos=None)
+            self._update_workflow(
+                conn,
+                {
+                    "token_pos": self.state.token_pos,
+                    "callback_pos": [0],
+                    "extra_data": self.extra_data,
+                    "modified": utcnow(),
+                    "lock_expires": _lock_expiry(self.storage),
+                },
+            )
+
+    def _checkpoint_task(self, obj: Token) -> None:
+        """Store a token after one of its tasks returned."""
+        position = list(self.state.callback_pos)
+        with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
+            self._save_token(conn, obj, ObjectStatus.RUNNING, callback_pos=position)
+            self._update_workflow(
+                conn,
+                {
+                    "token_pos": self.state.token_pos,
+                    "callback_pos": position,
+                    "extra_data": self.extra_data,
+                    "modified": utcnow(),
+                    "lock_expires": _lock_expiry(self.storage),
+                },
+            )
+
+
+def _lock_expiry(store: Store) -> Any:
+    from datetime import timedelta
+
+    return utcnow() + timedelta(seconds=store.lock_ttl)
+
+
+def _resume_point(token: Token) -> list[int]:
+    """Where a stored token that did not complete goes on."""
+    position = token.callback_pos
+    if position is None:
+        return [0]
+    if token.status is ObjectStatus.ERROR:
+        return list(position)  # run the failed task again
+    moved = list(position)
+    moved[-1] += 1  # after the task that halted, or the last task checkpointed
+    return moved
+
+
+class PersistentProcessingFactory(ProcessingFactory):
+    """Takes the workflow's lock and stores the run as it goes."""
+
+    @classproperty
+    def transition_exception_mapper(cls) -> type[TransitionActions]:
+        """:class:`PersistentTransitionActions`."""
+        return PersistentTransitionActions
+
+    @staticmethod
+    def before_processing(eng: Any, objects: Any) -> None:
+        """Take the lock and store the run as RUNNING."""
+        eng.storage.acquire(eng.uuid, eng.owner, wait=eng.lock_wait)
+        with eng.storage.transaction("start", workflow=eng.uuid) as conn:
+            eng._set_status(conn, WorkflowStatus.RUNNING, "started")
+        ProcessingFactory.before_processing(eng, objects)
+
+    @staticmethod
+    def after_object(eng: Any, objects: Any, obj: Any) -> None:
+        """Checkpoint the completed token (TOKEN and TASK policies)."""
+        if eng.checkpoint is CheckpointPolicy.HALT:
+            eng._unsaved.append(obj)
+        else:
+            eng._checkpoint_token(obj)
+
+    @staticmethod
+    def after_processing(eng: Any, objects: Any) -> None:
+        """Store the outcome of the pass and release the lock."""
+        with eng.storage.transaction("finish", workflow=eng.uuid) as conn:
+            _flush_completed(eng, conn)
+            done = all(obj.status is ObjectStatus.COMPLETED for obj in objects)
+            status = WorkflowStatus.COMPLETED if done else WorkflowStatus.HALTED
+            eng._set_status(conn, status, "finished" if done else "stopped", release=True)
+        ProcessingFactory.after_processing(eng, objects)
+
+
+class PersistentTransitionActions(TransitionActions):
+    """Store halts and errors before the engine's usual handling."""
+
+    @staticmethod
+    def HaltProcessing(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
+        """Store the token HALTED at its task, the run HALTED, and release the lock."""
+        exc = exc_info[1]
+        position = list(eng.state.callback_pos)
+        message = str(exc)
+        with eng.storage.transaction("halt", workflow=eng.uuid, token=obj.position) as conn:
+            _flush_completed(eng, conn)
+            eng._save_token(conn, obj, ObjectStatus.HALTED, message, callback_pos=position)
+            eng._set_status(conn, WorkflowStatus.HALTED, message, release=True)
+        del exc
+        try:
+            TransitionActions.HaltProcessing(obj, eng, callbacks, exc_info)
+        finally:
+            del exc_info
+
+    @staticmethod
+    def Exception(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
+        """Store the token ERROR with the traceback, the run ERROR, then raise a WorkflowError."""
+        exc = exc_info[1]
+        position = list(eng.state.callback_pos)
+        text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
+        with eng.storage.transaction("error", workflow=eng.uuid, token=obj.position) as conn:
+            _flush_completed(eng, conn)
+            eng._save_token(conn, obj, ObjectStatus.ERROR, str(exc), callback_pos=position, error=text)
+            eng._set_status(conn, WorkflowStatus.ERROR, str(exc), release=True)
+        eng.signal.workflow_error(eng, exception=exc)
+        if isinstance(exc, WorkflowError):
+            try:
+                raise exc
+            finally:
+                del exc, exc_info
+        error = WorkflowError(
+            f"{type(exc).__name__}: {exc}",
+            id_workflow=eng.uuid,
+            id_object=obj.position,
+            callback_pos=position,
+            task=eng.current_taskname,
+        )
+        try:
+            raise error from exc
+        finally:
+            del exc, error, exc_info
+
+
+def _flush_completed(eng: Any, conn: sa.Connection) -> None:
+    """Store the tokens completed since the last commit (the HALT policy keeps them)."""
+    for token in eng._unsaved:
+        eng._save_token(conn, token, ObjectStatus.COMPLETED, callback_pos=None)
+    eng._unsaved.clear()

@@ -1,0 +1,144 @@
+"""The tables: workflows, their tokens, and the append-only transition log.
+
+Statuses are stored as the integer values of
+:class:`~workflow.engine_db.WorkflowStatus` and
+:class:`~workflow.engine_db.ObjectStatus`; positions (``callback_pos``) and
+data as JSON.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..engine_db import ObjectStatus, WorkflowStatus
+
+__all__ = ["Base", "TokenRecord", "TransitionRecord", "WorkflowRecord", "utcnow"]
+
+#: Names for constraints and indexes, so that migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+#: Timestamps are naive UTC, with microseconds on every backend.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time as a naive datetime, as every timestamp here is stored."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    """The declarative base of the storage tables (their own :class:`MetaData`)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON}
+
+
+class WorkflowRecord(Base):
+    """One run of a definition over a list of tokens."""
+
+    __tablename__ = "wf_workflow"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[int] = mapped_column(Integer, default=WorkflowStatus.NEW.value, index=True)
+    #: Index of the token the run is at (-1 before the first).
+    token_pos: Mapped[int] = mapped_column(Integer, default=-1)
+    #: Where the token at ``token_pos`` resumes (see the persistence docs).
+    callback_pos: Mapped[list[int]] = mapped_column(JSON, default=lambda: [0])
+    extra_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The stored definition the run started with (declarative flows).
+    definition_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    definition_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Who runs the workflow now, and until when the lock holds without renewal.
+    lock_owner: Mapped[str | None] = mapped_column(String(255), default=None)
+    lock_expires: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    modified: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    tokens: Mapped[list[TokenRecord]] = relationship(
+        back_populates="workflow",
+        cascade="all, delete-orphan",
+        order_by="TokenRecord.position",
+        passive_deletes=True,
+    )
+
+    def __repr__(self) -> str:
+        status = WorkflowStatus(self.status).name if self.status is not None else None
+        return f"<WorkflowRecord {self.uuid} {self.name!r} {status}>"
+
+
+class TokenRecord(Base):
+    """One token of a run: its data, status and resume position."""
+
+    __tablename__ = "wf_token"
+    __table_args__ = (UniqueConstraint("workflow_uuid", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE"), index=True
+    )
+    #: The token's index in the run.
+    position: Mapped[int] = mapped_column(Integer)
+    data: Mapped[Any] = mapped_column(JSON)
+    extra_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[int] = mapped_column(Integer, default=ObjectStatus.INITIAL.value, index=True)
+    #: Where this token resumes; ``None`` when it has not started.
+    callback_pos: Mapped[list[int] | None] = mapped_column(JSON, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    modified: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    workflow: Mapped[WorkflowRecord] = relationship(back_populates="tokens")
+
+    def __repr__(self) -> str:
+        return f"<TokenRecord {self.workflow_uuid}#{self.position} {ObjectStatus(self.status).name}>"
+
+
+class TransitionRecord(Base):
+    """An append-only log line: a workflow or one of its tokens changed status."""
+
+    __tablename__ = "wf_transition"
+    __table_args__ = (Index("ix_wf_transition_workflow_token", "workflow_uuid", "token_position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE")
+    )
+    #: The token's index, or ``None`` for a transition of the workflow itself.
+    token_position: Mapped[int | None] = mapped_column(Integer, default=None)
+    from_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    to_status: Mapped[int] = mapped_column(Integer)
+    callback_pos: Mapped[list[int] | None] = mapped_column(JSON, default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        who = "workflow" if self.token_position is None else f"token {self.token_position}"
+        return f"<TransitionRecord {who}: {self.from_status} -> {self.to_status}>"

@@ -1,0 +1,279 @@
+"""The database: engine and sessions, SQLite settings, error translation, locks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import (
+    DatabaseUnavailableError,
+    StorageError,
+    TokenEncodingError,
+    WorkflowLockedError,
+    WorkflowNotFoundError,
+)
+from .codec import JSONCodec
+from .models import Base, TokenRecord, TransitionRecord, WorkflowRecord, utcnow
+
+__all__ = ["DEFAULT_URL", "Store", "map_errors"]
+
+#: The database used when none is given: a SQLite file in the working directory.
+DEFAULT_URL = "sqlite:///workflow.sqlite"
+
+workflows = WorkflowRecord.__table__
+tokens = TokenRecord.__table__
+transitions = TransitionRecord.__table__
+
+
+@contextmanager
+def map_errors(
+    operation: str, *, workflow: str | None = None, token: int | None = None
+) -> Iterator[None]:
+    """Translate SQLAlchemy's exceptions into :class:`~workflow.errors.StorageError`.
+
+    The one place where database exceptions become ours, each naming the
+    operation, the workflow and the token, chained to the original.
+    """
+    context: dict[str, Any] = {"workflow": workflow, "token": token, "operation": operation}
+    try:
+        yield
+    except StorageError as error:
+        for key, value in context.items():
+            if getattr(error, key, None) is None:
+                setattr(error, key, value)
+        raise
+    except sa_exc.StatementError as exc:
+        original = exc.orig
+        if isinstance(original, TokenEncodingError):
+            raise TokenEncodingError(original.message, **context) from original
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
+            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+        ):
+            raise DatabaseUnavailableError(
+                f"the database is unavailable: {original}", **context
+            ) from exc
+        raise StorageError(f"the database refused the {operation}: {original}", **context) from exc
+    except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"the database is unavailable: {exc}", **context) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StorageError(f"the {operation} failed: {exc}", **context) from exc
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Store:
+    """A database of workflows, tokens and transitions.
+
+    :param url: a SQLAlchemy URL or an :class:`~sqlalchemy.engine.Engine`.
+        SQLite files get WAL journaling, ``synchronous=NORMAL`` and enforced
+        foreign keys. PostgreSQL: ``postgresql+psycopg://...``; MariaDB:
+        ``mysql+pymysql://...``.
+    :param codec: how token data becomes JSON (a :class:`JSONCodec`).
+    :param lock_ttl: seconds a workflow lock holds without being renewed; a
+        running engine renews it at every checkpoint.
+    """
+
+    def __init__(
+        self,
+        url: str | Engine = DEFAULT_URL,
+        *,
+        codec: JSONCodec | None = None,
+        lock_ttl: float = 60.0,
+    ) -> None:
+        self.codec = codec or JSONCodec()
+        self.lock_ttl = lock_ttl
+        if isinstance(url, Engine):
+            self.engine = url
+        else:
+            self.engine = sa.create_engine(
+                url,
+                json_serializer=self.codec.dumps,
+                json_deserializer=self.codec.loads,
+                pool_pre_ping=True,
+            )
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"<Store {self.engine.url.render_as_string(hide_password=True)}>"
+
+    # -- schema ---------------------------------------------------------------
+
+    def create_all(self) -> None:
+        """Create the tables that do not exist yet (see :meth:`upgrade` for migrations)."""
+        with map_errors("create_all"):
+            Base.metadata.create_all(self.engine)
+
+    def drop_all(self) -> None:
+        """Drop the storage tables (tests and tear-downs)."""
+        with map_errors("drop_all"):
+            Base.metadata.drop_all(self.engine)
+
+    # -- sessions and transactions --------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield an ORM session for queries; committed on success."""
+        with map_errors("query"), self.sessionmaker.begin() as session:
+            yield session
+
+    @contextmanager
+    def transaction(
+        self, operation: str, *, workflow: str | None = None, token: int | None = None
+    ) -> Iterator[Connection]:
+        """Yield a connection inside one transaction, translating errors."""
+        with map_errors(operation, workflow=workflow, token=token), self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- workflows --------------------------------------------------------------
+
+    def create_workflow(self, name: str, *, extra_data: dict[str, Any] | None = None) -> str:
+        """Store a new workflow (status NEW) and return its uuid."""
+        now = utcnow()
+        uid = str(uuid.uuid4())
+        with self.transaction("create workflow", workflow=uid) as conn:
+            conn.execute(
+                workflows.insert().values(
+                    uuid=uid,
+                    name=name,
+                    status=0,
+                    token_pos=-1,
+                    callback_pos=[0],
+                    extra_data=extra_data or {},
+                    created=now,
+                    modified=now,
+                )
+            )
+            conn.execute(
+                transitions.insert().values(
+                    workflow_uuid=uid, from_status=None, to_status=0, message="created", created=now
+                )
+            )
+        return uid
+
+    def workflow(self, uid: str) -> dict[str, Any]:
+        """Return the row of workflow ``uid`` as a dict.
+
+        :raises WorkflowNotFoundError: when there is none.
+        """
+        with self.transaction("load workflow", workflow=uid) as conn:
+            row = conn.execute(sa.select(workflows).where(workflows.c.uuid == uid)).mappings().first()
+        if row is None:
+            raise WorkflowNotFoundError(f"no stored workflow has the uuid {uid!r}", workflow=uid)
+        return dict(row)
+
+    def token_rows(self, uid: str, status: int | None = None) -> list[dict[str, Any]]:
+        """Return the token rows of workflow ``uid`` in order, optionally of one status."""
+        query = sa.select(tokens).where(tokens.c.workflow_uuid == uid)
+        if status is not None:
+            query = query.where(tokens.c.status == status)
+        with self.transaction("load tokens", workflow=uid) as conn:
+            return [dict(row) for row in conn.execute(query.order_by(tokens.c.position)).mappings()]
+
+    def transition_rows(self, uid: str) -> list[dict[str, Any]]:
+        """Return the transition log of workflow ``uid``, oldest first."""
+        query = (
+            sa.select(transitions)
+            .where(transitions.c.workflow_uuid == uid)
+            .order_by(transitions.c.id)
+        )
+        with self.transaction("load transitions", workflow=uid) as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    # -- locks ------------------------------------------------------------------
+
+    def new_owner(self) -> str:
+        """Return a name for a lock holder: host, process id and a random part."""
+        return _owner_name()
+
+    def acquire(self, uid: str, owner: str, *, wait: float = 0.0) -> None:
+        """Take the lock of workflow ``uid`` for ``owner``.
+
+        A lock held by someone else is taken over only once it expired (its
+        holder stopped renewing it, e.g. because it died).
+
+        :param wait: seconds to keep trying while another process holds it.
+        :raises WorkflowLockedError: when the lock is still held after ``wait``.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            now = utcnow()
+            expires = now + timedelta(seconds=self.lock_ttl)
+            with self.transaction("acquire lock", workflow=uid) as conn:
+                taken = conn.execute(
+                    workflows.update()
+                    .where(workflows.c.uuid == uid)
+                    .where(
+                        sa.or_(
+                            workflows.c.lock_owner.is_(None),
+                            workflows.c.lock_owner == owner,
+                            workflows.c.lock_expires < now,
+                        )
+                    )
+                    .values(lock_owner=owner, lock_expires=expires)
+                ).rowcount
+                if taken != 1:
+                    row = conn.execute(
+                        sa.select(workflows.c.lock_owner, workflows.c.lock_expires).where(
+                            workflows.c.uuid == uid
+                        )
+                    ).first()
+            if taken == 1:
+                return
+            if row is None:
+                raise WorkflowNotFoundError(
+                    f"no stored workflow has the uuid {uid!r}", workflow=uid, operation="lock"
+                )
+            if time.monotonic() >= deadline:
+                error = WorkflowLockedError(
+                    f"workflow {uid} is being run by {row.lock_owner} "
+                    f"(lock valid until {_as_utc(row.lock_expires):%Y-%m-%d %H:%M:%S} UTC)",
+                    workflow=uid,
+                    operation="lock",
+                )
+                error.owner = row.lock_owner
+                error.expires = _as_utc(row.lock_expires)
+                raise error
+            time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+
+    def release(self, conn: Connection, uid: str, owner: str) -> None:
+        """Release the lock of ``uid`` held by ``owner``, inside ``conn``'s transaction."""
+        conn.execute(
+            workflows.update()
+            .where(workflows.c.uuid == uid, workflows.c.lock_owner == owner)
+            .values(lock_owner=None, lock_expires=None)
+        )
+
+
+def _as_utc(value: datetime | None) -> datetime:
+    """Return a stored naive UTC timestamp as an aware datetime."""
+    if value is None:
+        return datetime.fromtimestamp(0, timezone.utc)
+    return value.replace(tzinfo=timezone.utc)
