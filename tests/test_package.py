@@ -95,3 +95,17 @@ def test_get_logger_places_loggers_under_workflow() -> None:
     assert logger.level == 30
     reset_all_loggers()
     assert logger.level == 0
+
+
+def test_storage_without_sqlalchemy_names_the_extra_to_install() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['sqlalchemy'] = None; import workflow.storage",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "pip install 'workflow[db]'" in result.stderr

@@ -511,7 +511,9 @@ class PersistentTransitionActions(TransitionActions):
         text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
         with eng.storage.transaction("error", workflow=eng.uuid, token=obj.position) as conn:
             _flush_completed(eng, conn)
-            eng._save_token(conn, obj, ObjectStatus.ERROR, str(exc), callback_pos=position, error=text)
+            eng._save_token(
+                conn, obj, ObjectStatus.ERROR, str(exc), callback_pos=position, error=text
+            )
             eng._set_status(conn, WorkflowStatus.ERROR, str(exc), release=True)
         eng.signal.workflow_error(eng, exception=exc)
         if isinstance(exc, WorkflowError):

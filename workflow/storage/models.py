@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -57,7 +57,7 @@ class Base(DeclarativeBase):
     """The declarative base of the storage tables (their own :class:`MetaData`)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[int]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[int]: JSON}
 
 
 class WorkflowRecord(Base):
@@ -118,7 +118,9 @@ class TokenRecord(Base):
     workflow: Mapped[WorkflowRecord] = relationship(back_populates="tokens")
 
     def __repr__(self) -> str:
-        return f"<TokenRecord {self.workflow_uuid}#{self.position} {ObjectStatus(self.status).name}>"
+        return (
+            f"<TokenRecord {self.workflow_uuid}#{self.position} {ObjectStatus(self.status).name}>"
+        )
 
 
 class TransitionRecord(Base):

@@ -9,10 +9,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy import event, exc as sa_exc
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,9 +32,9 @@ __all__ = ["DEFAULT_URL", "Store", "map_errors"]
 #: The database used when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///workflow.sqlite"
 
-workflows = WorkflowRecord.__table__
-tokens = TokenRecord.__table__
-transitions = TransitionRecord.__table__
+workflows = cast(sa.Table, WorkflowRecord.__table__)
+tokens = cast(sa.Table, TokenRecord.__table__)
+transitions = cast(sa.Table, TransitionRecord.__table__)
 
 
 @contextmanager
@@ -184,7 +185,9 @@ class Store:
         :raises WorkflowNotFoundError: when there is none.
         """
         with self.transaction("load workflow", workflow=uid) as conn:
-            row = conn.execute(sa.select(workflows).where(workflows.c.uuid == uid)).mappings().first()
+            row = (
+                conn.execute(sa.select(workflows).where(workflows.c.uuid == uid)).mappings().first()
+            )
         if row is None:
             raise WorkflowNotFoundError(f"no stored workflow has the uuid {uid!r}", workflow=uid)
         return dict(row)
