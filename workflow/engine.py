@@ -357,6 +357,16 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         state.callback_pos = position
 
     def _check_run(self, objects: Any) -> None:
+        self._check_objects(objects)
+        if not len(objects):  # type: ignore[arg-type]
+            self.log.warning(
+                "List of objects is empty. Running workflow on empty set has no effect."
+            )
+        if self.callbacks.empty():
+            raise WorkflowError("The callbacks are empty, did you set them?")
+
+    def _check_objects(self, objects: Any) -> None:
+        """Refuse token lists the engine cannot index, with a clear message."""
         if isinstance(objects, (str, bytes)) or not isinstance(objects, Iterable):
             raise WorkflowError(f"Passed in object {type(objects)} is not an iterable")
         if not (hasattr(objects, "__len__") and hasattr(objects, "__getitem__")):
@@ -364,12 +374,6 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 f"Passed in object {type(objects)} has no len() or indexing; "
                 "pass the tokens as a list, e.g. list(tokens)"
             )
-        if not len(objects):  # type: ignore[arg-type]
-            self.log.warning(
-                "List of objects is empty. Running workflow on empty set has no effect."
-            )
-        if self.callbacks.empty():
-            raise WorkflowError("The callbacks are empty, did you set them?")
 
     def _process(self, objects: Any) -> None:
         """Make one pass over the tokens, from ``state.token_pos + 1`` on."""

@@ -194,8 +194,9 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         that are already tokens of this run are run as they are). The workflow
         must not have tokens yet: use :meth:`resume` to go on with a stored run.
         """
-        if isinstance(objects, list) and not all(isinstance(item, Token) for item in objects):
-            objects = self._store_tokens(objects)
+        if not (isinstance(objects, list) and all(isinstance(item, Token) for item in objects)):
+            self._check_objects(objects)
+            objects = self._store_tokens(list(objects))
         super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
 
     def resume(self, *, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
