@@ -358,7 +358,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
 
     def _check_run(self, objects: Any) -> None:
         self._check_objects(objects)
-        if not len(objects):  # type: ignore[arg-type]
+        if not len(objects):
             self.log.warning(
                 "List of objects is empty. Running workflow on empty set has no effect."
             )

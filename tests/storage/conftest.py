@@ -76,7 +76,7 @@ def db_url(backend: str, tmp_path: Path) -> str:
         store = Store(url)
         store.drop_all()
         with store.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+            conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
         store.dispose()
     return url
 

@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from .codec import JSONCodec
 from .engine import CheckpointPolicy, PersistentWorkflowEngine, Token
 from .models import Base, TokenRecord, TransitionRecord, WorkflowRecord
+from .schema import current_revision, head_revision, upgrade
 from .store import Store
 
 __all__ = [
@@ -31,4 +32,7 @@ __all__ = [
     "TokenRecord",
     "TransitionRecord",
     "WorkflowRecord",
+    "current_revision",
+    "head_revision",
+    "upgrade",
 ]

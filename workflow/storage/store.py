@@ -58,8 +58,10 @@ def map_errors(
         original = exc.orig
         if isinstance(original, TokenEncodingError):
             raise TokenEncodingError(original.message, **context) from original
-        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
-            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+        if (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or (
+            # no statement: the connection itself could not be made
+            isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
+            and exc.statement is None
         ):
             raise DatabaseUnavailableError(
                 f"the database is unavailable: {original}", **context
@@ -124,7 +126,11 @@ class Store:
     # -- schema ---------------------------------------------------------------
 
     def create_all(self) -> None:
-        """Create the tables that do not exist yet (see :meth:`upgrade` for migrations)."""
+        """Create the tables that do not exist yet, for tests and quick starts.
+
+        A database meant to live should be created and kept current with
+        :func:`workflow.storage.schema.upgrade` (the shipped migrations) instead.
+        """
         with map_errors("create_all"):
             Base.metadata.create_all(self.engine)
 
