@@ -170,8 +170,8 @@ def bare_process(store: Store, uid: str, owner: str, items: list[Item]) -> None:
 
     now = utcnow()
     with engine.begin() as conn:
-        acquire = {"b_uuid": uid, "b_owner": owner, "b_now": now}
-        taken = conn.execute(ACQUIRE, {**acquire, "lock_owner": owner, "lock_expires": now + ttl})
+        lock = {"lock_owner": owner, "lock_expires": now + ttl}
+        taken = conn.execute(ACQUIRE, {**where, "b_now": now, **lock})
         if taken.rowcount != 1:
             raise RuntimeError(f"workflow {uid} is locked")
     set_status(engine, where, WorkflowStatus.RUNNING, ttl=ttl)

@@ -18,11 +18,11 @@ before the pause: that record survives the kill, so the tests can count how
 often each task really ran.
 
 ``python tests/storage/crash_worker.py --serve`` is a fork server: it imports
-everything once, then for each job it reads on stdin (a JSON line: ``argv``,
-``log``, ``kill_after``) it forks a worker, kills it with SIGKILL after
-``kill_after`` seconds unless it ended first, and answers on stdout with a
-JSON line: ``returncode`` and ``seconds``. Importing SQLAlchemy takes most of
-a second; without the server, that import would be most of each trial.
+everything once, then for each job it reads on stdin (a JSON line) it forks a
+worker and kills it with SIGKILL at the moment the job names (see
+:func:`_wait`) unless it ended first, and answers on stdout with a JSON line:
+``returncode`` and ``seconds``. Importing SQLAlchemy takes most of a second;
+without the server, that import would be most of each trial.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from workflow.patterns import IF_ELSE
 from workflow.storage import CheckpointPolicy, PersistentWorkflowEngine, Store, WorkflowRecord
@@ -49,8 +50,8 @@ from workflow.storage import CheckpointPolicy, PersistentWorkflowEngine, Store, 
 #: that a resuming worker waits little for the lock of the worker killed before it;
 #: the workers of a run never overlap, so nobody takes over a live worker's lock.
 LOCK_TTL = 0.2
-#: Seconds a resuming worker waits for that lock before giving up.
-LOCK_WAIT = LOCK_TTL + 5.0
+#: Seconds beyond the TTL that a resuming worker waits for that lock before giving up.
+LOCK_MARGIN = 5.0
 #: Seconds each task sleeps, so that kills land inside tasks.
 PAUSE = 0.002
 #: Modules the fork server imports once for all its workers.
@@ -109,13 +110,14 @@ def find(store: Store, name: str) -> str | None:
 def run(store: Store, name: str, *, policy: str, tokens: int, tasks: list[Any]) -> None:
     """Create, start or resume the workflow ``name`` and run it to its end."""
     uid = find(store, name)
+    lock_wait = store.lock_ttl + LOCK_MARGIN
     if uid is None:
         engine = PersistentWorkflowEngine.with_name(
-            name, store=store, definition=tasks, checkpoint=policy, lock_wait=LOCK_WAIT
+            name, store=store, definition=tasks, checkpoint=policy, lock_wait=lock_wait
         )
     else:
         engine = PersistentWorkflowEngine.from_uuid(
-            uid, store=store, definition=tasks, checkpoint=policy, lock_wait=LOCK_WAIT
+            uid, store=store, definition=tasks, checkpoint=policy, lock_wait=lock_wait
         )
         if engine.load_tokens():
             engine.resume()
@@ -124,15 +126,15 @@ def run(store: Store, name: str, *, policy: str, tokens: int, tasks: list[Any]) 
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Run or resume one workflow of the crash tests.")
-    parser.add_argument("url", help="SQLAlchemy URL of the database (its tables must exist)")
-    parser.add_argument("name", help="name of the workflow; it is created when missing")
-    parser.add_argument("--policy", choices=[p.value for p in CheckpointPolicy], default="token")
-    parser.add_argument("--tokens", type=int, default=8, help="tokens of a new run")
-    parser.add_argument("--effects", help="file where each task call appends a line")
-    parser.add_argument("--pause", type=float, default=PAUSE, help="seconds each task sleeps")
-    parser.add_argument("--lock-ttl", type=float, default=LOCK_TTL, help="the store's lock_ttl")
-    return parser
+    cli = argparse.ArgumentParser(description="Run or resume one workflow of the crash tests.")
+    cli.add_argument("url", help="SQLAlchemy URL of the database (its tables must exist)")
+    cli.add_argument("name", help="name of the workflow; it is created when missing")
+    cli.add_argument("--policy", choices=[p.value for p in CheckpointPolicy], default="token")
+    cli.add_argument("--tokens", type=int, default=8, help="tokens of a new run")
+    cli.add_argument("--effects", help="file where each task call appends a line")
+    cli.add_argument("--pause", type=float, default=PAUSE, help="seconds each task sleeps")
+    cli.add_argument("--lock-ttl", type=float, default=LOCK_TTL, help="the store's lock_ttl")
+    return cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,13 +165,14 @@ def serve() -> int:
     for module in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
+    sa.orm.configure_mappers()
     for line in sys.stdin:
         job = json.loads(line)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
             _worker(job["argv"], job["log"])
-        returncode = _wait(pid, job["kill_after"])
+        returncode = _wait(pid, job)
         seconds = time.monotonic() - started
         print(json.dumps({"returncode": returncode, "seconds": seconds}), flush=True)
     return 0
@@ -194,20 +197,37 @@ def _worker(argv: list[str], log: str) -> NoReturn:
         os._exit(code)
 
 
-def _wait(pid: int, kill_after: float) -> int:
-    """Wait for the child ``pid``, SIGKILL it after ``kill_after`` seconds; return its status.
+def _wait(pid: int, job: dict[str, Any]) -> int:
+    """Wait for the child ``pid``, SIGKILL it when ``job`` says; return its exit status.
 
-    The child is reaped only here, after the kill, so its pid cannot have been reused.
+    The kill comes ``kill_after`` seconds after the fork or, when the job gives
+    ``after_calls``, after the file ``effects`` has that many lines; in any case
+    after ``timeout`` seconds. The child is reaped only here, after any kill, so
+    its pid cannot have been reused by then.
     """
-    deadline = time.monotonic() + kill_after
+    start = time.monotonic()
+    after_calls = job.get("after_calls")
+    deadline = None if after_calls else start + job["kill_after"]
+    give_up = start + job["timeout"]
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status)
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if deadline is None and _lines(job["effects"]) >= after_calls:
+            deadline = now + job["kill_after"]
+        if now >= min(give_up, deadline or give_up):
             os.kill(pid, signal.SIGKILL)
             return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         time.sleep(0.001)
+
+
+def _lines(path: str) -> int:
+    try:
+        with open(path, "rb") as file:
+            return file.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 if __name__ == "__main__":

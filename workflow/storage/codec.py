@@ -17,13 +17,16 @@ TYPE_KEY = "__workflow_type__"
 class JSONCodec:
     """Turn token data into JSON text and back.
 
-    Plain JSON values (``dict`` with ``str`` keys, ``list``, ``tuple`` — stored
-    as a list —, ``str``, ``int``, finite ``float``, ``bool``, ``None``) need
-    nothing. Register any other type with :meth:`register`; it is stored as
+    Plain JSON values (``dict``, ``list``, ``tuple`` — stored as a list —,
+    ``str``, ``int``, finite ``float``, ``bool``, ``None``) need nothing. As in
+    JSON, dict keys are strings: ``int``, ``float``, ``bool`` and ``None`` keys
+    are stored as their JSON text (``1`` becomes ``"1"``). Register any other
+    type with :meth:`register`; it is stored as
     ``{"__workflow_type__": tag, "value": encode(obj)}`` and decoded back on
-    load. Anything else fails at save time with
-    :class:`~workflow.errors.TokenEncodingError` naming where it is.
-    Nothing is pickled.
+    load (so ``__workflow_type__`` is a reserved key; an envelope whose tag no
+    decoder knows is loaded as the plain dict it is). Anything else fails at
+    save time with :class:`~workflow.errors.TokenEncodingError` naming where
+    it is. Nothing is pickled.
 
     .. versionadded:: 3.0
     """
@@ -61,7 +64,7 @@ class JSONCodec:
             return value
         decode = self._decoders.get(tag)
         if decode is None:
-            raise TokenEncodingError(f"no decoder is registered for the stored type {tag!r}")
+            return value  # not ours, or a type this process does not know: keep it as it is
         return decode(value["value"])
 
     def dumps(self, value: Any) -> str:
@@ -91,7 +94,7 @@ class JSONCodec:
             return (path, "") if math.isfinite(value) else (path, f"the float {value!r}")
         if isinstance(value, dict):
             for key, item in value.items():
-                if not isinstance(key, str):
+                if not (key is None or isinstance(key, (str, int, float))):
                     return path, f"a dict key of type {type(key).__qualname__} ({key!r})"
                 found, why = self.find_problem(item, f"{path}.{key}")
                 if why:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from .._hooks import ExcInfo
 from ..engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
 from ..engine_db import ObjectStatus, WorkflowStatus
-from ..errors import WorkflowError, WorkflowLockedError
+from ..errors import StorageError, TokenEncodingError, WorkflowError, WorkflowLockedError
 from ..utils import classproperty
 from .models import utcnow
 from .store import Store, tokens, transitions, workflows
@@ -129,6 +129,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self.lock_wait = lock_wait
         self.owner = store.new_owner()
         self._unsaved: list[Token] = []
+        self._resuming = False
         row = store.workflow(uuid)
         self.name: str = row["name"]
         self.status = WorkflowStatus(row["status"])
@@ -194,7 +195,11 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         that are already tokens of this run are run as they are). The workflow
         must not have tokens yet: use :meth:`resume` to go on with a stored run.
         """
-        if not (isinstance(objects, list) and all(isinstance(item, Token) for item in objects)):
+        if not (
+            isinstance(objects, list)
+            and objects
+            and all(isinstance(item, Token) for item in objects)
+        ):
             self._check_objects(objects)
             objects = self._store_tokens(list(objects))
         super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
@@ -206,6 +211,11 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         resumes after the task it halted on, at the task that failed, at the
         last task checkpoint, or from its first task when it has none.
         """
+        if self.callbacks.empty():
+            raise WorkflowError("The callbacks are empty, did you set them?")
+        # Lock first, then read: a holder we waited for may have moved on meanwhile.
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        self._unsaved.clear()
         objects = self.load_tokens()
         pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
         if not pending:
@@ -215,9 +225,17 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             first = pending[0]
             self.state.token_pos = first.position - 1
             self.state.callback_pos = _resume_point(first)
-        GenericWorkflowEngine.process(
-            self, objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt, reset_state=False
-        )
+        self._resuming = True
+        try:
+            GenericWorkflowEngine.process(
+                self,
+                objects,
+                stop_on_error=stop_on_error,
+                stop_on_halt=stop_on_halt,
+                reset_state=False,
+            )
+        finally:
+            self._resuming = False
 
     def restart(
         self,
@@ -228,6 +246,8 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         stop_on_halt: bool = True,
     ) -> None:
         """Reload the run from the database, then :meth:`GenericWorkflowEngine.restart` it."""
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        self._unsaved.clear()
         row = self.storage.workflow(self.uuid)
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
@@ -306,6 +326,14 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             }
             for token in objects
         ]
+        for token in objects:
+            try:
+                self.storage.codec.dumps(token.data)
+            except TokenEncodingError as error:
+                error.workflow = self.uuid
+                error.token = token.position
+                error.operation = "store tokens"
+                raise
         if rows:
             with self.storage.transaction("store tokens", workflow=self.uuid) as conn:
                 conn.execute(tokens.insert(), rows)
@@ -400,6 +428,33 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         obj.callback_pos = callback_pos
         obj.last_error = error
 
+    def _fail_unstorable(self, obj: Token, error: StorageError) -> None:
+        """Store a token whose data cannot be saved as ERROR (keeping its last data)."""
+        error.workflow, error.token = self.uuid, obj.position
+        position = list(self.state.callback_pos)
+        with self.storage.transaction("error", workflow=self.uuid, token=obj.position) as conn:
+            _flush_completed(self, conn)
+            conn.execute(
+                tokens.update()
+                .where(tokens.c.workflow_uuid == self.uuid, tokens.c.position == obj.position)
+                .values(
+                    status=ERROR, callback_pos=position, last_error=str(error), modified=utcnow()
+                )
+            )
+            conn.execute(
+                transitions.insert().values(
+                    workflow_uuid=self.uuid,
+                    token_position=obj.position,
+                    from_status=obj.status.value,
+                    to_status=ERROR,
+                    callback_pos=position,
+                    message=str(error),
+                    created=utcnow(),
+                )
+            )
+            obj.status = ObjectStatus.ERROR
+            self._set_status(conn, WorkflowStatus.ERROR, str(error), release=True)
+
     def _checkpoint_token(self, obj: Token) -> None:
         """Store a token that completed, with the run's position."""
         with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
@@ -467,12 +522,26 @@ class PersistentProcessingFactory(ProcessingFactory):
         ProcessingFactory.before_processing(eng, objects)
 
     @staticmethod
+    def before_object(eng: Any, objects: Any, obj: Any) -> None:
+        """During :meth:`~PersistentWorkflowEngine.resume`, put each token back where it stopped."""
+        if (
+            eng._resuming
+            and obj.status is not ObjectStatus.COMPLETED
+            and eng.state.callback_pos == [0]
+        ):
+            eng.state.callback_pos = _resume_point(obj)
+
+    @staticmethod
     def after_object(eng: Any, objects: Any, obj: Any) -> None:
         """Checkpoint the completed token (TOKEN and TASK policies)."""
         if eng.checkpoint is CheckpointPolicy.HALT:
             eng._unsaved.append(obj)
-        else:
+            return
+        try:
             eng._checkpoint_token(obj)
+        except TokenEncodingError as error:
+            eng._fail_unstorable(obj, error)
+            raise
 
     @staticmethod
     def after_processing(eng: Any, objects: Any) -> None:
@@ -487,6 +556,17 @@ class PersistentProcessingFactory(ProcessingFactory):
 
 class PersistentTransitionActions(TransitionActions):
     """Store halts and errors before the engine's usual handling."""
+
+    @staticmethod
+    def StorageError(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
+        """Let a database failure of a checkpoint through: it is not the task's failure."""
+        exc = exc_info[1]
+        if isinstance(exc, TokenEncodingError):
+            eng._fail_unstorable(obj, exc)
+        try:
+            raise exc
+        finally:
+            del exc, exc_info
 
     @staticmethod
     def HaltProcessing(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -93,7 +94,8 @@ class Store:
         SQLite files get WAL journaling, ``synchronous=NORMAL`` and enforced
         foreign keys. PostgreSQL: ``postgresql+psycopg://...``; MariaDB:
         ``mysql+pymysql://...``.
-    :param codec: how token data becomes JSON (a :class:`JSONCodec`).
+    :param codec: how token data becomes JSON (a :class:`JSONCodec`). With an
+        ``Engine``, pass the codec it was built with by :meth:`create_engine`.
     :param lock_ttl: seconds a workflow lock holds without being renewed; a
         running engine renews it at every checkpoint.
     """
@@ -105,20 +107,34 @@ class Store:
         codec: JSONCodec | None = None,
         lock_ttl: float = 60.0,
     ) -> None:
-        self.codec = codec or JSONCodec()
         self.lock_ttl = lock_ttl
         if isinstance(url, Engine):
+            # The engine stores JSON with whatever serializer it was built with:
+            # build it with Store.create_engine(url, codec=codec) to use a codec.
+            self.codec = codec or JSONCodec()
             self.engine = url
         else:
-            self.engine = sa.create_engine(
-                url,
-                json_serializer=self.codec.dumps,
-                json_deserializer=self.codec.loads,
-                pool_pre_ping=True,
-            )
+            self.codec = codec or JSONCodec()
+            self.engine = self.create_engine(url, codec=self.codec)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @staticmethod
+    def create_engine(url: str, *, codec: JSONCodec | None = None, **kwargs: Any) -> Engine:
+        """Build a SQLAlchemy engine that stores JSON through ``codec``.
+
+        Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+        """
+        codec = codec or JSONCodec()
+        kwargs.setdefault("pool_pre_ping", True)
+        # Fresh callables per engine: psycopg caches JSON dumpers by code object.
+        return sa.create_engine(
+            url,
+            json_serializer=functools.partial(codec.dumps),
+            json_deserializer=functools.partial(codec.loads),
+            **kwargs,
+        )
 
     def __repr__(self) -> str:
         return f"<Store {self.engine.url.render_as_string(hide_password=True)}>"
