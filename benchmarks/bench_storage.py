@@ -15,9 +15,10 @@ the tokens in one insert, then runs them.
 The *bare* side does the same writes with the same :class:`~workflow.storage.Store`'s
 SQLAlchemy engine and tables, in a plain loop of SQLAlchemy Core statements
 built once: the check that the workflow has no tokens, the bulk insert of the
-token rows, the lock, the start of the run, then per token the same 5 tasks
-and one transaction that updates the token row, logs its transition and
-updates the workflow row (position, lock expiry); finally the end of the run.
+token rows, the lock, reading the run's status, storing it as started, then
+per token the same 5 tasks and one transaction that updates the token row,
+logs its transition and updates the workflow row (position, lock expiry);
+finally the end of the run.
 Before timing, both sides run a few tokens while the database's commits and
 statements are counted: they must store the same rows with the same number of
 commits and statements, or the script stops.
@@ -113,6 +114,7 @@ SELECT_TOKENS = (
     .where(tokens.c.workflow_uuid == sa.bindparam("b_uuid"))
     .order_by(tokens.c.position)
 )
+SELECT_WORKFLOW = sa.select(workflows).where(workflows.c.uuid == sa.bindparam("b_uuid"))
 ACQUIRE = (
     workflows.update()
     .where(workflows.c.uuid == sa.bindparam("b_uuid"))
@@ -174,6 +176,8 @@ def bare_process(store: Store, uid: str, owner: str, items: list[Item]) -> None:
         taken = conn.execute(ACQUIRE, {**where, "b_now": now, **lock})
         if taken.rowcount != 1:
             raise RuntimeError(f"workflow {uid} is locked")
+    with engine.begin() as conn:  # the engine reads the status again once it holds the lock
+        conn.execute(SELECT_WORKFLOW, {"b_uuid": uid}).mappings().one()
     set_status(engine, where, WorkflowStatus.RUNNING, ttl=ttl)
 
     completed = ObjectStatus.COMPLETED.value

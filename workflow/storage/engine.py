@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -129,6 +130,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self.lock_wait = lock_wait
         self.owner = store.new_owner()
         self._unsaved: list[Token] = []
+        self._renewed = time.monotonic()
         self._resuming = False
         row = store.workflow(uuid)
         self.name: str = row["name"]
@@ -218,6 +220,10 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._unsaved.clear()
         objects = self.load_tokens()
         pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
+        if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
+            with self.storage.transaction("release lock", workflow=self.uuid) as conn:
+                self.storage.release(conn, self.uuid, self.owner)
+            return  # nothing left to do: resuming a completed run changes nothing
         if not pending:
             self.state.token_pos = len(objects) - 1
             self.state.callback_pos = [0]
@@ -428,6 +434,19 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         obj.callback_pos = callback_pos
         obj.last_error = error
 
+    def _reload_status(self) -> WorkflowStatus:
+        """Read the workflow's status again (another process may have moved it on)."""
+        self.status = WorkflowStatus(self.storage.workflow(self.uuid)["status"])
+        return self.status
+
+    def _renew_lock_if_due(self) -> None:
+        """Renew the lock when a third of its time passed since the last commit."""
+        if time.monotonic() - self._renewed < self.storage.lock_ttl / 3:
+            return
+        with self.storage.transaction("renew lock", workflow=self.uuid) as conn:
+            self._update_workflow(conn, {"lock_expires": _lock_expiry(self.storage)})
+        self._renewed = time.monotonic()
+
     def _fail_unstorable(self, obj: Token, error: StorageError) -> None:
         """Store a token whose data cannot be saved as ERROR (keeping its last data)."""
         error.workflow, error.token = self.uuid, obj.position
@@ -517,6 +536,8 @@ class PersistentProcessingFactory(ProcessingFactory):
     def before_processing(eng: Any, objects: Any) -> None:
         """Take the lock and store the run as RUNNING."""
         eng.storage.acquire(eng.uuid, eng.owner, wait=eng.lock_wait)
+        eng._reload_status()
+        eng._renewed = time.monotonic()
         with eng.storage.transaction("start", workflow=eng.uuid) as conn:
             eng._set_status(conn, WorkflowStatus.RUNNING, "started")
         ProcessingFactory.before_processing(eng, objects)
@@ -536,6 +557,7 @@ class PersistentProcessingFactory(ProcessingFactory):
         """Checkpoint the completed token (TOKEN and TASK policies)."""
         if eng.checkpoint is CheckpointPolicy.HALT:
             eng._unsaved.append(obj)
+            eng._renew_lock_if_due()
             return
         try:
             eng._checkpoint_token(obj)
