@@ -386,7 +386,7 @@ class Counts:
 
     commits: int = 0
     statements: int = 0
-    stored: dict[str, Any] = field(default_factory=dict)
+    stored: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
 
 def count_work(backend: Backend, side: Side, n: int) -> Counts:
@@ -415,25 +415,23 @@ def count_work(backend: Backend, side: Side, n: int) -> Counts:
         backend.done(store)
 
 
-def stored_rows(store: Store) -> dict[str, Any]:
-    """Return what the store holds, leaving out uuids, owners and timestamps."""
+#: What both sides must store alike: every column but ids, uuids, owners and times.
+STORED = {
+    "workflow": "SELECT status, token_pos, callback_pos, extra_data, definition_name, "
+    "definition_version, lock_owner IS NULL, lock_expires IS NULL FROM wf_workflow",
+    "tokens": "SELECT position, data, extra_data, status, callback_pos, last_error "
+    "FROM wf_token ORDER BY position",
+    "transitions": "SELECT token_position, from_status, to_status, callback_pos, message "
+    "FROM wf_transition ORDER BY id",
+}
+
+
+def stored_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Return what the store holds, as the driver reads it (JSON as stored, NULL as None)."""
     with store.engine.connect() as conn:
-        flow = conn.execute(sa.select(workflows)).mappings().one()
-        token_rows = conn.execute(sa.select(tokens).order_by(tokens.c.position)).mappings()
-        log = conn.execute(sa.select(transitions).order_by(transitions.c.id)).mappings()
         return {
-            "workflow": [
-                flow[key]
-                for key in ("status", "token_pos", "callback_pos", "extra_data", "lock_owner")
-            ],
-            "tokens": [
-                [row[key] for key in ("position", "data", "extra_data", "status", "callback_pos")]
-                for row in token_rows
-            ],
-            "transitions": [
-                [row[key] for key in ("token_position", "from_status", "to_status", "callback_pos")]
-                for row in log
-            ],
+            table: [tuple(row) for row in conn.exec_driver_sql(query)]
+            for table, query in STORED.items()
         }
 
 

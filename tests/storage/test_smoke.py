@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from workflow.engine_db import ObjectStatus, WorkflowStatus
-from workflow.errors import HaltProcessing, WorkflowError
+from workflow.errors import HaltProcessing, TokenEncodingError, WorkflowError
 from workflow.storage import PersistentWorkflowEngine, Store
 
 
@@ -59,3 +59,29 @@ def test_a_run_halts_fails_and_resumes_to_completion(store: Store) -> None:
     assert [t.data["n"] for t in tokens] == [2, 2, 2, 2, 2]
     assert store.workflow(eng.uuid)["status"] == WorkflowStatus.COMPLETED.value
     assert store.workflow(eng.uuid)["lock_owner"] is None
+
+
+def test_a_token_that_could_not_be_stored_resumes_from_its_first_task(store: Store) -> None:
+    fixed = {"yes": False}
+
+    def add_one(obj: Any, eng: Any) -> None:
+        obj.data["n"] += 1
+
+    def tag(obj: Any, eng: Any) -> None:
+        obj.data["tags"] = ["new"] if fixed["yes"] else {"new"}
+
+    def last(obj: Any, eng: Any) -> None:
+        obj.data["last"] = True
+
+    definition = [add_one, tag, last]
+    eng = PersistentWorkflowEngine.with_name("unstorable", store=store, definition=definition)
+    with pytest.raises(TokenEncodingError):
+        eng.process([{"n": 0}])
+    [stored] = eng.load_tokens()
+    assert (stored.status, stored.callback_pos, stored.data) == (ObjectStatus.ERROR, None, {"n": 0})
+
+    fixed["yes"] = True
+    PersistentWorkflowEngine.from_uuid(eng.uuid, store=store, definition=definition).resume()
+    [done] = eng.load_tokens()
+    assert done.status is ObjectStatus.COMPLETED
+    assert done.data == {"n": 1, "tags": ["new"], "last": True}

@@ -12,6 +12,7 @@ import enum
 import logging
 import time
 import traceback
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,18 @@ from .models import utcnow
 from .store import Store, tokens, transitions, workflows
 
 __all__ = ["CheckpointPolicy", "PersistentWorkflowEngine", "Token"]
+
+# The statements of a checkpoint, built once: building them per call costs more
+# than a SQLite commit. Their SET clauses come from the parameters given.
+_SAVE_TOKEN = tokens.update().where(
+    tokens.c.workflow_uuid == sa.bindparam("w_uuid"),
+    tokens.c.position == sa.bindparam("w_position"),
+)
+_UPDATE_WORKFLOW = workflows.update().where(
+    workflows.c.uuid == sa.bindparam("w_uuid"),
+    workflows.c.lock_owner == sa.bindparam("w_owner"),
+)
+_LOG = transitions.insert()
 
 log = logging.getLogger(__name__)
 
@@ -369,23 +382,22 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._update_workflow(conn, values)
         if status is not self.status:
             conn.execute(
-                transitions.insert().values(
-                    workflow_uuid=self.uuid,
-                    token_position=None,
-                    from_status=self.status.value,
-                    to_status=status.value,
-                    callback_pos=self.state.callback_pos,
-                    message=message,
-                    created=now,
-                )
+                _LOG,
+                {
+                    "workflow_uuid": self.uuid,
+                    "token_position": None,
+                    "from_status": self.status.value,
+                    "to_status": status.value,
+                    "callback_pos": self.state.callback_pos,
+                    "message": message,
+                    "created": now,
+                },
             )
             self.status = status
 
     def _update_workflow(self, conn: sa.Connection, values: dict[str, Any]) -> None:
         updated = conn.execute(
-            workflows.update()
-            .where(workflows.c.uuid == self.uuid, workflows.c.lock_owner == self.owner)
-            .values(**values)
+            _UPDATE_WORKFLOW, {"w_uuid": self.uuid, "w_owner": self.owner, **values}
         ).rowcount
         if updated != 1:
             raise WorkflowLockedError(
@@ -404,31 +416,34 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         *,
         callback_pos: list[int] | None,
         error: str | None = None,
+        now: datetime | None = None,
     ) -> None:
-        now = utcnow()
+        now = now or utcnow()
         conn.execute(
-            tokens.update()
-            .where(tokens.c.workflow_uuid == self.uuid, tokens.c.position == obj.position)
-            .values(
-                data=obj.data,
-                extra_data=obj.extra_data,
-                status=status.value,
-                callback_pos=callback_pos,
-                last_error=error,
-                modified=now,
-            )
+            _SAVE_TOKEN,
+            {
+                "w_uuid": self.uuid,
+                "w_position": obj.position,
+                "data": obj.data,
+                "extra_data": obj.extra_data,
+                "status": status.value,
+                "callback_pos": callback_pos,
+                "last_error": error,
+                "modified": now,
+            },
         )
         if status is not obj.status:
             conn.execute(
-                transitions.insert().values(
-                    workflow_uuid=self.uuid,
-                    token_position=obj.position,
-                    from_status=obj.status.value,
-                    to_status=status.value,
-                    callback_pos=callback_pos,
-                    message=message,
-                    created=now,
-                )
+                _LOG,
+                {
+                    "workflow_uuid": self.uuid,
+                    "token_position": obj.position,
+                    "from_status": obj.status.value,
+                    "to_status": status.value,
+                    "callback_pos": callback_pos,
+                    "message": message,
+                    "created": now,
+                },
             )
         obj.status = status
         obj.callback_pos = callback_pos
@@ -447,69 +462,82 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             self._update_workflow(conn, {"lock_expires": _lock_expiry(self.storage)})
         self._renewed = time.monotonic()
 
-    def _fail_unstorable(self, obj: Token, error: StorageError) -> None:
-        """Store a token whose data cannot be saved as ERROR (keeping its last data)."""
+    def _fail_unstorable(
+        self, obj: Token, error: StorageError, *, from_first_task: bool = False
+    ) -> None:
+        """Store a token whose data cannot be saved as ERROR, keeping its last stored data.
+
+        It resumes where that stored data belongs: at its first task when its
+        tasks' results were only to be stored once it completed, else at the
+        task whose results could not be stored.
+        """
         error.workflow, error.token = self.uuid, obj.position
-        position = list(self.state.callback_pos)
+        position = None if from_first_task else list(self.state.callback_pos)
+        now = utcnow()
         with self.storage.transaction("error", workflow=self.uuid, token=obj.position) as conn:
             _flush_completed(self, conn)
             conn.execute(
-                tokens.update()
-                .where(tokens.c.workflow_uuid == self.uuid, tokens.c.position == obj.position)
-                .values(
-                    status=ERROR, callback_pos=position, last_error=str(error), modified=utcnow()
-                )
+                _SAVE_TOKEN,
+                {
+                    "w_uuid": self.uuid,
+                    "w_position": obj.position,
+                    "status": ERROR,
+                    "callback_pos": position,
+                    "last_error": str(error),
+                    "modified": now,
+                },
             )
             conn.execute(
-                transitions.insert().values(
-                    workflow_uuid=self.uuid,
-                    token_position=obj.position,
-                    from_status=obj.status.value,
-                    to_status=ERROR,
-                    callback_pos=position,
-                    message=str(error),
-                    created=utcnow(),
-                )
+                _LOG,
+                {
+                    "workflow_uuid": self.uuid,
+                    "token_position": obj.position,
+                    "from_status": obj.status.value,
+                    "to_status": ERROR,
+                    "callback_pos": position,
+                    "message": str(error),
+                    "created": now,
+                },
             )
             obj.status = ObjectStatus.ERROR
             self._set_status(conn, WorkflowStatus.ERROR, str(error), release=True)
 
     def _checkpoint_token(self, obj: Token) -> None:
         """Store a token that completed, with the run's position."""
+        now = utcnow()
         with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
-            self._save_token(conn, obj, ObjectStatus.COMPLETED, callback_pos=None)
+            self._save_token(conn, obj, ObjectStatus.COMPLETED, callback_pos=None, now=now)
             self._update_workflow(
                 conn,
                 {
                     "token_pos": self.state.token_pos,
                     "callback_pos": [0],
                     "extra_data": self.extra_data,
-                    "modified": utcnow(),
-                    "lock_expires": _lock_expiry(self.storage),
+                    "modified": now,
+                    "lock_expires": _lock_expiry(self.storage, now),
                 },
             )
 
     def _checkpoint_task(self, obj: Token) -> None:
         """Store a token after one of its tasks returned."""
         position = list(self.state.callback_pos)
+        now = utcnow()
         with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
-            self._save_token(conn, obj, ObjectStatus.RUNNING, callback_pos=position)
+            self._save_token(conn, obj, ObjectStatus.RUNNING, callback_pos=position, now=now)
             self._update_workflow(
                 conn,
                 {
                     "token_pos": self.state.token_pos,
                     "callback_pos": position,
                     "extra_data": self.extra_data,
-                    "modified": utcnow(),
-                    "lock_expires": _lock_expiry(self.storage),
+                    "modified": now,
+                    "lock_expires": _lock_expiry(self.storage, now),
                 },
             )
 
 
-def _lock_expiry(store: Store) -> Any:
-    from datetime import timedelta
-
-    return utcnow() + timedelta(seconds=store.lock_ttl)
+def _lock_expiry(store: Store, now: datetime | None = None) -> datetime:
+    return (now or utcnow()) + timedelta(seconds=store.lock_ttl)
 
 
 def _resume_point(token: Token) -> list[int]:
@@ -562,7 +590,7 @@ class PersistentProcessingFactory(ProcessingFactory):
         try:
             eng._checkpoint_token(obj)
         except TokenEncodingError as error:
-            eng._fail_unstorable(obj, error)
+            eng._fail_unstorable(obj, error, from_first_task=True)
             raise
 
     @staticmethod
