@@ -504,31 +504,29 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
 
     def _checkpoint_token(self, obj: Token) -> None:
         """Store a token that completed, with the run's position."""
-        now = utcnow()
-        with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
-            self._save_token(conn, obj, ObjectStatus.COMPLETED, callback_pos=None, now=now)
-            self._update_workflow(
-                conn,
-                {
-                    "token_pos": self.state.token_pos,
-                    "callback_pos": [0],
-                    "extra_data": self.extra_data,
-                    "modified": now,
-                    "lock_expires": _lock_expiry(self.storage, now),
-                },
-            )
+        self._checkpoint(obj, ObjectStatus.COMPLETED, None, [0])
 
     def _checkpoint_task(self, obj: Token) -> None:
         """Store a token after one of its tasks returned."""
         position = list(self.state.callback_pos)
+        self._checkpoint(obj, ObjectStatus.RUNNING, position, position)
+
+    def _checkpoint(
+        self,
+        obj: Token,
+        status: ObjectStatus,
+        token_position: list[int] | None,
+        run_position: list[int],
+    ) -> None:
+        """Commit a token and the run's position in one transaction, renewing the lock."""
         now = utcnow()
         with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
-            self._save_token(conn, obj, ObjectStatus.RUNNING, callback_pos=position, now=now)
+            self._save_token(conn, obj, status, callback_pos=token_position, now=now)
             self._update_workflow(
                 conn,
                 {
                     "token_pos": self.state.token_pos,
-                    "callback_pos": position,
+                    "callback_pos": run_position,
                     "extra_data": self.extra_data,
                     "modified": now,
                     "lock_expires": _lock_expiry(self.storage, now),
