@@ -345,17 +345,21 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             }
             for token in objects
         ]
-        for token in objects:
-            try:
-                self.storage.codec.dumps(token.data)
-            except TokenEncodingError as error:
-                error.workflow = self.uuid
-                error.token = token.position
-                error.operation = "store tokens"
-                raise
         if rows:
-            with self.storage.transaction("store tokens", workflow=self.uuid) as conn:
-                conn.execute(tokens.insert(), rows)
+            try:
+                with self.storage.transaction("store tokens", workflow=self.uuid) as conn:
+                    conn.execute(tokens.insert(), rows)
+            except TokenEncodingError:
+                # One statement stores them all: encode them one by one to name the culprit.
+                for token in objects:
+                    try:
+                        self.storage.codec.dumps(token.data)
+                    except TokenEncodingError as error:
+                        error.workflow = self.uuid
+                        error.token = token.position
+                        error.operation = "store tokens"
+                        raise
+                raise
         return objects
 
     def _set_status(
