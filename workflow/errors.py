@@ -20,13 +20,17 @@ engine catches them. *Errors* report something that went wrong::
     │   ├── SkipToken .................. eng.skip_token()
     │   └── AbortProcessing ............ eng.abort()
     ├── WorkflowError .................. a task failed; honoured by process(stop_on_error=False)
+    │   └── FlowRuntimeError ........... a flow step's reference or result is unusable
     ├── WorkflowDefinitionError ........ a workflow definition is malformed or unknown
+    │   └── FlowValidationError ........ a declarative flow is invalid (lists every FlowError)
     ├── WorkflowObjectStatusError ...... a token is in a status that forbids the operation
     ├── WorkflowAPIError ............... misuse of an API built on the engine
     └── StorageError ................... the database failed; raised by workflow.storage
         ├── DatabaseUnavailableError ... the database cannot be reached right now
         ├── WorkflowLockedError ........ another process is running this workflow
         ├── WorkflowNotFoundError ...... no stored workflow has that uuid (a LookupError)
+        │   └── DefinitionNotFoundError  no stored definition has that name and version
+        ├── DefinitionDisabledError .... every version of a stored definition is disabled
         └── TokenEncodingError ......... a token cannot be stored as JSON (a TypeError)
 
 The names and base classes are those of Invenio ``workflow`` 2.x, so code that
@@ -36,6 +40,7 @@ keeps its message in ``args`` and survives a :mod:`pickle` round trip.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -43,6 +48,11 @@ __all__ = [
     "BreakFromThisLoop",
     "ContinueNextToken",
     "DatabaseUnavailableError",
+    "DefinitionDisabledError",
+    "DefinitionNotFoundError",
+    "FlowError",
+    "FlowRuntimeError",
+    "FlowValidationError",
     "HaltProcessing",
     "JumpCall",
     "JumpCallBack",
@@ -326,11 +336,123 @@ class WorkflowNotFoundError(StorageError, LookupError):
     """No stored workflow has the requested uuid."""
 
 
+class DefinitionNotFoundError(WorkflowNotFoundError):
+    """No stored definition has that name and version; raised by ``Definitions``.
+
+    Raised by the methods of :class:`~workflow.storage.Definitions`; deleted
+    versions count as missing. A :class:`LookupError`, like its base.
+    :attr:`definition_name` and :attr:`definition_version` (``None`` for
+    "the latest") name what was looked up.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
+        workflow: str | None = None,
+        token: int | None = None,
+        operation: str | None = None,
+    ):
+        super().__init__(message, workflow=workflow, token=token, operation=operation)
+        self.definition_name = definition_name
+        self.definition_version = definition_version
+
+
+class DefinitionDisabledError(StorageError):
+    """A stored definition has versions, all disabled; raised by ``Definitions.get(name)``.
+
+    A new run needs an enabled version: enable one, or put a new one.
+    :attr:`definition_name` names the definition.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
+        workflow: str | None = None,
+        token: int | None = None,
+        operation: str | None = None,
+    ):
+        super().__init__(message, workflow=workflow, token=token, operation=operation)
+        self.definition_name = definition_name
+        self.definition_version = definition_version
+
+
 class TokenEncodingError(StorageError, TypeError):
     """A token's data cannot be stored as JSON; raised when the token is saved.
 
     The message names the token's index, the path inside its data and the
     offending type; register an encoder for that type on the store's codec.
+    """
+
+
+@dataclass(frozen=True)
+class FlowError:
+    """One problem in a declarative flow: which flow, which step, where, and what.
+
+    :param flow: the flow's name.
+    :param step: the step's name, or ``None`` for the flow itself.
+    :param path: the JSON path of the offending value, such as
+        ``$.steps[1].params.msg``.
+    :param message: what is wrong there.
+
+    .. versionadded:: 3.0
+    """
+
+    flow: str
+    step: str | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"flow {self.flow!r}"
+        if self.step is not None:
+            where += f", step {self.step!r}"
+        return f"{where}, at {self.path}: {self.message}"
+
+
+class FlowValidationError(WorkflowDefinitionError):
+    """A declarative flow is invalid; raised before any of its steps runs.
+
+    Raised by :func:`workflow.flows.load_flow`; catch it to show
+    :attr:`errors` to whoever wrote the flow. The message lists every error,
+    one per line.
+
+    :param errors: every problem found, in document order.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(self, errors: list[FlowError]):
+        self.errors = list(errors)
+        name = self.errors[0].flow if self.errors else None
+        count = len(self.errors)
+        lines = [f"{count} error{'s' if count != 1 else ''} in flow {name!r}:"]
+        lines.extend(f"  {error}" for error in self.errors)
+        super().__init__("\n".join(lines), name, self.errors)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errors,))
+
+
+class FlowRuntimeError(WorkflowError):
+    """A flow step cannot go on: a reference has no value, or a task returned a non-dict.
+
+    Raised by the tasks a flow compiles to, while the run is processing;
+    the persistent engine stores it as the token's error like any task error.
+
+    .. versionadded:: 3.0
     """
 
 

@@ -1,0 +1,37 @@
+"""Declarative flows: JSON or YAML definitions over a registry of Python tasks.
+
+A flow names registered tasks, passes them parameters that may refer to
+earlier results (``@step``, ``@step.key``, ``@@literal``), and uses control
+flow written as data (``if``, ``while``, ``for_each``, ``parallel``,
+``halt``, calls to stored flows, ``needs`` for DAG-shaped flows).
+:func:`load_flow` validates it, reporting every error at once;
+:meth:`Flow.callbacks` compiles it into the callback tree any engine runs.
+
+.. versionadded:: 3.0
+"""
+
+from ..errors import FlowError, FlowRuntimeError, FlowValidationError
+from ._compile import apply_resume_data, context_of, halted_step
+from ._flow import Flow, load_flow, validate_flow
+from ._graph import GraphFormat
+from ._registry import ENTRY_POINT_GROUP, RegisteredTask, TaskRegistry, default_registry, task
+from ._schema import schema
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Flow",
+    "FlowError",
+    "FlowRuntimeError",
+    "FlowValidationError",
+    "GraphFormat",
+    "RegisteredTask",
+    "TaskRegistry",
+    "apply_resume_data",
+    "context_of",
+    "default_registry",
+    "halted_step",
+    "load_flow",
+    "schema",
+    "task",
+    "validate_flow",
+]

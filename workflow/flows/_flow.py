@@ -1,0 +1,153 @@
+"""The :class:`Flow` object, :func:`load_flow` and :func:`validate_flow`."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlowError, FlowValidationError
+from ._compile import compile_body
+from ._graph import GraphFormat, render
+from ._load import ParseFailure, from_procedures, procedures_path, read_file
+from ._registry import TaskRegistry, default_registry
+from ._validate import DefinitionLookup, validate_body
+
+__all__ = ["Flow", "load_flow", "validate_flow"]
+
+
+class Flow:
+    """A validated declarative flow, ready to compile into a callback tree.
+
+    Build it with :func:`load_flow`, which validates first; a :class:`Flow`
+    is never invalid.
+
+    :ivar name: the flow's name.
+    :ivar version: the stored version it was loaded from, or the ``version``
+        field of the definition, or ``None``.
+    :ivar body: the definition in this package's format (a ``procedures``
+        definition is translated), as JSON-serialisable data: what to store.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        body: dict[str, Any],
+        *,
+        version: int | None,
+        registry: TaskRegistry,
+        definitions: DefinitionLookup | None,
+    ) -> None:
+        self.body = body
+        self.name: str = body["name"]
+        self.version = version
+        self.registry = registry
+        self.definitions = definitions
+
+    def __repr__(self) -> str:
+        version = "" if self.version is None else f" v{self.version}"
+        return f"<Flow {self.name!r}{version}, {len(self.body['steps'])} steps>"
+
+    @property
+    def description(self) -> str | None:
+        """The definition's ``description``, if it has one."""
+        description = self.body.get("description")
+        return description if isinstance(description, str) else None
+
+    def callbacks(self) -> list[Any]:
+        """Return the flow as a callback tree, for any engine's ``callbacks.replace()``.
+
+        Its first task fills the token's ``_runtime`` entry; then comes one
+        item per step, in the order the steps run.
+        """
+        return compile_body(
+            self.body, registry=self.registry, definitions=self.definitions, version=self.version
+        )
+
+    def new_context(self, data: Any = None) -> dict[str, Any]:
+        """Return the token to process for one input record: ``{"_input": data}``."""
+        return {"_input": data}
+
+    def graph(self, format: GraphFormat = "mermaid") -> str:
+        """Return the flow's diagram: Mermaid (``"mermaid"``) or Graphviz DOT (``"dot"``) source."""
+        return render(self.body, format)
+
+
+def load_flow(
+    source: str | PathLike[str] | Mapping[str, Any],
+    *,
+    registry: TaskRegistry | None = None,
+    definitions: DefinitionLookup | None = None,
+    version: int | None = None,
+) -> Flow:
+    """Read, translate and validate a flow; return it, or raise with every error found.
+
+    :param source: a path to a ``.json``, ``.yaml`` or ``.yml`` file, or the
+        definition itself as a dict. Either this package's format
+        (``{"name": ..., "steps": [...]}``) or the JSON flow framework's
+        (``{"procedures": [{"name", "mod", "method", "params"}]}``, whose
+        tasks are ``mod.method`` and whose name is the file's stem).
+    :param registry: where task names are looked up; :data:`default_registry`
+        by default.
+    :param definitions: ``definitions(name, version)`` returns the body of a
+        stored flow that a ``flow`` step calls (or raises :exc:`LookupError`).
+    :param version: the stored version this body is; by default its
+        ``version`` field, if any.
+    :raises FlowValidationError: listing every problem, each with the flow,
+        the step and the JSON path; nothing has run.
+
+    .. versionadded:: 3.0
+    """
+    registry = default_registry if registry is None else registry
+    fallback = "flow"
+    if isinstance(source, Mapping):
+        data: Any = copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        fallback = path.stem or fallback
+        try:
+            data = read_file(path)
+        except ParseFailure as failure:
+            raise FlowValidationError([failure.error]) from None
+    body, errors = _our_format(data, fallback)
+    if not errors:
+        errors = validate_body(body, registry=registry, definitions=definitions)
+        if isinstance(data, dict) and "procedures" in data:
+            errors = [_back_to_procedures(error) for error in errors]
+    if errors:
+        raise FlowValidationError(errors)
+    if version is None and type(body.get("version")) is int:
+        version = body["version"]
+    return Flow(body, version=version, registry=registry, definitions=definitions)
+
+
+def validate_flow(
+    source: Mapping[str, Any],
+    *,
+    registry: TaskRegistry | None = None,
+    definitions: DefinitionLookup | None = None,
+) -> list[FlowError]:
+    """Return every error of the flow definition ``source`` (empty when it is valid).
+
+    Never raises for a bad definition; see :func:`load_flow` for the formats.
+
+    .. versionadded:: 3.0
+    """
+    try:
+        load_flow(source, registry=registry, definitions=definitions)
+    except FlowValidationError as exc:
+        return exc.errors
+    return []
+
+
+def _our_format(data: Any, fallback: str) -> tuple[Any, list[FlowError]]:
+    if isinstance(data, dict) and "procedures" in data and "steps" not in data:
+        return from_procedures(data, fallback)
+    return data, []
+
+
+def _back_to_procedures(error: FlowError) -> FlowError:
+    return FlowError(error.flow, error.step, procedures_path(error.path), error.message)

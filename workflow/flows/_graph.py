@@ -1,0 +1,135 @@
+"""Diagrams of a flow: Mermaid flowcharts and Graphviz DOT."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from ._validate import execution_order, kind_of
+
+__all__ = ["GraphFormat", "render"]
+
+GraphFormat = Literal["mermaid", "dot"]
+
+#: Node shapes per kind: (Mermaid opening, Mermaid closing, DOT shape).
+SHAPES: dict[str, tuple[str, str, str]] = {
+    "edge": ("([", "])", "oval"),
+    "task": ("[", "]", "box"),
+    "if": ("{", "}", "diamond"),
+    "loop": ("{{", "}}", "hexagon"),
+    "parallel": ("[/", "\\]", "trapezium"),
+    "join": ("[\\", "/]", "invtrapezium"),
+    "halt": (">", "]", "octagon"),
+    "flow": ("[[", "]]", "component"),
+}
+
+Exit = tuple[str, str]  # (node id, label of the edge leaving it)
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: list[tuple[str, str, str]] = []  # (id, label, shape)
+        self.edges: list[tuple[str, str, str]] = []  # (from, to, label)
+
+    def node(self, label: str, shape: str) -> str:
+        node_id = f"n{len(self.nodes)}"
+        self.nodes.append((node_id, label, shape))
+        return node_id
+
+    def connect(self, exits: list[Exit], target: str) -> None:
+        for source, label in exits:
+            self.edges.append((source, target, label))
+
+    def steps(self, steps: list[Any], entries: list[Exit]) -> list[Exit]:
+        """Draw one list of steps after ``entries``; return the list's exits."""
+        if not any(isinstance(step, Mapping) and step.get("needs") for step in steps):
+            for step in steps:
+                entries = self.step(step, entries)
+            return entries
+        exits: dict[str, list[Exit]] = {}
+        needed: set[str] = set()
+        for step in execution_order(steps):  # a DAG: what a step needs is drawn before it
+            needs = [name for name in step.get("needs", []) if name in exits]
+            needed.update(needs)
+            start = [edge for name in needs for edge in exits[name]] or entries
+            exits[step["name"]] = self.step(step, start)
+        return [edge for name, edges in exits.items() if name not in needed for edge in edges]
+
+    def step(self, step: Mapping[str, Any], entries: list[Exit]) -> list[Exit]:
+        kind = kind_of(step)
+        name = step["name"]
+        if kind == "task":
+            node = self.node(f"{name}\n{step['task']}", "task")
+            self.connect(entries, node)
+            return [(node, "")]
+        if kind == "if":
+            node = self.node(f"{name}?", "if")
+            self.connect(entries, node)
+            exits = self.steps(step["then"], [(node, "then")])
+            if "else" in step:
+                return exits + self.steps(step["else"], [(node, "else")])
+            return [*exits, (node, "else")]
+        if kind in ("while", "for_each"):
+            label = f"{name}\nfor each {step['as']}" if kind == "for_each" else f"{name}\nwhile"
+            node = self.node(label, "loop")
+            self.connect(entries, node)
+            body = self.steps(step["do"], [(node, "do")])
+            self.connect(body, node)
+            return [(node, "done")]
+        if kind == "parallel":
+            node = self.node(name, "parallel")
+            self.connect(entries, node)
+            join = self.node(f"{name} joined", "join")
+            for branch in step["parallel"]:
+                self.connect(self.steps(branch, [(node, "")]), join)
+            return [(join, "")]
+        if kind == "halt":
+            spec = step["halt"] if isinstance(step["halt"], Mapping) else {}
+            action = spec.get("action")
+            node = self.node(f"{name}\nhalt: {action}" if action else f"{name}\nhalt", "halt")
+            self.connect(entries, node)
+            return [(node, "resume")]
+        node = self.node(f"{name}\nflow {step['flow']}", "flow")
+        self.connect(entries, node)
+        return [(node, "")]
+
+
+def render(body: Mapping[str, Any], format: GraphFormat = "mermaid") -> str:
+    """Return the diagram of a validated flow body, as Mermaid or DOT source."""
+    if format not in ("mermaid", "dot"):
+        raise ValueError(f"graph format must be 'mermaid' or 'dot', not {format!r}")
+    graph = _Graph()
+    start = graph.node("start", "edge")
+    exits = graph.steps(body["steps"], [(start, "")])
+    end = graph.node("end", "edge")
+    graph.connect(exits, end)
+    if format == "mermaid":
+        return _mermaid(graph)
+    return _dot(graph, str(body["name"]))
+
+
+def _mermaid(graph: _Graph) -> str:
+    lines = ["flowchart TD"]
+    for node_id, label, shape in graph.nodes:
+        opening, closing, _ = SHAPES[shape]
+        text = label.replace('"', "#quot;").replace("\n", "<br/>")
+        lines.append(f'    {node_id}{opening}"{text}"{closing}')
+    for source, target, label in graph.edges:
+        arrow = f"-->|{label}|" if label else "-->"
+        lines.append(f"    {source} {arrow} {target}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _dot(graph: _Graph, name: str) -> str:
+    lines = [f"digraph {_dot_text(name)} {{", "    rankdir=TB;"]
+    for node_id, label, shape in graph.nodes:
+        lines.append(f"    {node_id} [label={_dot_text(label)}, shape={SHAPES[shape][2]}];")
+    for source, target, label in graph.edges:
+        extra = f" [label={_dot_text(label)}]" if label else ""
+        lines.append(f"    {source} -> {target}{extra};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,580 @@
+"""Validation of flow definitions: every error at once, each with flow, step and JSON path.
+
+The validator walks plain JSON data and must never fail on it, whatever its
+shape: every access checks the type first, and every problem becomes a
+:class:`~workflow.errors.FlowError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import FlowError
+from ._refs import COMPARISONS, LOGICAL, parse_reference, references_in
+from ._registry import TaskRegistry
+
+__all__ = [
+    "KINDS",
+    "NAME_PATTERN",
+    "DefinitionLookup",
+    "execution_order",
+    "kind_of",
+    "validate_body",
+]
+
+#: Step and loop-variable names: they appear in ``@name.key`` references.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+
+#: The keys that make a step one kind or another, and the keys each kind allows.
+KINDS: dict[str, frozenset[str]] = {
+    "task": frozenset({"task", "params"}),
+    "if": frozenset({"if", "then", "else"}),
+    "while": frozenset({"while", "do", "max_iterations"}),
+    "for_each": frozenset({"for_each", "as", "do"}),
+    "parallel": frozenset({"parallel"}),
+    "halt": frozenset({"halt"}),
+    "flow": frozenset({"flow", "version", "params"}),
+}
+COMMON_KEYS = frozenset({"name", "description", "needs"})
+FLOW_KEYS = frozenset({"name", "version", "description", "steps", "$schema"})
+SYSTEM_NAMES = frozenset({"_input", "_runtime"})
+
+#: ``definitions(name, version)`` returns a stored flow's body, or raises LookupError.
+DefinitionLookup = Callable[[str, "int | None"], Mapping[str, Any]]
+
+
+def kind_of(step: Mapping[str, Any]) -> str | None:
+    """Return the kind of a step (the first kind key it has), or ``None``."""
+    for kind in KINDS:
+        if kind in step:
+            return kind
+    return None
+
+
+def execution_order(steps: list[Any]) -> list[Any]:
+    """Return the steps of one list in the order they run.
+
+    Without ``needs`` that is the written order. With it, a topological
+    order: a step runs when everything it needs has run, ties going to the
+    step written first, so the order is the same on every run. Assumes a
+    validated list (no cycle, no unknown name); leftovers keep their order.
+    """
+    if not any(isinstance(step, dict) and step.get("needs") for step in steps):
+        return list(steps)
+    names = [_name(step) for step in steps]
+    known = {name for name in names if name is not None}
+    waiting = {i: set(_needs(step)) & known for i, step in enumerate(steps)}
+    done: set[str | None] = set()
+    order: list[Any] = []
+    while waiting:
+        ready = next((i for i in sorted(waiting) if waiting[i] <= done), None)
+        if ready is None:  # a cycle: the validator reports it; keep the written order
+            order.extend(steps[i] for i in sorted(waiting))
+            break
+        del waiting[ready]
+        done.add(names[ready])
+        order.append(steps[ready])
+    return order
+
+
+def _name(step: object) -> str | None:
+    name = step.get("name") if isinstance(step, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _needs(step: object) -> list[str]:
+    needs = step.get("needs") if isinstance(step, dict) else None
+    if not isinstance(needs, list):
+        return []
+    return [name for name in needs if isinstance(name, str)]
+
+
+def _key_path(path: str, key: object) -> str:
+    if isinstance(key, str) and NAME_PATTERN.match(key):
+        return f"{path}.{key}"
+    return f"{path}[{key!r}]"
+
+
+class _Scope:
+    """The names a step's references may use: earlier steps and enclosing loop variables."""
+
+    def __init__(self, visible: set[str], loop_vars: frozenset[str]) -> None:
+        self.visible = visible
+        self.loop_vars = loop_vars
+
+
+class Validator:
+    """Collects the errors of one flow body (and of the flows it calls)."""
+
+    def __init__(
+        self,
+        name: str,
+        registry: TaskRegistry,
+        definitions: DefinitionLookup | None,
+        *,
+        calling: tuple[str, ...] = (),
+    ) -> None:
+        self.flow = name
+        self.registry = registry
+        self.definitions = definitions
+        self.calling = (*calling, name)
+        self.errors: list[FlowError] = []
+        self.first_seen: dict[str, str] = {}
+        self.loop_names: set[str] = set()
+        self.all_names: set[str] = set()
+
+    def error(self, step: str | None, path: str, message: str) -> None:
+        self.errors.append(FlowError(self.flow, step, path, message))
+
+    # -- the flow ---------------------------------------------------------------
+
+    def check(self, body: object) -> list[FlowError]:
+        if not isinstance(body, dict):
+            self.error(None, "$", f"a flow must be a JSON object, not {_type(body)}")
+            return self.errors
+        for key in body:
+            if key not in FLOW_KEYS:
+                allowed = ", ".join(sorted(FLOW_KEYS))
+                self.error(None, _key_path("$", key), f"unknown key {key!r} (allowed: {allowed})")
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            self.error(None, "$.name", "a flow needs a non-empty string 'name'")
+        version = body.get("version")
+        if version is not None and not _positive_int(version):
+            self.error(None, "$.version", f"version must be a positive integer, got {version!r}")
+        description = body.get("description")
+        if description is not None and not isinstance(description, str):
+            self.error(None, "$.description", "description must be a string")
+        steps = body.get("steps")
+        if not isinstance(steps, list) or not steps:
+            self.error(None, "$.steps", "a flow needs a non-empty list of 'steps'")
+            return self.errors
+        self._collect_names(steps, "$.steps", frozenset())
+        self._check_list(steps, "$.steps", _Scope(set(), frozenset()), in_parallel=False)
+        return self.errors
+
+    # -- pass 1: names ----------------------------------------------------------
+
+    def _collect_names(self, steps: list[Any], path: str, loop_vars: frozenset[str]) -> None:
+        for index, step in enumerate(steps):
+            where = f"{path}[{index}]"
+            if not isinstance(step, dict):
+                continue
+            name = step.get("name")
+            if isinstance(name, str) and NAME_PATTERN.match(name):
+                if name in self.first_seen:
+                    self.error(
+                        name,
+                        f"{where}.name",
+                        f"duplicate step name {name!r} (first at {self.first_seen[name]})",
+                    )
+                else:
+                    self.first_seen[name] = f"{where}.name"
+                    self.all_names.add(name)
+            for key, child in _blocks(step, where):
+                self._collect_names(child, key, loop_vars)
+            var = step.get("as")
+            if "for_each" in step and isinstance(var, str) and NAME_PATTERN.match(var):
+                self.loop_names.add(var)
+
+    # -- pass 2: shapes, order, references --------------------------------------
+
+    def _check_list(self, steps: list[Any], path: str, scope: _Scope, *, in_parallel: bool) -> None:
+        by_name: dict[str, int] = {}
+        for index, step in enumerate(steps):
+            if isinstance(step, dict) and isinstance(step.get("name"), str):
+                by_name.setdefault(step["name"], index)
+        self._check_needs(steps, path, by_name)
+        positions = {id(step): index for index, step in enumerate(steps)}
+        for step in execution_order(steps):
+            index = positions[id(step)]
+            self._check_step(step, f"{path}[{index}]", scope, in_parallel=in_parallel)
+
+    def _check_needs(self, steps: list[Any], path: str, by_name: dict[str, int]) -> None:
+        graph: dict[str, list[str]] = {}
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict) or "needs" not in step:
+                continue
+            name = step.get("name") if isinstance(step.get("name"), str) else None
+            where = f"{path}[{index}].needs"
+            needs = step["needs"]
+            if not isinstance(needs, list):
+                self.error(name, where, f"needs must be a list of step names, not {_type(needs)}")
+                continue
+            for position, needed in enumerate(needs):
+                at = f"{where}[{position}]"
+                if not isinstance(needed, str):
+                    self.error(name, at, f"needs names steps by string, not {_type(needed)}")
+                elif needed == name:
+                    self.error(name, at, "a step cannot need itself")
+                elif needed not in by_name:
+                    hint = _hint(needed, by_name)
+                    where_else = " in another list" if needed in self.all_names else ""
+                    self.error(
+                        name,
+                        at,
+                        f"needs {needed!r}, which is not a step of this list{where_else}{hint}",
+                    )
+                elif needs.index(needed) != position:
+                    self.error(name, at, f"{needed!r} is needed twice")
+            if name is not None:
+                graph[name] = [n for n in needs if isinstance(n, str) and n in by_name]
+        for cycle in _cycles(graph, list(by_name)):
+            first = cycle[0]
+            self.error(
+                first,
+                f"{path}[{by_name[first]}].needs",
+                "needs form a cycle: " + " -> ".join(cycle),
+            )
+
+    def _check_step(self, step: object, path: str, scope: _Scope, *, in_parallel: bool) -> None:
+        if not isinstance(step, dict):
+            self.error(None, path, f"a step must be a JSON object, not {_type(step)}")
+            return
+        raw_name = step.get("name")
+        name = raw_name if isinstance(raw_name, str) else None
+        if name is None:
+            self.error(None, f"{path}.name", "a step needs a string 'name'")
+        elif not NAME_PATTERN.match(name):
+            self.error(
+                name,
+                f"{path}.name",
+                "a step name starts with a letter and has only letters, digits, '_' and '-'",
+            )
+        elif name in self.loop_names:
+            self.error(name, f"{path}.name", f"{name!r} is also a loop variable's name")
+        description = step.get("description")
+        if description is not None and not isinstance(description, str):
+            self.error(name, f"{path}.description", "description must be a string")
+        kinds = [kind for kind in KINDS if kind in step]
+        if not kinds:
+            keys = ", ".join(repr(kind) for kind in KINDS)
+            self.error(name, path, f"a step needs one of the keys {keys}")
+        elif len(kinds) > 1:
+            found = ", ".join(repr(kind) for kind in kinds)
+            self.error(name, path, f"a step has exactly one kind, this one has {found}")
+        else:
+            kind = kinds[0]
+            allowed = KINDS[kind] | COMMON_KEYS
+            for key in step:
+                if key not in allowed:
+                    self.error(
+                        name,
+                        _key_path(path, key),
+                        f"unknown key {key!r} for a {kind} step "
+                        f"(allowed: {', '.join(sorted(allowed))})",
+                    )
+            getattr(self, f"_check_{kind}")(step, name, path, scope, in_parallel)
+        if name is not None:
+            scope.visible.add(name)
+
+    def _check_task(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
+    ) -> None:
+        task = step["task"]
+        params = step.get("params", {})
+        if not isinstance(task, str) or not task:
+            self.error(name, f"{path}.task", f"task must be a registered task name, not {task!r}")
+        elif task not in self.registry:
+            hint = _hint(task, self.registry.names())
+            self.error(name, f"{path}.task", f"unknown task {task!r}{hint}")
+        elif isinstance(params, dict):
+            self._check_signature(task, params, name, path)
+        self._check_params(params, name, f"{path}.params", scope)
+
+    def _check_signature(
+        self, task: str, params: dict[str, Any], name: str | None, path: str
+    ) -> None:
+        try:
+            entry = self.registry.get(task)
+        except (KeyError, ImportError) as exc:
+            self.error(name, f"{path}.task", str(exc).strip("\"'"))
+            return
+        if entry.style != "engine":
+            return
+        try:
+            signature = inspect.signature(entry.function)
+        except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+            return
+        keywords = {str(key): None for key in params}
+        try:
+            signature.bind(None, None, **keywords)
+        except TypeError as exc:
+            self.error(name, f"{path}.params", f"task {task!r} cannot take these parameters: {exc}")
+
+    def _check_params(self, params: object, name: str | None, path: str, scope: _Scope) -> None:
+        if not isinstance(params, dict):
+            self.error(name, path, f"params must be a JSON object, not {_type(params)}")
+            return
+        for key in params:
+            if not isinstance(key, str):
+                self.error(name, _key_path(path, key), "parameter names must be strings")
+        self._check_refs(params, name, path, scope)
+
+    def _check_refs(self, value: object, name: str | None, path: str, scope: _Scope) -> None:
+        for where, text in references_in(value, path):
+            self._check_ref(text, name, where, scope)
+
+    def _check_ref(self, text: str, name: str | None, path: str, scope: _Scope) -> None:
+        try:
+            ref = parse_reference(text)
+        except ValueError as exc:
+            self.error(name, path, str(exc))
+            return
+        assert ref is not None
+        target = ref.name
+        if target in SYSTEM_NAMES or target in scope.visible or target in scope.loop_vars:
+            return
+        if target == name:
+            self.error(name, path, f"{text} refers to the step itself")
+        elif target in self.all_names:
+            self.error(name, path, f"{text} refers to step {target!r}, which has not run yet here")
+        elif target in self.loop_names:
+            self.error(name, path, f"{text} uses loop variable {target!r} outside its loop")
+        else:
+            known = sorted(scope.visible | scope.loop_vars | SYSTEM_NAMES)
+            self.error(
+                name, path, f"{text} refers to unknown step {target!r}{_hint(target, known)}"
+            )
+
+    def _check_condition(self, cond: object, name: str | None, path: str, scope: _Scope) -> None:
+        if not isinstance(cond, dict):
+            self._check_refs(cond, name, path, scope)
+            return
+        if len(cond) != 1:
+            ops = ", ".join(repr(op) for op in (*COMPARISONS, *LOGICAL))
+            self.error(name, path, f"a condition object has exactly one operator key: {ops}")
+            return
+        ((op, args),) = cond.items()
+        where = _key_path(path, op)
+        if op == "not":
+            self._check_condition(args, name, where, scope)
+        elif op in ("and", "or"):
+            if not isinstance(args, list) or not args:
+                self.error(name, where, f"{op!r} takes a non-empty list of conditions")
+                return
+            for index, item in enumerate(args):
+                self._check_condition(item, name, f"{where}[{index}]", scope)
+        elif op in COMPARISONS:
+            if not isinstance(args, list) or len(args) != 2:
+                self.error(name, where, f"{op!r} takes a list of exactly two values")
+                return
+            self._check_refs(args, name, where, scope)
+        else:
+            ops = ", ".join(repr(op) for op in (*COMPARISONS, *LOGICAL))
+            self.error(name, path, f"unknown condition operator {op!r} (known: {ops})")
+
+    def _check_block(
+        self,
+        step: dict[str, Any],
+        key: str,
+        name: str | None,
+        path: str,
+        scope: _Scope,
+        in_parallel: bool,
+        *,
+        required: bool = True,
+    ) -> None:
+        block = step.get(key)
+        if block is None and not required:
+            return
+        if not isinstance(block, list) or (required and not block):
+            self.error(name, f"{path}.{key}", f"{key!r} must be a non-empty list of steps")
+            return
+        self._check_list(block, f"{path}.{key}", scope, in_parallel=in_parallel)
+
+    def _check_if(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        self._check_condition(step["if"], name, f"{path}.if", scope)
+        if "then" not in step:
+            self.error(name, f"{path}.then", "an if step needs a 'then' list of steps")
+        else:
+            self._check_block(step, "then", name, path, scope, par)
+        self._check_block(step, "else", name, path, scope, par, required=False)
+
+    def _check_while(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        self._check_condition(step["while"], name, f"{path}.while", scope)
+        limit = step.get("max_iterations")
+        if limit is not None and not _positive_int(limit):
+            self.error(name, f"{path}.max_iterations", f"must be a positive integer, got {limit!r}")
+        self._check_block(step, "do", name, path, scope, par)
+
+    def _check_for_each(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        source = step["for_each"]
+        is_reference = isinstance(source, str) and source[:1] == "@" and source[:2] != "@@"
+        if not is_reference and not isinstance(source, list):
+            self.error(
+                name,
+                f"{path}.for_each",
+                f"for_each takes a reference (such as '@step.items') or a list, not {source!r}",
+            )
+        else:
+            self._check_refs(source, name, f"{path}.for_each", scope)
+        var = step.get("as")
+        loop_vars = scope.loop_vars
+        if not isinstance(var, str) or not NAME_PATTERN.match(var):
+            self.error(name, f"{path}.as", "for_each needs 'as', the loop variable's name")
+        elif var in self.all_names:
+            self.error(name, f"{path}.as", f"loop variable {var!r} is also a step's name")
+        else:
+            loop_vars = loop_vars | {var}
+        inner = _Scope(scope.visible, loop_vars)
+        self._check_block(step, "do", name, path, inner, par)
+
+    def _check_parallel(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
+    ) -> None:
+        branches = step["parallel"]
+        where = f"{path}.parallel"
+        if not isinstance(branches, list) or not branches:
+            self.error(name, where, "parallel takes a non-empty list of branches (lists of steps)")
+            return
+        seen: set[str] = set()
+        for index, branch in enumerate(branches):
+            if not isinstance(branch, list) or not branch:
+                self.error(name, f"{where}[{index}]", "a branch must be a non-empty list of steps")
+                continue
+            inner = _Scope(set(scope.visible), scope.loop_vars)
+            self._check_list(branch, f"{where}[{index}]", inner, in_parallel=True)
+            seen |= inner.visible - scope.visible
+        scope.visible |= seen
+
+    def _check_halt(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        spec = step["halt"]
+        where = f"{path}.halt"
+        if par:
+            self.error(name, where, "a parallel branch cannot halt; halt after the branches join")
+        if spec is True or spec == {}:
+            return
+        if not isinstance(spec, dict):
+            self.error(name, where, "halt takes an object with 'message' and 'action' strings")
+            return
+        for key, value in spec.items():
+            if key not in ("message", "action"):
+                self.error(
+                    name, _key_path(where, key), f"unknown key {key!r} (allowed: action, message)"
+                )
+            elif not isinstance(value, str):
+                self.error(name, _key_path(where, key), f"{key} must be a string")
+
+    def _check_flow(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
+    ) -> None:
+        called = step["flow"]
+        version = step.get("version")
+        if version is not None and not _positive_int(version):
+            self.error(
+                name, f"{path}.version", f"version must be a positive integer, got {version!r}"
+            )
+            version = None
+        self._check_params(step.get("params", {}), name, f"{path}.params", scope)
+        if not isinstance(called, str) or not called:
+            self.error(name, f"{path}.flow", "flow names a stored flow by string")
+            return
+        if called in self.calling:
+            chain = " -> ".join((*self.calling, called))
+            self.error(name, f"{path}.flow", f"flows call each other in a cycle: {chain}")
+            return
+        if self.definitions is None:
+            self.error(
+                name,
+                f"{path}.flow",
+                f"cannot check flow {called!r}: no stored definitions to look it up in",
+            )
+            return
+        try:
+            body = self.definitions(called, version)
+        except LookupError as exc:
+            self.error(name, f"{path}.flow", f"unknown flow {called!r}: {exc}")
+            return
+        inner = Validator(called, self.registry, self.definitions, calling=self.calling)
+        for problem in inner.check(body):
+            self.error(name, f"{path}.flow", f"called flow is invalid: {problem}")
+
+
+def validate_body(
+    body: object,
+    *,
+    registry: TaskRegistry,
+    definitions: DefinitionLookup | None = None,
+    name: str | None = None,
+) -> list[FlowError]:
+    """Return every error of the flow ``body`` (in our format), in document order."""
+    flow_name = name
+    if flow_name is None:
+        raw = body.get("name") if isinstance(body, dict) else None
+        flow_name = raw if isinstance(raw, str) and raw else "<unnamed>"
+    errors = Validator(flow_name, registry, definitions).check(body)
+    return sorted(errors, key=_document_order)
+
+
+def _document_order(error: FlowError) -> tuple[int, ...]:
+    """Sort key: the list indices along the error's path (ties keep the order found)."""
+    return tuple(int(index) for index in re.findall(r"\[(\d+)\]", error.path))
+
+
+def _blocks(step: dict[str, Any], path: str) -> list[tuple[str, list[Any]]]:
+    found = []
+    for key in ("then", "else", "do"):
+        if isinstance(step.get(key), list):
+            found.append((f"{path}.{key}", step[key]))
+    branches = step.get("parallel")
+    if isinstance(branches, list):
+        for index, branch in enumerate(branches):
+            if isinstance(branch, list):
+                found.append((f"{path}.parallel[{index}]", branch))
+    return found
+
+
+def _cycles(graph: dict[str, list[str]], order: list[str]) -> list[list[str]]:
+    """Return each cycle of ``graph`` once, as ``[a, b, ..., a]``, in a stable order."""
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append(cycle)
+            elif nxt not in state:
+                visit(nxt, path)
+        path.pop()
+        state[node] = 2
+
+    for node in order:
+        if node not in state:
+            visit(node, [])
+    return cycles
+
+
+def _hint(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _positive_int(value: object) -> bool:
+    return type(value) is int and value >= 1
+
+
+def _type(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), f"a {type(value).__name__}")
