@@ -103,8 +103,8 @@ def load_flow(
     """
     registry = default_registry if registry is None else registry
     fallback = "flow"
-    if isinstance(source, Mapping):
-        data: Any = copy.deepcopy(dict(source))
+    if not isinstance(source, str | PathLike):  # the definition itself (checked below)
+        data: Any = copy.deepcopy(dict(source) if isinstance(source, Mapping) else source)
     else:
         path = Path(source)
         fallback = path.stem or fallback

@@ -90,11 +90,18 @@ class Lookup:
     where ``_runtime`` lives.
     """
 
-    __slots__ = ("root", "scope")
+    __slots__ = ("absent", "root", "scope")
 
-    def __init__(self, root: dict[str, Any], scope: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        root: dict[str, Any],
+        scope: dict[str, Any],
+        absent: frozenset[str] = frozenset(),
+    ) -> None:
         self.root = root
         self.scope = scope
+        #: Names that read as ``None`` while they have no result (a loop's own body).
+        self.absent = absent
 
     def value(self, ref: Reference) -> Any:
         """Return the value ``ref`` points at.
@@ -106,6 +113,8 @@ class Lookup:
             current = scope[ref.name]
         elif ref.name == "_runtime" and "_runtime" in self.root:
             current = self.root["_runtime"]
+        elif ref.name in self.absent:
+            return None
         else:
             raise ResolveError(f"{ref.text}: {ref.name!r} has no result yet (has it run?)")
         walked = ref.name

@@ -400,7 +400,10 @@ class Validator:
     def _check_while(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
     ) -> None:
-        self._check_condition(step["while"], name, f"{path}.while", scope)
+        body = step.get("do")
+        own = set(_names(body)) if isinstance(body, list) else set()
+        ahead = _Scope(scope.visible | own, scope.loop_vars)  # the body's last round
+        self._check_condition(step["while"], name, f"{path}.while", ahead)
         limit = step.get("max_iterations")
         if limit is not None and not _positive_int(limit):
             self.error(name, f"{path}.max_iterations", f"must be a positive integer, got {limit!r}")
@@ -535,6 +538,19 @@ def _blocks(step: dict[str, Any], path: str) -> list[tuple[str, list[Any]]]:
             if isinstance(branch, list):
                 found.append((f"{path}.parallel[{index}]", branch))
     return found
+
+
+def _names(steps: list[Any]) -> list[str]:
+    """Return the names of ``steps`` and of the steps inside them."""
+    names = []
+    for step in steps:
+        name = _name(step)
+        if name is not None:
+            names.append(name)
+        if isinstance(step, dict):
+            for _, block in _blocks(step, ""):
+                names.extend(_names(block))
+    return names
 
 
 def _cycles(graph: dict[str, list[str]], order: list[str]) -> list[list[str]]:
