@@ -22,9 +22,10 @@ def run_python(code: str, cwd: Path | None = None) -> str:
 
 def test_import_workflow_needs_only_blinker() -> None:
     out = run_python(
-        "import sys, json, workflow, workflow.engine, workflow.engine_db, workflow.patterns;"
+        "import sys, json, workflow, workflow.engine, workflow.engine_db, workflow.patterns,"
+        " workflow.flows;"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('sqlalchemy', 'celery', 'click', 'yaml'))))"
+        "('sqlalchemy', 'celery', 'click', 'yaml', 'jsonschema', 'argparse'))))"
     )
     assert json.loads(out) == []
 
