@@ -12,7 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workflow.errors import FlowError, FlowValidationError, WorkflowDefinitionError
+from workflow.errors import (
+    DefinitionDisabledError,
+    FlowError,
+    FlowValidationError,
+    WorkflowDefinitionError,
+)
 from workflow.flows import TaskRegistry, load_flow, validate_flow
 
 
@@ -364,6 +369,8 @@ def test_called_flows_are_checked_and_call_cycles_named(registry: TaskRegistry) 
     }
 
     def definitions(name: str, version: int | None) -> dict[str, Any]:
+        if name == "off":
+            raise DefinitionDisabledError("every version of 'off' is disabled")
         if name not in stored:
             raise LookupError(f"no flow {name!r}")
         return stored[name]
@@ -374,6 +381,7 @@ def test_called_flows_are_checked_and_call_cycles_named(registry: TaskRegistry) 
             {"name": "a", "flow": "child"},
             {"name": "b", "flow": "loop"},
             {"name": "c", "flow": "ghost"},
+            {"name": "d", "flow": "off"},
         ],
     }
     assert errors_of(body, registry, definitions=definitions) == [
@@ -382,6 +390,7 @@ def test_called_flows_are_checked_and_call_cycles_named(registry: TaskRegistry) 
         "b|$.steps[1].flow|called flow is invalid: flow 'loop', step 'back', at $.steps[0].flow: "
         "flows call each other in a cycle: parent -> loop -> parent",
         "c|$.steps[2].flow|unknown flow 'ghost': no flow 'ghost'",
+        "d|$.steps[3].flow|flow 'off' cannot be called: every version of 'off' is disabled",
     ]
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import FlowError
+from ..errors import DefinitionDisabledError, FlowError
 from ._refs import COMPARISONS, LOGICAL, parse_reference, references_in
 from ._registry import TaskRegistry
 
@@ -500,6 +500,9 @@ class Validator:
             body = self.definitions(called, version)
         except LookupError as exc:
             self.error(name, f"{path}.flow", f"unknown flow {called!r}: {exc}")
+            return
+        except DefinitionDisabledError as exc:
+            self.error(name, f"{path}.flow", f"flow {called!r} cannot be called: {exc}")
             return
         inner = Validator(called, self.registry, self.definitions, calling=self.calling)
         for problem in inner.check(body):
