@@ -129,14 +129,22 @@ def test_an_unresolvable_reference_fails_at_run_time_naming_the_step(
     assert info.value.task == "use"
 
 
-def test_a_reference_to_a_step_that_did_not_run_says_so(registry: TaskRegistry) -> None:
+def test_a_step_that_did_not_run_reads_as_null_with_all_its_keys(
+    registry: TaskRegistry,
+) -> None:
     f = flow(
         registry,
-        {"name": "maybe", "if": False, "then": [{"name": "skipped", "task": "echo"}]},
-        {"name": "after", "task": "echo", "params": {"x": "@skipped"}},
+        {
+            "name": "maybe",
+            "if": "@_input",
+            "then": [{"name": "inner", "task": "echo", "params": {"x": 1}}],
+        },
+        {"name": "after", "task": "echo", "params": {"whole": "@inner", "x": "@inner.x.y"}},
     )
-    with pytest.raises(FlowRuntimeError, match="'skipped' has no result yet"):
-        run(f)
+    (skipped,) = run(f, False)
+    assert skipped["after"] == {"whole": None, "x": None}
+    with pytest.raises(FlowRuntimeError, match=r"@inner\.x\.y: inner\.x is int"):
+        run(f, True)  # a result that exists must have the keys asked for
 
 
 @pytest.mark.parametrize(

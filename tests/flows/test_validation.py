@@ -188,6 +188,15 @@ def test_every_error_is_reported_at_once_in_document_order(registry: TaskRegistr
             {
                 "name": "f",
                 "steps": [
+                    {"name": "a", "if": 1, "then": [{"name": "b", "task": "echo"}], "else": None}
+                ],
+            },
+            "a|$.steps[0].else|'else' must be a non-empty list of steps",
+        ),
+        (
+            {
+                "name": "f",
+                "steps": [
                     {
                         "name": "a",
                         "while": True,

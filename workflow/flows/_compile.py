@@ -173,21 +173,13 @@ class _WhileTest(_Condition):
     """The test of a ``while`` step; the body's steps read as ``None`` before they first run."""
 
     def __init__(
-        self,
-        flow: str,
-        name: str,
-        scope: tuple[str, ...],
-        spec: Any,
-        limit: int | None,
-        body: frozenset[str],
+        self, flow: str, name: str, scope: tuple[str, ...], spec: Any, limit: int | None
     ) -> None:
         super().__init__(flow, name, scope, spec)
         self.limit = limit
-        self.body = body
 
     def __call__(self, obj: Any, eng: Any) -> bool:
-        plain = self.lookup(obj)
-        lookup = Lookup(plain.root, plain.scope, self.body)
+        lookup = self.lookup(obj)
         if not self.test(lookup):
             return False
         state = lookup.scope[LOOPS][self.name]
@@ -360,9 +352,7 @@ class Compiler:
 
     def _while(self, flow: str, step: Mapping[str, Any], scope: tuple[str, ...]) -> Any:
         name = step["name"]
-        body_names = frozenset(_names_in(step["do"]))
-        limit = step.get("max_iterations")
-        test = _WhileTest(flow, name, scope, step["while"], limit, body_names)
+        test = _WhileTest(flow, name, scope, step["while"], step.get("max_iterations"))
         body = self.steps(flow, step["do"], scope)
         return [
             _WhileStart(flow, name, scope),

@@ -27,7 +27,7 @@ def read_file(path: Path) -> Any:
     name = path.stem or "<unnamed>"
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ParseFailure(FlowError(name, None, "$", f"cannot read {path}: {exc}")) from exc
     if path.suffix.lower() in (".yaml", ".yml"):
         return _parse_yaml(text, path, name)

@@ -90,33 +90,27 @@ class Lookup:
     where ``_runtime`` lives.
     """
 
-    __slots__ = ("absent", "root", "scope")
+    __slots__ = ("root", "scope")
 
-    def __init__(
-        self,
-        root: dict[str, Any],
-        scope: dict[str, Any],
-        absent: frozenset[str] = frozenset(),
-    ) -> None:
+    def __init__(self, root: dict[str, Any], scope: dict[str, Any]) -> None:
         self.root = root
         self.scope = scope
-        #: Names that read as ``None`` while they have no result (a loop's own body).
-        self.absent = absent
 
     def value(self, ref: Reference) -> Any:
         """Return the value ``ref`` points at.
 
-        :raises ResolveError: naming what is missing.
+        A step that has not run (in a branch not taken, or in a loop that has
+        not gone round yet) reads as ``None``, and so do its keys.
+
+        :raises ResolveError: naming the missing key of a result that exists.
         """
         scope = self.scope
         if ref.name in scope:
             current = scope[ref.name]
         elif ref.name == "_runtime" and "_runtime" in self.root:
             current = self.root["_runtime"]
-        elif ref.name in self.absent:
+        else:  # a known step (the validator saw to it) that has not run: a branch not taken
             return None
-        else:
-            raise ResolveError(f"{ref.text}: {ref.name!r} has no result yet (has it run?)")
         walked = ref.name
         for key in ref.keys:
             current = _child(current, key, ref.text, walked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -215,7 +216,8 @@ def task(
     def decorate(function: F) -> F:
         task_name = name if isinstance(name, str) else _default_name(function)
         entry = target.register(task_name, function, style=style)
-        function.workflow_task = entry  # type: ignore[attr-defined]
+        with contextlib.suppress(AttributeError):  # a bound method takes no attributes
+            function.workflow_task = entry  # type: ignore[attr-defined]
         return function
 
     if callable(name):

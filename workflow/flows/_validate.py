@@ -379,9 +379,9 @@ class Validator:
         *,
         required: bool = True,
     ) -> None:
-        block = step.get(key)
-        if block is None and not required:
+        if key not in step and not required:
             return
+        block = step.get(key)
         if not isinstance(block, list) or (required and not block):
             self.error(name, f"{path}.{key}", f"{key!r} must be a non-empty list of steps")
             return

@@ -1,0 +1,1 @@
+"""Runnable examples; a package so that ``workflow --import examples.pipeline.tasks`` works."""

@@ -1,0 +1,1 @@
+"""An order pipeline as a declarative flow: ``pipeline.json`` over the tasks of ``tasks.py``."""
