@@ -11,7 +11,7 @@ token resumes inside a loop exactly where it halted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +19,8 @@ from ..errors import FlowRuntimeError
 from ..patterns.controlflow import IF, IF_ELSE, PARALLEL_SPLIT, WHILE
 from ._refs import Lookup, ResolveError, compile_condition, compile_value
 from ._registry import RegisteredTask, TaskRegistry
-from ._validate import DefinitionLookup, execution_order, kind_of
+from ._shape import execution_order, kind_of, names_in
+from ._validate import DefinitionLookup
 
 __all__ = ["apply_resume_data", "compile_body", "context_of", "halted_step"]
 
@@ -362,7 +363,7 @@ class Compiler:
 
     def _for_each(self, flow: str, step: Mapping[str, Any], scope: tuple[str, ...]) -> Any:
         name, var = step["name"], step["as"]
-        body_names = list(_names_in(step["do"]))
+        body_names = names_in(step["do"])
         body = self.steps(flow, step["do"], scope)
         return [
             _ForStart(flow, name, scope, step["for_each"]),
@@ -389,16 +390,6 @@ class Compiler:
             _Call(flow, name, scope, step.get("params", {})),
             *self.steps(body["name"], body["steps"], inner),
         ]
-
-
-def _names_in(steps: list[Any]) -> Iterator[str]:
-    """Yield the names of ``steps`` and of the steps inside them (not inside called flows)."""
-    for step in steps:
-        yield step["name"]
-        for key in ("then", "else", "do"):
-            yield from _names_in(step.get(key, []))
-        for branch in step.get("parallel", []):
-            yield from _names_in(branch)
 
 
 def compile_body(

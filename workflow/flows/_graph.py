@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ._validate import execution_order, kind_of
+from ._shape import execution_order, kind_of
 
 __all__ = ["GraphFormat", "render"]
 

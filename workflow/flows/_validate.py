@@ -16,81 +16,22 @@ from typing import Any
 from ..errors import DefinitionDisabledError, FlowError
 from ._refs import COMPARISONS, LOGICAL, parse_reference, references_in
 from ._registry import TaskRegistry
+from ._shape import (
+    COMMON_KEYS,
+    FLOW_KEYS,
+    KINDS,
+    NAME_PATTERN,
+    SYSTEM_NAMES,
+    blocks,
+    cycles,
+    execution_order,
+    names_in,
+)
 
-__all__ = [
-    "KINDS",
-    "NAME_PATTERN",
-    "DefinitionLookup",
-    "execution_order",
-    "kind_of",
-    "validate_body",
-]
-
-#: Step and loop-variable names: they appear in ``@name.key`` references.
-NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
-
-#: The keys that make a step one kind or another, and the keys each kind allows.
-KINDS: dict[str, frozenset[str]] = {
-    "task": frozenset({"task", "params"}),
-    "if": frozenset({"if", "then", "else"}),
-    "while": frozenset({"while", "do", "max_iterations"}),
-    "for_each": frozenset({"for_each", "as", "do"}),
-    "parallel": frozenset({"parallel"}),
-    "halt": frozenset({"halt"}),
-    "flow": frozenset({"flow", "version", "params"}),
-}
-COMMON_KEYS = frozenset({"name", "description", "needs"})
-FLOW_KEYS = frozenset({"name", "version", "description", "steps", "$schema"})
-SYSTEM_NAMES = frozenset({"_input", "_runtime"})
+__all__ = ["DefinitionLookup", "validate_body"]
 
 #: ``definitions(name, version)`` returns a stored flow's body, or raises LookupError.
 DefinitionLookup = Callable[[str, "int | None"], Mapping[str, Any]]
-
-
-def kind_of(step: Mapping[str, Any]) -> str | None:
-    """Return the kind of a step (the first kind key it has), or ``None``."""
-    for kind in KINDS:
-        if kind in step:
-            return kind
-    return None
-
-
-def execution_order(steps: list[Any]) -> list[Any]:
-    """Return the steps of one list in the order they run.
-
-    Without ``needs`` that is the written order. With it, a topological
-    order: a step runs when everything it needs has run, ties going to the
-    step written first, so the order is the same on every run. Assumes a
-    validated list (no cycle, no unknown name); leftovers keep their order.
-    """
-    if not any(isinstance(step, dict) and step.get("needs") for step in steps):
-        return list(steps)
-    names = [_name(step) for step in steps]
-    known = {name for name in names if name is not None}
-    waiting = {i: set(_needs(step)) & known for i, step in enumerate(steps)}
-    done: set[str | None] = set()
-    order: list[Any] = []
-    while waiting:
-        ready = next((i for i in sorted(waiting) if waiting[i] <= done), None)
-        if ready is None:  # a cycle: the validator reports it; keep the written order
-            order.extend(steps[i] for i in sorted(waiting))
-            break
-        del waiting[ready]
-        done.add(names[ready])
-        order.append(steps[ready])
-    return order
-
-
-def _name(step: object) -> str | None:
-    name = step.get("name") if isinstance(step, dict) else None
-    return name if isinstance(name, str) else None
-
-
-def _needs(step: object) -> list[str]:
-    needs = step.get("needs") if isinstance(step, dict) else None
-    if not isinstance(needs, list):
-        return []
-    return [name for name in needs if isinstance(name, str)]
 
 
 def _key_path(path: str, key: object) -> str:
@@ -175,7 +116,7 @@ class Validator:
                 else:
                     self.first_seen[name] = f"{where}.name"
                     self.all_names.add(name)
-            for key, child in _blocks(step, where):
+            for key, child in blocks(step, where):
                 self._collect_names(child, key, loop_vars)
             var = step.get("as")
             if "for_each" in step and isinstance(var, str) and NAME_PATTERN.match(var):
@@ -223,7 +164,7 @@ class Validator:
                     self.error(name, at, f"{needed!r} is needed twice")
             if name is not None:
                 graph[name] = [n for n in needs if isinstance(n, str) and n in by_name]
-        for cycle in _cycles(graph, list(by_name)):
+        for cycle in cycles(graph, list(by_name)):
             first = cycle[0]
             self.error(
                 first,
@@ -401,7 +342,7 @@ class Validator:
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
     ) -> None:
         body = step.get("do")
-        own = set(_names(body)) if isinstance(body, list) else set()
+        own = set(names_in(body)) if isinstance(body, list) else set()
         ahead = _Scope(scope.visible | own, scope.loop_vars)  # the body's last round
         self._check_condition(step["while"], name, f"{path}.while", ahead)
         limit = step.get("max_iterations")
@@ -528,59 +469,6 @@ def validate_body(
 def _document_order(error: FlowError) -> tuple[int, ...]:
     """Sort key: the list indices along the error's path (ties keep the order found)."""
     return tuple(int(index) for index in re.findall(r"\[(\d+)\]", error.path))
-
-
-def _blocks(step: dict[str, Any], path: str) -> list[tuple[str, list[Any]]]:
-    found = []
-    for key in ("then", "else", "do"):
-        if isinstance(step.get(key), list):
-            found.append((f"{path}.{key}", step[key]))
-    branches = step.get("parallel")
-    if isinstance(branches, list):
-        for index, branch in enumerate(branches):
-            if isinstance(branch, list):
-                found.append((f"{path}.parallel[{index}]", branch))
-    return found
-
-
-def _names(steps: list[Any]) -> list[str]:
-    """Return the names of ``steps`` and of the steps inside them."""
-    names = []
-    for step in steps:
-        name = _name(step)
-        if name is not None:
-            names.append(name)
-        if isinstance(step, dict):
-            for _, block in _blocks(step, ""):
-                names.extend(_names(block))
-    return names
-
-
-def _cycles(graph: dict[str, list[str]], order: list[str]) -> list[list[str]]:
-    """Return each cycle of ``graph`` once, as ``[a, b, ..., a]``, in a stable order."""
-    cycles: list[list[str]] = []
-    seen: set[frozenset[str]] = set()
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                cycle = [*path[path.index(nxt) :], nxt]
-                key = frozenset(cycle)
-                if key not in seen:
-                    seen.add(key)
-                    cycles.append(cycle)
-            elif nxt not in state:
-                visit(nxt, path)
-        path.pop()
-        state[node] = 2
-
-    for node in order:
-        if node not in state:
-            visit(node, [])
-    return cycles
 
 
 def _hint(name: str, known: Any) -> str:
