@@ -393,6 +393,9 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         task_finished = signals.task_finished
         token_started = signals.token_started
         token_finished = signals.token_finished
+        compiled: Any = None
+        runner: Any = None
+        warm = False
 
         # Cheap to re-check each token: the bound (tasks may append tokens), the
         # position (tasks may jump), the definition and the signal receivers.
@@ -415,14 +418,28 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 try:
                     try:
                         pos = state._callback_pos
-                        if bare and not task_started.receivers and not task_finished.receivers:
-                            run = self._run_plain
+                        plain = bare and not task_started.receivers
+                        if not (plain and not task_finished.receivers):
+                            if len(pos) == 1:
+                                self._run_hooked(callbacks, obj, 0, pos)
+                            else:
+                                self._resume(callbacks, obj, 0, pos, self._run_hooked)
+                        elif len(pos) > 1:
+                            self._resume(callbacks, obj, 0, pos, self._run_plain)
                         else:
-                            run = self._run_hooked
-                        if len(pos) == 1:
-                            run(callbacks, obj, 0, pos)
-                        else:
-                            self._resume(callbacks, obj, 0, pos, run)
+                            # Nothing to call around the tasks: run the definition's
+                            # compiled runner (see Callbacks._runner), looked up once
+                            # for a run of tokens that use the same definition. The
+                            # first token of a pass does not compile: for an engine
+                            # made to run one token, that would cost more than it saves.
+                            if callbacks is not compiled:
+                                runner = self.callbacks._runner(callbacks, build=warm)
+                                if warm or runner is not None:
+                                    compiled = callbacks
+                            if runner is None:
+                                self._run_plain(callbacks, obj, 0, pos)
+                            else:
+                                runner(self, obj, 0, pos)
                     finally:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
@@ -440,6 +457,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     if token_finished.receivers:
                         token_finished.send(self, token=obj, token_pos=token_pos)
             state._callback_pos = [0]
+            warm = True
         factory.after_processing(self, objects)
 
     def run_callbacks(self, callbacks: Any, objects: Any, obj: Any, indent: int = 0) -> None:
