@@ -1,0 +1,51 @@
+"""Tasks the CLI tests run: flow tasks (registered by importing this module) and callback lists.
+
+Import it with ``--import tests.cli.cli_tasks`` (the subprocess tests put the
+repository on ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from workflow.flows import task
+
+
+@task("cli_double")
+def cli_double(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Double the input record's ``n``."""
+    return {"value": context["_input"].get("n", 0) * 2}
+
+
+@task("cli_publish")
+def cli_publish(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Publish when the halt step's answer approves, else reject."""
+    return {"published": bool(context["approve"]["approved"])}
+
+
+def mark(obj: Any, eng: Any) -> None:
+    """Record that the token went through; halt or fail when its data asks to."""
+    obj.data["seen"] = obj.data.get("seen", 0) + 1
+    if obj.data.get("halt") and not obj.data.get("approved"):
+        eng.halt("needs a person", action="approve")
+    if obj.data.get("fail"):
+        raise KeyError("boom")
+
+
+def finish(obj: Any, eng: Any) -> None:
+    """The last task."""
+    obj.data["done"] = True
+
+
+#: A Python callback list.
+definition = [mark, finish]
+
+
+class InvenioStyle:
+    """An Invenio 2.x workflow class: its ``workflow`` attribute is the callback list."""
+
+    workflow: ClassVar[list[Any]] = [mark, finish]
+
+
+not_a_list = 42
+empty: list[Any] = []

@@ -1,0 +1,89 @@
+"""The ``workflow`` command: run flows and callback lists, resume them, inspect the database.
+
+Run it as ``workflow`` or ``python -m workflow``; ``workflow --help`` lists
+the commands. :func:`main` is the entry point, also for tests::
+
+    from workflow.cli import main
+    exit_code = main(["run", "flow.json", "--tokens", "in.jsonl"])
+
+Importing :mod:`workflow` never imports this package.
+
+.. versionadded:: 3.0
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._app import parse_args
+from ._context import CLIError, Context, ExitCode, import_modules
+from ._logging import LogSetup
+from ._output import Output
+
+__all__ = ["ExitCode", "main"]
+
+log = logging.getLogger("workflow.cli")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``workflow`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    :returns: the exit code (:class:`ExitCode`); usage errors exit with 2
+        from argparse itself.
+    """
+    args = parse_args(argv)
+    output = Output(json_mode=args.json)
+    try:
+        logs = LogSetup(
+            args.log_level,
+            log_file=args.log_file,
+            max_bytes=args.log_max_bytes,
+            backups=args.log_backups,
+        )
+    except OSError as exc:
+        output.error(f"cannot open the log file {args.log_file}: {exc.strerror}", ExitCode.USAGE)
+        return ExitCode.USAGE
+    ctx = Context(args, output, logs)
+    try:
+        import_modules(args.imports)
+        return int(args.handler(ctx))
+    except CLIError as exc:
+        return _fail(output, exc.message, exc.code)
+    except KeyboardInterrupt:
+        return _fail(output, "interrupted; a run can be resumed once its lock expires", 130)
+    except Exception as exc:
+        known = _known_error(exc)
+        if known is None:
+            raise
+        return _fail(output, *known)
+    finally:
+        ctx.close()
+
+
+def _fail(output: Output, message: str, code: int) -> int:
+    log.debug("the command failed: %s", message, exc_info=True)
+    output.error(message, code)
+    return code
+
+
+def _known_error(exc: Exception) -> tuple[str, int] | None:
+    """Map the library's errors to a message and an exit code; None for bugs."""
+    from workflow.errors import (
+        DefinitionDisabledError,
+        StorageError,
+        WorkflowDefinitionError,
+        WorkflowNotFoundError,
+        WorkflowObjectStatusError,
+    )
+
+    user_errors = (
+        WorkflowNotFoundError,  # unknown uuid, unknown definition
+        DefinitionDisabledError,
+        WorkflowDefinitionError,
+        WorkflowObjectStatusError,
+    )
+    if isinstance(exc, user_errors):
+        return str(exc), ExitCode.USAGE
+    if isinstance(exc, StorageError):
+        return " ".join(str(exc).split()), ExitCode.ERROR  # drivers' messages span lines
+    return None

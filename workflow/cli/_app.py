@@ -1,0 +1,117 @@
+"""The argument parser of the ``workflow`` command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import workflow
+
+from . import _commands_definitions, _commands_inspect, _commands_run
+from ._context import ENV_DATABASE
+from ._logging import LEVELS
+
+__all__ = ["EPILOG", "build_parser"]
+
+EPILOG = f"""\
+exit codes: 0 completed, 1 a task failed on a token (or the database failed),
+2 invalid command line or input, 3 halted (tokens wait for `workflow resume`).
+The database is --database, else ${ENV_DATABASE}, else the SQLite file
+workflow.sqlite in the working directory."""
+
+
+def _level(text: str) -> str:
+    level = text.upper()
+    if level not in LEVELS:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(LEVELS)}")
+    return level
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, late: bool) -> None:
+    """Add the options every command takes.
+
+    :param late: for the copy each command takes after its name: these leave
+        the values given before the command alone unless given again.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if late else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--database",
+        metavar="URL",
+        default=default(None),
+        help=f"the SQLAlchemy URL of the database (default: ${ENV_DATABASE}, else "
+        "sqlite:///workflow.sqlite)",
+    )
+    group.add_argument(
+        "--import",
+        dest="late_imports" if late else "imports",
+        action="append",
+        metavar="MODULE",
+        default=default([]),
+        help="import MODULE first, e.g. to register tasks (repeatable)",
+    )
+    group.add_argument(
+        "--log-level",
+        type=_level,
+        metavar="LEVEL",
+        default=default("WARNING"),
+        help=f"one of {', '.join(LEVELS)} (default: WARNING)",
+    )
+    group.add_argument(
+        "--log-file", type=Path, metavar="PATH", default=default(None), help="log to PATH too"
+    )
+    group.add_argument(
+        "--log-max-bytes",
+        type=int,
+        metavar="N",
+        default=default(10_000_000),
+        help="rotate the log file at N bytes (default: 10000000; 0: never)",
+    )
+    group.add_argument(
+        "--log-backups",
+        type=int,
+        metavar="N",
+        default=default(5),
+        help="keep N rotated log files (default: 5)",
+    )
+    group.add_argument(
+        "--log-database",
+        action="store_true",
+        default=default(False),
+        help="log to the database's wf_syslog table too",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the result as one JSON document",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser of ``workflow``: the global options, then one subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="workflow",
+        description="Run workflows and flows, resume halted runs, inspect the database.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"workflow {workflow.__version__}")
+    _add_global_options(parser, late=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, late=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _commands_run.register(commands, common)
+    _commands_inspect.register(commands, common)
+    _commands_definitions.register(commands, common)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` (default: ``sys.argv[1:]``); argparse exits with 2 on a usage error."""
+    args = build_parser().parse_args(argv)
+    args.imports = [*args.imports, *getattr(args, "late_imports", [])]
+    return args

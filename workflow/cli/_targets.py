@@ -1,0 +1,221 @@
+"""What a run runs: a flow file, a stored definition, or a Python callback list.
+
+A run records where its definition came from, so that ``workflow resume``
+builds the same definition again: a flow run stores its definition's name
+and version on the workflow row; a Python run stores its ``module:attribute``
+in the workflow's ``extra_data["cli"]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._context import CLIError, Context, import_modules
+
+if TYPE_CHECKING:
+    from workflow.flows import Flow, FlowError
+    from workflow.storage import PersistentWorkflowEngine
+
+__all__ = [
+    "FLOW_SUFFIXES",
+    "Target",
+    "definition_lookup",
+    "format_flow_errors",
+    "load_flow_file",
+    "load_python",
+    "resume_target",
+    "run_target",
+    "task_registry",
+]
+
+#: Files with these suffixes are flow definitions.
+FLOW_SUFFIXES = (".json", ".yaml", ".yml")
+
+#: The key of a workflow's ``extra_data`` where the command records what it ran.
+META_KEY = "cli"
+
+_TARGET_FORMS = "a flow file (.json, .yaml, .yml), def:NAME[@VERSION] or module:attribute"
+
+
+@dataclass
+class Target:
+    """A definition ready to run, and where it came from."""
+
+    #: The name a new workflow gets unless ``--name`` says otherwise.
+    name: str
+    #: The callback tree for the engine.
+    callbacks: list[Any]
+    #: The compiled flow, for flow runs.
+    flow: Flow | None = None
+    #: The stored definition's name and version, for flow runs.
+    definition_name: str | None = None
+    definition_version: int | None = None
+    #: ``module:attribute``, for Python runs.
+    spec: str | None = None
+
+    def token(self, record: Any) -> Any:
+        """Return the token that runs for one input record (a flow's context)."""
+        return record if self.flow is None else self.flow.new_context(record)
+
+
+def format_flow_errors(errors: list[FlowError]) -> str:
+    """Return one line per error, naming its flow, step and JSON path."""
+    return "\n".join(map(str, errors))
+
+
+def _flow_error(source: str, exc: Any) -> CLIError:
+    errors = format_flow_errors(exc.errors) if exc.errors else str(exc)
+    return CLIError(f"{source} is not a valid flow:\n{errors}")
+
+
+def definition_lookup(ctx: Context) -> Any:
+    """Return the ``definitions=`` callable of :func:`~workflow.flows.load_flow`: the store."""
+
+    def definitions(name: str, version: int | None) -> dict[str, Any]:
+        try:
+            store = ctx.store(write=False)
+        except CLIError as exc:
+            raise LookupError(f"flow {name!r} is not stored: {exc.message}") from exc
+        from workflow.errors import DefinitionDisabledError
+        from workflow.storage import Definitions
+
+        try:
+            body: dict[str, Any] = Definitions(store).get(name, version).body
+        except DefinitionDisabledError as exc:
+            raise LookupError(str(exc)) from exc
+        return body
+
+    return definitions
+
+
+def task_registry() -> Any:
+    """Return the default task registry, with the tasks of installed packages loaded."""
+    from workflow.flows import default_registry
+
+    default_registry.load_entry_points()
+    return default_registry
+
+
+def load_flow_file(ctx: Context, path: str) -> Flow:
+    """Load and validate the flow in ``path``.
+
+    :raises CLIError: listing every problem of the file.
+    """
+    from workflow.flows import FlowValidationError, load_flow
+
+    if not Path(path).is_file():
+        raise CLIError(f"no such flow file: {path}")
+    try:
+        return load_flow(path, registry=task_registry(), definitions=definition_lookup(ctx))
+    except FlowValidationError as exc:
+        raise _flow_error(path, exc) from exc
+
+
+def stored_target(ctx: Context, name: str, version: int | None) -> Target:
+    """Compile the stored definition ``name`` (its latest enabled version, or ``version``)."""
+    from workflow.flows import FlowValidationError, load_flow
+    from workflow.storage import Definitions
+
+    definition = Definitions(ctx.store()).get(name, version)
+    try:
+        flow = load_flow(
+            definition.body,
+            registry=task_registry(),
+            definitions=definition_lookup(ctx),
+            version=definition.version,
+        )
+    except FlowValidationError as exc:
+        raise _flow_error(f"definition {name!r} version {definition.version}", exc) from exc
+    return Target(
+        name=flow.name,
+        callbacks=flow.callbacks(),
+        flow=flow,
+        definition_name=definition.name,
+        definition_version=definition.version,
+    )
+
+
+def load_python(spec: str) -> list[Any]:
+    """Import the callback list ``module:attribute``.
+
+    The attribute may be a list of tasks, an object with a ``workflow``
+    attribute holding one (an Invenio workflow class), or a single task.
+
+    :raises CLIError: when it cannot be imported or is no callback list.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CLIError(f"{spec!r} is not {_TARGET_FORMS}")
+    import_modules([module_name])
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise CLIError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not isinstance(found, (list, tuple)) and hasattr(found, "workflow"):
+        found = found.workflow
+    if callable(found) and not isinstance(found, (list, tuple)):
+        found = [found]
+    if not isinstance(found, (list, tuple)) or not found:
+        raise CLIError(f"{spec} is not a callback list: it is {type(found).__name__} {found!r}")
+    return list(found)
+
+
+def _parse_def(text: str) -> tuple[str, int | None]:
+    """Split ``NAME[@VERSION]``."""
+    name, at, version = text.partition("@")
+    if not name or (at and not version.isdigit()):
+        raise CLIError(f"def:{text} is not def:NAME or def:NAME@VERSION (a whole number)")
+    return name, int(version) if at else None
+
+
+def run_target(ctx: Context) -> Target:
+    """Return the definition ``workflow run`` was asked to run.
+
+    :raises CLIError: for a target that cannot be found, imported or validated.
+    """
+    args = ctx.args
+    target: str | None = args.target
+    if target is not None and args.definition is not None:
+        raise CLIError("give either TARGET or --definition NAME, not both")
+    if args.definition is not None:
+        return stored_target(ctx, args.definition, args.version)
+    if target is None:
+        raise CLIError(f"give what to run: {_TARGET_FORMS}, or --definition NAME")
+    if args.version is not None:
+        raise CLIError("--version goes with --definition NAME; use def:NAME@VERSION otherwise")
+    if target.startswith("def:"):
+        return stored_target(ctx, *_parse_def(target[len("def:") :]))
+    if Path(target).suffix.lower() in FLOW_SUFFIXES:
+        flow = load_flow_file(ctx, target)
+        from workflow.storage import Definitions
+
+        definition = Definitions(ctx.store()).put(flow.name, flow.body)
+        ctx.out.note(f"flow {definition.name!r} is stored as version {definition.version}")
+        return stored_target(ctx, definition.name, definition.version)
+    if ":" in target:
+        return Target(name=target, callbacks=load_python(target), spec=target)
+    raise CLIError(f"{target!r} is not {_TARGET_FORMS}")
+
+
+def resume_target(ctx: Context, engine: PersistentWorkflowEngine) -> Target:
+    """Build the definition a stored run started with again.
+
+    :raises CLIError: when the run was not started by this command and stores
+        no definition.
+    """
+    meta = engine.extra_data.get(META_KEY) or {}
+    import_modules(list(meta.get("imports") or []))
+    if engine.definition_name is not None:
+        return stored_target(ctx, engine.definition_name, engine.definition_version)
+    spec = meta.get("target")
+    if spec:
+        return Target(name=spec, callbacks=load_python(spec), spec=spec)
+    raise CLIError(
+        f"workflow {engine.uuid} has no stored definition and was not started by the "
+        "workflow command: resume it from Python with PersistentWorkflowEngine.from_uuid()"
+    )
