@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from workflow.cli._logging import FORMAT
+
+from .conftest import subprocess_env
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -186,3 +190,21 @@ def test_db_upgrade_then_list(real: Any) -> None:
     again = real("db", "upgrade")
     assert "is up to date" in again.out
     assert real("list").out.strip() == "no workflows"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(real: Any, workdir: Path) -> None:
+    run = real("--json", "run", "tests.cli.cli_tasks:definition")
+    uuid = run.json()["uuid"]
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "workflow", "show", uuid],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+        cwd=workdir,
+    )
+    assert reader.stdout is not None
+    reader.stdout.close()  # like `workflow show UUID | head -0`
+    _, err = reader.communicate(timeout=120)
+    assert reader.returncode == 1
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err

@@ -14,6 +14,8 @@ Importing :mod:`workflow` never imports this package.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from ._app import parse_args
 from ._context import CLIError, Context, ExitCode, import_modules
@@ -51,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(output, exc.message, exc.code)
     except KeyboardInterrupt:
         return _fail(output, "interrupted; a run can be resumed once its lock expires", 130)
+    except BrokenPipeError:
+        # The reader went away (``workflow show UUID | head``): say nothing more,
+        # and keep Python from complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.ERROR
     except Exception as exc:
         known = _known_error(exc)
         if known is None:
