@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,7 +20,14 @@ from alembic.util import CommandError
 import workflow
 from workflow.engine_db import ObjectStatus, WorkflowStatus
 from workflow.errors import DatabaseUnavailableError, HaltProcessing, StorageError
-from workflow.storage import Base, PersistentWorkflowEngine, Store
+from workflow.storage import (
+    Base,
+    DatabaseLogHandler,
+    Definitions,
+    PersistentWorkflowEngine,
+    Store,
+    SyslogRecord,
+)
 from workflow.storage.schema import (
     MIGRATIONS,
     VERSION_TABLE,
@@ -29,7 +37,9 @@ from workflow.storage.schema import (
     upgrade,
 )
 
-TABLES = {"wf_workflow", "wf_token", "wf_transition"}
+TABLES = {"wf_workflow", "wf_token", "wf_transition", "wf_definition", "wf_syslog"}
+#: The tables of the first revision, 0001; 0002 added the others.
+FIRST_TABLES = {"wf_workflow", "wf_token", "wf_transition"}
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 
 
@@ -142,6 +152,44 @@ def test_downgrade_to_base_drops_the_tables(empty_store: Store) -> None:
     assert table_names(empty_store) & TABLES == set()
     upgrade(empty_store)
     assert schema_differences(empty_store) == []
+
+
+def test_upgrading_from_the_first_revision_keeps_the_runs_and_adds_the_new_tables(
+    empty_store: Store,
+) -> None:
+    upgrade(empty_store, "0001")
+    assert table_names(empty_store) == FIRST_TABLES | {VERSION_TABLE}
+    uid = empty_store.create_workflow("old", definition_name="flow", definition_version=1)
+    upgrade(empty_store)
+    assert current_revision(empty_store) == head_revision()
+    assert table_names(empty_store) == TABLES | {VERSION_TABLE}
+    assert schema_differences(empty_store) == []
+    row = empty_store.workflow(uid)
+    assert (row["name"], row["definition_name"], row["definition_version"]) == ("old", "flow", 1)
+
+
+def test_downgrading_to_the_first_revision_drops_only_the_new_tables(empty_store: Store) -> None:
+    upgrade(empty_store)
+    uid = empty_store.create_workflow("kept")
+    Definitions(empty_store).put("flow", {"steps": []})
+    downgrade(empty_store, "0001")
+    assert current_revision(empty_store) == "0001"
+    assert table_names(empty_store) == FIRST_TABLES | {VERSION_TABLE}
+    assert empty_store.workflow(uid)["name"] == "kept"
+    upgrade(empty_store)
+    assert Definitions(empty_store).list() == []
+
+
+def test_migrated_log_table_holds_long_messages(empty_store: Store) -> None:
+    # MariaDB's TEXT stops at 64 KB; a traceback may be longer.
+    upgrade(empty_store)
+    handler = DatabaseLogHandler(empty_store)
+    record = logging.LogRecord("long", logging.ERROR, __file__, 1, "é" * 70_000, None, None)
+    handler.handle(record)
+    assert handler.dropped == 0
+    with empty_store.session() as session:
+        [message] = session.scalars(sa.select(SyslogRecord.message)).all()
+    assert message == "é" * 70_000
 
 
 @pytest.mark.parametrize("kind", ["store", "engine", "url"])

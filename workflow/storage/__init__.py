@@ -17,17 +17,31 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from .codec import JSONCodec
+from .definitions import Definition, Definitions
 from .engine import CheckpointPolicy, PersistentWorkflowEngine, Token
-from .models import Base, TokenRecord, TransitionRecord, WorkflowRecord
+from .logs import DatabaseLogHandler
+from .models import (
+    Base,
+    DefinitionRecord,
+    SyslogRecord,
+    TokenRecord,
+    TransitionRecord,
+    WorkflowRecord,
+)
 from .schema import current_revision, head_revision, upgrade
 from .store import Store
 
 __all__ = [
     "Base",
     "CheckpointPolicy",
+    "DatabaseLogHandler",
+    "Definition",
+    "DefinitionRecord",
+    "Definitions",
     "JSONCodec",
     "PersistentWorkflowEngine",
     "Store",
+    "SyslogRecord",
     "Token",
     "TokenRecord",
     "TransitionRecord",

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from .._hooks import ExcInfo
 from ..engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
 from ..engine_db import ObjectStatus, WorkflowStatus
-from ..errors import StorageError, TokenEncodingError, WorkflowError, WorkflowLockedError
+from ..errors import (
+    StorageError,
+    TokenEncodingError,
+    WorkflowError,
+    WorkflowLockedError,
+    WorkflowObjectStatusError,
+)
 from ..utils import classproperty
 from .models import utcnow
 from .store import Store, tokens, transitions, workflows
@@ -149,6 +155,10 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self.name: str = row["name"]
         self.status = WorkflowStatus(row["status"])
         self.extra_data = row["extra_data"] or {}
+        #: The stored definition the run was made from (see :class:`Definitions`), if any.
+        self.definition_name: str | None = row["definition_name"]
+        #: Its version, if any.
+        self.definition_version: int | None = row["definition_version"]
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
 
@@ -162,9 +172,25 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         extra_data: dict[str, Any] | None = None,
         checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
         lock_wait: float = 0.0,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
     ) -> PersistentWorkflowEngine:
-        """Store a new workflow called ``name`` and return an engine for it."""
-        uid = store.create_workflow(name, extra_data=extra_data)
+        """Store a new workflow called ``name`` and return an engine for it.
+
+        ``definition_name`` and ``definition_version`` record the stored
+        definition (:class:`~workflow.storage.Definitions`) the run is made
+        from, so that a later process resumes it with the same version; they
+        are kept in the workflow's row and read back by :meth:`from_uuid`.
+
+        .. versionchanged:: 3.0
+           Added ``definition_name`` and ``definition_version``.
+        """
+        uid = store.create_workflow(
+            name,
+            extra_data=extra_data,
+            definition_name=definition_name,
+            definition_version=definition_version,
+        )
         engine = cls(store, uid, checkpoint=checkpoint, lock_wait=lock_wait)
         if definition is not None:
             engine.callbacks.replace(definition)
@@ -323,6 +349,91 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         )
 
     # -- writing the store --------------------------------------------------------------
+
+    def update_token(self, position: int, data: Any) -> None:
+        """Replace the stored data of the token at ``position``, before :meth:`resume`.
+
+        Meant for a person fixing a halted or failed token: the token keeps its
+        status and resume point, the change is logged in the transitions as
+        ``'data updated'``, and ``data`` is stored through the store's codec.
+        Tokens that did not start, halted, failed or wait may be changed.
+
+        The change takes the workflow's lock (waiting ``lock_wait`` seconds),
+        so it never races a run in another process; call it between runs.
+
+        :raises IndexError: when the run has no token at ``position``.
+        :raises ~workflow.errors.WorkflowObjectStatusError: when the token is
+            ``RUNNING`` or ``COMPLETED``.
+        :raises ~workflow.errors.WorkflowLockedError: when another process
+            runs the workflow.
+        :raises ~workflow.errors.TokenEncodingError: when ``data`` cannot be
+            stored as JSON.
+
+        .. versionadded:: 3.0
+        """
+        held = self.storage.workflow(self.uuid)["lock_owner"] == self.owner
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        try:
+            with self.storage.transaction(
+                "update token", workflow=self.uuid, token=position
+            ) as conn:
+                row = conn.execute(
+                    sa.select(tokens.c.status, tokens.c.callback_pos).where(
+                        tokens.c.workflow_uuid == self.uuid, tokens.c.position == position
+                    )
+                ).first()
+                if row is None:
+                    count = conn.execute(
+                        sa.select(sa.func.count()).where(tokens.c.workflow_uuid == self.uuid)
+                    ).scalar_one()
+                    raise IndexError(
+                        f"workflow {self.uuid} has no token at position {position} "
+                        f"(it has {count} tokens)"
+                    )
+                status = ObjectStatus(row.status)
+                if status in (ObjectStatus.RUNNING, ObjectStatus.COMPLETED):
+                    raise WorkflowObjectStatusError(
+                        f"cannot update the data of a {status.name} token of workflow "
+                        f"{self.uuid}; only tokens that did not start, halted, failed or "
+                        "wait can be changed",
+                        id_object=position,
+                        obj_status=status,
+                    )
+                now = utcnow()
+                conn.execute(
+                    _SAVE_TOKEN,
+                    {"w_uuid": self.uuid, "w_position": position, "data": data, "modified": now},
+                )
+                conn.execute(
+                    _LOG,
+                    {
+                        "workflow_uuid": self.uuid,
+                        "token_position": position,
+                        "from_status": status.value,
+                        "to_status": status.value,
+                        "callback_pos": row.callback_pos,
+                        "message": "data updated",
+                        "created": now,
+                    },
+                )
+                values: dict[str, Any] = {"modified": now}
+                if held:
+                    values["lock_expires"] = _lock_expiry(self.storage, now)
+                else:
+                    values.update(lock_owner=None, lock_expires=None)
+                self._update_workflow(conn, values)
+        except BaseException:
+            if not held:
+                self._release_quietly()
+            raise
+
+    def _release_quietly(self) -> None:
+        """Release the lock after a failed write; a failure here must not hide the first."""
+        try:
+            with self.storage.transaction("release lock", workflow=self.uuid) as conn:
+                self.storage.release(conn, self.uuid, self.owner)
+        except StorageError:
+            log.debug("could not release the lock of workflow %s", self.uuid, exc_info=True)
 
     def _store_tokens(self, items: list[Any]) -> list[Token]:
         if self.storage.token_rows(self.uuid):

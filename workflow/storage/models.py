@@ -1,4 +1,5 @@
-"""The tables: workflows, their tokens, and the append-only transition log.
+"""The tables: workflows, their tokens, the append-only transition log, stored
+definitions and log records.
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -28,7 +30,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..engine_db import ObjectStatus, WorkflowStatus
 
-__all__ = ["Base", "TokenRecord", "TransitionRecord", "WorkflowRecord", "utcnow"]
+__all__ = [
+    "Base",
+    "DefinitionRecord",
+    "SyslogRecord",
+    "TokenRecord",
+    "TransitionRecord",
+    "WorkflowRecord",
+    "utcnow",
+]
 
 #: Names for constraints and indexes, so that migrations can refer to them.
 NAMING_CONVENTION = {
@@ -42,6 +52,9 @@ NAMING_CONVENTION = {
 
 #: Timestamps are naive UTC, with microseconds on every backend.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+#: Text that may be long (log messages with tracebacks): MariaDB's TEXT stops at 64 KB.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:
@@ -144,3 +157,54 @@ class TransitionRecord(Base):
     def __repr__(self) -> str:
         who = "workflow" if self.token_position is None else f"token {self.token_position}"
         return f"<TransitionRecord {who}: {self.from_status} -> {self.to_status}>"
+
+
+class DefinitionRecord(Base):
+    """One version of a stored flow definition (see :class:`~workflow.storage.Definitions`).
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_definition"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    #: 1, 2, ... per name; never reused, even after a delete.
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The sha256 (hex) of the body's canonical JSON.
+    checksum: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Deleted versions are kept (soft delete) so that their numbers are not reused.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<DefinitionRecord {self.name!r} v{self.version}>"
+
+
+class SyslogRecord(Base):
+    """A log record written by :class:`~workflow.storage.DatabaseLogHandler`.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_syslog"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: When the record was made (``LogRecord.created``), naive UTC.
+    created: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    #: The numeric level (``logging.INFO`` is 20).
+    level: Mapped[int] = mapped_column(Integer)
+    logger_name: Mapped[str] = mapped_column(String(255))
+    module: Mapped[str] = mapped_column(String(255))
+    func_name: Mapped[str] = mapped_column(String(255))
+    #: The formatted message, with the traceback when the record has one.
+    message: Mapped[str] = mapped_column(LongText)
+    #: The record's ``workflow_uuid`` attribute (``extra={"workflow_uuid": ...}``), if any.
+    workflow_uuid: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+
+    def __repr__(self) -> str:
+        return f"<SyslogRecord {self.logger_name} {self.level}: {self.message[:40]!r}>"

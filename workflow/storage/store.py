@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..engine_db import WorkflowStatus
 from ..errors import (
     DatabaseUnavailableError,
     StorageError,
@@ -177,8 +178,26 @@ class Store:
 
     # -- workflows --------------------------------------------------------------
 
-    def create_workflow(self, name: str, *, extra_data: dict[str, Any] | None = None) -> str:
-        """Store a new workflow (status NEW) and return its uuid."""
+    def create_workflow(
+        self,
+        name: str,
+        *,
+        extra_data: dict[str, Any] | None = None,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
+    ) -> str:
+        """Store a new workflow (status NEW) and return its uuid.
+
+        :param extra_data: the run's initial ``extra_data``.
+        :param definition_name: the stored definition (see
+            :class:`~workflow.storage.Definitions`) the run is made from, if any.
+        :param definition_version: its version; needs ``definition_name``.
+
+        .. versionchanged:: 3.0
+           Added ``definition_name`` and ``definition_version``.
+        """
+        if definition_version is not None and definition_name is None:
+            raise ValueError(f"definition_version={definition_version!r} needs a definition_name")
         now = utcnow()
         uid = str(uuid.uuid4())
         with self.transaction("create workflow", workflow=uid) as conn:
@@ -190,6 +209,8 @@ class Store:
                     token_pos=-1,
                     callback_pos=[0],
                     extra_data=extra_data or {},
+                    definition_name=definition_name,
+                    definition_version=definition_version,
                     created=now,
                     modified=now,
                 )
@@ -213,6 +234,36 @@ class Store:
         if row is None:
             raise WorkflowNotFoundError(f"no stored workflow has the uuid {uid!r}", workflow=uid)
         return dict(row)
+
+    def workflows(
+        self,
+        *,
+        status: WorkflowStatus | int | None = None,
+        name: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return rows of stored workflows as dicts, newest first.
+
+        :param status: only the workflows of this
+            :class:`~workflow.engine_db.WorkflowStatus` (or its integer value).
+        :param name: only the workflows of this name.
+        :param limit: at most this many rows (the newest ones).
+
+        .. versionadded:: 3.0
+        """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be 0 or more, not {limit!r}")
+        query = sa.select(workflows)
+        if status is not None:
+            value = status.value if isinstance(status, WorkflowStatus) else int(status)
+            query = query.where(workflows.c.status == value)
+        if name is not None:
+            query = query.where(workflows.c.name == name)
+        query = query.order_by(workflows.c.created.desc(), workflows.c.uuid)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.transaction("list workflows") as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def token_rows(self, uid: str, status: int | None = None) -> list[dict[str, Any]]:
         """Return the token rows of workflow ``uid`` in order, optionally of one status."""
