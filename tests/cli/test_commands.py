@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -344,7 +345,9 @@ def test_global_options_after_the_command(cli: Any, workdir: Path) -> None:
 
 
 def test_bad_log_options(cli: Any) -> None:
+    handlers = list(logging.getLogger().handlers)
     result = cli("--log-file", "no/such/dir/x.log", "list")
+    assert logging.getLogger().handlers == handlers  # nothing left installed
     assert result.code == ExitCode.USAGE
     assert "cannot open the log file no/such/dir/x.log" in result.err
     with pytest.raises(SystemExit):

@@ -49,12 +49,14 @@ class LogSetup:
         self._previous_level = self.root.level
         self.handlers: list[logging.Handler] = []
         formatter = logging.Formatter(FORMAT)
-        console = logging.StreamHandler(sys.stderr)
-        self._add(console, formatter)
+        # Open the file first: when it cannot be opened, nothing is installed yet.
+        rotating = None
         if log_file is not None:
             rotating = logging.handlers.RotatingFileHandler(
                 log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
             )
+        self._add(logging.StreamHandler(sys.stderr), formatter)
+        if rotating is not None:
             self._add(rotating, formatter)
         self.root.setLevel(self.level)
         self._quieted = {name: logging.getLogger(name).level for name in QUIET}
