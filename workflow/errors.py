@@ -336,7 +336,29 @@ class WorkflowNotFoundError(StorageError, LookupError):
     """No stored workflow has the requested uuid."""
 
 
-class DefinitionNotFoundError(WorkflowNotFoundError):
+class _AboutADefinition(StorageError):
+    """A storage error about one stored definition.
+
+    :attr:`definition_name` and :attr:`definition_version` (``None`` for "the
+    latest") name it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
+        workflow: str | None = None,
+        token: int | None = None,
+        operation: str | None = None,
+    ):
+        super().__init__(message, workflow=workflow, token=token, operation=operation)
+        self.definition_name = definition_name
+        self.definition_version = definition_version
+
+
+class DefinitionNotFoundError(_AboutADefinition, WorkflowNotFoundError):
     """No stored definition has that name and version; raised by ``Definitions``.
 
     Raised by the methods of :class:`~workflow.storage.Definitions`; deleted
@@ -347,22 +369,8 @@ class DefinitionNotFoundError(WorkflowNotFoundError):
     .. versionadded:: 3.0
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        definition_name: str | None = None,
-        definition_version: int | None = None,
-        workflow: str | None = None,
-        token: int | None = None,
-        operation: str | None = None,
-    ):
-        super().__init__(message, workflow=workflow, token=token, operation=operation)
-        self.definition_name = definition_name
-        self.definition_version = definition_version
 
-
-class DefinitionDisabledError(StorageError):
+class DefinitionDisabledError(_AboutADefinition):
     """A stored definition has versions, all disabled; raised by ``Definitions.get(name)``.
 
     A new run needs an enabled version: enable one, or put a new one.
@@ -370,20 +378,6 @@ class DefinitionDisabledError(StorageError):
 
     .. versionadded:: 3.0
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        definition_name: str | None = None,
-        definition_version: int | None = None,
-        workflow: str | None = None,
-        token: int | None = None,
-        operation: str | None = None,
-    ):
-        super().__init__(message, workflow=workflow, token=token, operation=operation)
-        self.definition_name = definition_name
-        self.definition_version = definition_version
 
 
 class TokenEncodingError(StorageError, TypeError):

@@ -106,6 +106,13 @@ class _Step:
             scope = scope[key]
         return Lookup(root, scope)
 
+    def resolve(self, value: Callable[[Lookup], Any], lookup: Lookup) -> Any:
+        """Return ``value(lookup)``, a reference that cannot resolve failing this step."""
+        try:
+            return value(lookup)
+        except ResolveError as exc:
+            raise self.fail(str(exc)) from None
+
     def fail(self, message: str) -> FlowRuntimeError:
         return FlowRuntimeError(
             f"flow {self.flow!r}, step {self.name!r}: {message}", task=self.name
@@ -124,10 +131,7 @@ class _Task(_Step):
 
     def __call__(self, obj: Any, eng: Any) -> None:
         lookup = self.lookup(obj)
-        try:
-            params = self.params(lookup)
-        except ResolveError as exc:
-            raise self.fail(str(exc)) from None
+        params = self.resolve(self.params, lookup)
         entry = self.entry
         if entry.style == "context":
             result = entry.function(lookup.scope, params)
@@ -153,10 +157,7 @@ class _Condition(_Step):
         self.decide = compile_condition(spec)
 
     def test(self, lookup: Lookup) -> bool:
-        try:
-            return self.decide(lookup)
-        except ResolveError as exc:
-            raise self.fail(str(exc)) from None
+        return bool(self.resolve(self.decide, lookup))
 
     def __call__(self, obj: Any, eng: Any) -> bool:
         lookup = self.lookup(obj)
@@ -217,10 +218,7 @@ class _ForStart(_Step):
 
     def __call__(self, obj: Any, eng: Any) -> None:
         lookup = self.lookup(obj)
-        try:
-            items = self.source(lookup)
-        except ResolveError as exc:
-            raise self.fail(str(exc)) from None
+        items = self.resolve(self.source, lookup)
         if not isinstance(items, list):
             raise self.fail(f"for_each needs a list, got {type(items).__name__} {items!r}")
         state = {"items": items, "index": -1, "results": []}
@@ -296,10 +294,7 @@ class _Call(_Step):
 
     def __call__(self, obj: Any, eng: Any) -> None:
         lookup = self.lookup(obj)
-        try:
-            params = self.params(lookup)
-        except ResolveError as exc:
-            raise self.fail(str(exc)) from None
+        params = self.resolve(self.params, lookup)
         lookup.scope[self.name] = {"_input": params}
 
 
