@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from workflow.cli import main
+from workflow.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = "tests.cli.cli_tasks"
@@ -64,6 +66,20 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "in.jsonl").write_text('{"n": 1}\n\n{"n": 2}\n')
     (tmp_path / "tokens.json").write_text('[{"a": 1}, {"halt": true}, {"fail": true}]')
     return tmp_path
+
+
+@pytest.fixture
+def open_store(workdir: Path) -> Iterator[Callable[[], Store]]:
+    """Open the working directory's default database; every store is disposed of after."""
+    stores: list[Store] = []
+
+    def open_() -> Store:
+        stores.append(Store())
+        return stores[-1]
+
+    yield open_
+    for store in stores:
+        store.dispose()
 
 
 @pytest.fixture

@@ -132,9 +132,9 @@ def test_resume_refuses_bad_data(cli: Any, argv: list[str], message: str) -> Non
     assert result.err.startswith("workflow: error: " + message.format(uuid=uuid)), result.err
 
 
-def test_resume_refuses_data_for_non_dict_tokens(cli: Any) -> None:
+def test_resume_refuses_data_for_non_dict_tokens(open_store: Any, cli: Any) -> None:
     Path("words.json").write_text('["halt"]')
-    store = Store()
+    store = open_store()
     upgrade(store)
 
     def halt(obj: Any, eng: Any) -> None:
@@ -159,8 +159,8 @@ def test_resume_without_halted_tokens_and_of_a_completed_run(cli: Any) -> None:
     assert "already completed: nothing to resume" in done.err
 
 
-def test_resume_of_a_run_not_started_here(cli: Any) -> None:
-    store = Store()
+def test_resume_of_a_run_not_started_here(open_store: Any, cli: Any) -> None:
+    store = open_store()
     upgrade(store)
     eng = PersistentWorkflowEngine.with_name("elsewhere", store=store)
     result = cli("resume", eng.uuid)
@@ -194,9 +194,9 @@ def test_resume_flow_token_by_token(cli: Any) -> None:
     assert "HALTED -> COMPLETED" in text
 
 
-def test_resume_locked_run_is_an_error(cli: Any) -> None:
+def test_resume_locked_run_is_an_error(open_store: Any, cli: Any) -> None:
     _, uuid = run_uuid(cli, DEFINITION, "--tokens", "tokens.json")
-    Store().acquire(uuid, "another process")
+    open_store().acquire(uuid, "another process")
     result = cli("resume", uuid)
     assert result.code == ExitCode.ERROR
     assert f"workflow {uuid} is being run by another process" in result.err
@@ -236,8 +236,8 @@ def test_read_commands_never_create_a_database(cli: Any, workdir: Path) -> None:
     assert "has no workflow tables: run `workflow db upgrade`" in empty.err
 
 
-def test_old_schema_asks_for_db_upgrade(cli: Any) -> None:
-    upgrade(Store(), "0001")
+def test_old_schema_asks_for_db_upgrade(open_store: Any, cli: Any) -> None:
+    upgrade(open_store(), "0001")
     result = cli("run", DEFINITION)
     assert result.code == ExitCode.ERROR
     assert "is at schema revision 0001" in result.err
@@ -247,8 +247,8 @@ def test_old_schema_asks_for_db_upgrade(cli: Any) -> None:
     assert cli("run", DEFINITION).code == ExitCode.OK
 
 
-def test_tables_made_by_create_all_are_used(cli: Any) -> None:
-    Store().create_all()
+def test_tables_made_by_create_all_are_used(open_store: Any, cli: Any) -> None:
+    open_store().create_all()
     assert cli("run", DEFINITION).code == ExitCode.OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import subprocess
@@ -178,7 +179,7 @@ def test_log_file_rotates_with_the_documented_format(real: Any, workdir: Path) -
 def test_log_database_writes_the_syslog_table(real: Any, workdir: Path) -> None:
     result = real("--log-level", "info", "--log-database", "run", "tests.cli.cli_tasks:definition")
     assert result.code == 0
-    with sqlite3.connect(workdir / "workflow.sqlite") as conn:
+    with contextlib.closing(sqlite3.connect(workdir / "workflow.sqlite")) as conn:
         rows = conn.execute("SELECT level, module, func_name FROM wf_syslog").fetchall()
     assert (20, "_commands_run", "cmd_run") in rows
 

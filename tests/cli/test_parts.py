@@ -19,7 +19,7 @@ from workflow.cli._inputs import parse_json, read_tokens
 from workflow.cli._logging import LogSetup
 from workflow.cli._output import Output, dumps, table
 from workflow.cli._progress import ProgressBar
-from workflow.storage import Definitions, Store
+from workflow.storage import Definitions
 from workflow.storage.schema import upgrade
 
 from .conftest import TASKS
@@ -120,9 +120,9 @@ def test_log_setup_installs_and_removes_its_handlers(tmp_path: Path) -> None:
     )
 
 
-def test_log_database_in_process(cli: Any, workdir: Path) -> None:
+def test_log_database_in_process(open_store: Any, cli: Any, workdir: Path) -> None:
     assert cli("--log-level", "info", "--log-database", "run", f"{TASKS}:definition").code == 0
-    store = Store()
+    store = open_store()
     with store.engine.connect() as conn:
         import sqlalchemy as sa
 
@@ -163,8 +163,8 @@ def test_missing_db_extra_is_a_one_line_error(cli: Any, monkeypatch: pytest.Monk
     assert result.err.startswith("workflow: error: import of workflow.storage halted")
 
 
-def test_invalid_stored_definition_is_reported(cli: Any) -> None:
-    store = Store()
+def test_invalid_stored_definition_is_reported(open_store: Any, cli: Any) -> None:
+    store = open_store()
     upgrade(store)
     Definitions(store).put("broken", {"name": "broken", "steps": [{"name": "a", "task": "nope"}]})
     result = cli("run", "def:broken")
