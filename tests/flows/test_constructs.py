@@ -534,3 +534,31 @@ def test_context_of_accepts_a_dict_or_an_object_holding_one() -> None:
     assert context_of(context) is context
     with pytest.raises(FlowRuntimeError, match="must be a context dict"):
         context_of(42)
+
+
+def test_calls_are_pinned_to_the_version_a_lookup_reports(registry: TaskRegistry) -> None:
+    class Stored:
+        def __init__(self, body: dict[str, Any], version: int) -> None:
+            self.body = body
+            self.version = version
+
+    child = {"name": "child", "steps": [{"name": "k", "task": "echo"}]}
+    body = {
+        "name": "parent",
+        "steps": [
+            {"name": "maybe", "if": True, "then": [{"name": "a", "flow": "child"}]},
+            {"name": "b", "flow": "child", "version": 1},
+            {"name": "p", "parallel": [[{"name": "c", "flow": "child"}]]},
+        ],
+    }
+    pinned = load_flow(body, registry=registry, definitions=lambda n, v: Stored(child, 7))
+    steps = pinned.body["steps"]
+    assert steps[0]["then"][0]["version"] == 7
+    assert steps[1]["version"] == 1  # a version given stays
+    assert steps[2]["parallel"][0][0]["version"] == 7
+    assert "version" not in body["steps"][0]["then"][0]  # the caller's dict is not changed
+    (context,) = run(pinned)
+    assert context["b"] == {"_input": {}, "k": {}}
+
+    plain = load_flow(body, registry=registry, definitions=lambda n, v: child)
+    assert "version" not in plain.body["steps"][0]["then"][0]  # a bare body says no version

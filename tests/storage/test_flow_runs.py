@@ -122,3 +122,47 @@ def test_a_run_resumes_with_the_definition_version_it_started_with(
     (token,) = stored.load_tokens()
     assert token.data["out"] == {"value": 42}
     assert token.data["_runtime"]["version"] == 1
+
+
+def test_a_called_flow_keeps_the_version_the_run_started_with(
+    store: Store, registry: TaskRegistry
+) -> None:
+    definitions = Definitions(store)
+    definitions.put(
+        "child",
+        {
+            "name": "child",
+            "steps": [
+                {"name": "wait", "halt": {"message": "child waits"}},
+                {"name": "out", "task": "double", "params": {"v": "@_input.v"}},
+            ],
+        },
+    )
+    parent = load_flow(
+        {"name": "parent", "steps": [{"name": "call", "flow": "child", "params": {"v": 5}}]},
+        registry=registry,
+        definitions=definitions.get,
+    )
+    assert parent.body["steps"][0]["version"] == 1  # pinned: the lookup says which version
+    stored = definitions.put("parent", parent.body)
+    engine = PersistentWorkflowEngine.with_name(
+        "parent",
+        store=store,
+        definition=parent.callbacks(),
+        definition_name="parent",
+        definition_version=stored.version,
+    )
+    engine.process([parent.new_context()], stop_on_halt=False)
+
+    definitions.put("child", {"name": "child", "steps": [{"name": "other", "task": "keep"}]})
+    again = definitions.get("parent", engine.definition_version)
+    flow = load_flow(again.body, registry=registry, definitions=definitions.get)
+    resumed = PersistentWorkflowEngine.from_uuid(
+        engine.uuid, store=store, definition=flow.callbacks()
+    )
+    resumed.resume()
+
+    (token,) = resumed.load_tokens()
+    assert token.status is ObjectStatus.COMPLETED
+    assert token.data["call"]["out"] == {"value": 10}
+    assert "other" not in token.data["call"]

@@ -74,19 +74,15 @@ def _flow_error(source: str, exc: Any) -> CLIError:
 def definition_lookup(ctx: Context) -> Any:
     """Return the ``definitions=`` callable of :func:`~workflow.flows.load_flow`: the store."""
 
-    def definitions(name: str, version: int | None) -> dict[str, Any]:
+    def definitions(name: str, version: int | None) -> Any:
         try:
             store = ctx.store(write=False)
         except CLIError as exc:
             raise LookupError(f"flow {name!r} is not stored: {exc.message}") from exc
-        from workflow.errors import DefinitionDisabledError
         from workflow.storage import Definitions
 
-        try:
-            body: dict[str, Any] = Definitions(store).get(name, version).body
-        except DefinitionDisabledError as exc:
-            raise LookupError(str(exc)) from exc
-        return body
+        # A Definition, so that load_flow pins the version of calls that name none.
+        return Definitions(store).get(name, version)
 
     return definitions
 

@@ -20,7 +20,7 @@ from ..patterns.controlflow import IF, IF_ELSE, PARALLEL_SPLIT, WHILE
 from ._refs import Lookup, ResolveError, compile_condition, compile_value
 from ._registry import RegisteredTask, TaskRegistry
 from ._shape import execution_order, kind_of, names_in
-from ._validate import DefinitionLookup
+from ._validate import DefinitionLookup, body_of
 
 __all__ = ["apply_resume_data", "compile_body", "context_of", "halted_step"]
 
@@ -379,7 +379,7 @@ class Compiler:
         if self.definitions is None:  # the validator reports it; this guards direct use
             raise FlowRuntimeError(f"step {step['name']!r} calls a flow, but no definitions")
         name = step["name"]
-        body = self.definitions(step["flow"], step.get("version"))
+        body = body_of(self.definitions(step["flow"], step.get("version")))
         inner = (*scope, name)
         return [
             _Call(flow, name, scope, step.get("params", {})),

@@ -13,7 +13,7 @@ from ._compile import compile_body
 from ._graph import GraphFormat, render
 from ._load import ParseFailure, from_procedures, procedures_path, read_file
 from ._registry import TaskRegistry, default_registry
-from ._validate import DefinitionLookup, validate_body
+from ._validate import DefinitionLookup, validate_body, version_of
 
 __all__ = ["Flow", "load_flow", "validate_flow"]
 
@@ -92,8 +92,12 @@ def load_flow(
         tasks are ``mod.method`` and whose name is the file's stem).
     :param registry: where task names are looked up; :data:`default_registry`
         by default.
-    :param definitions: ``definitions(name, version)`` returns the body of a
-        stored flow that a ``flow`` step calls (or raises :exc:`LookupError`).
+    :param definitions: ``definitions(name, version)`` returns a stored flow
+        that a ``flow`` step calls (or raises :exc:`LookupError`): its body,
+        or an object with ``body`` and ``version`` such as a
+        :class:`workflow.storage.Definition`. With the latter, a call that
+        names no version is pinned in :attr:`Flow.body` to the version it
+        gets now, so a stored run resumes with the flows it started with.
     :param version: the stored version this body is; by default its
         ``version`` field, if any.
     :raises FlowValidationError: listing every problem, each with the flow,
@@ -119,6 +123,8 @@ def load_flow(
             errors = [_back_to_procedures(error) for error in errors]
     if errors:
         raise FlowValidationError(errors)
+    if definitions is not None:
+        _pin_calls(body["steps"], definitions)
     if version is None and type(body.get("version")) is int:
         version = body["version"]
     return Flow(body, version=version, registry=registry, definitions=definitions)
@@ -141,6 +147,24 @@ def validate_flow(
     except FlowValidationError as exc:
         return exc.errors
     return []
+
+
+def _pin_calls(steps: list[Any], definitions: DefinitionLookup) -> None:
+    """Write the version each call without one gets today into its step, when the lookup says.
+
+    A stored run recompiles its flow from the stored body when it resumes: a
+    pinned call then runs the called flow it started with, even after a newer
+    version of that flow is published.
+    """
+    for step in steps:
+        if "flow" in step and "version" not in step:
+            version = version_of(definitions(step["flow"], None))
+            if version is not None:
+                step["version"] = version
+        for key in ("then", "else", "do"):
+            _pin_calls(step.get(key, []), definitions)
+        for branch in step.get("parallel", []):
+            _pin_calls(branch, definitions)
 
 
 def _our_format(data: Any, fallback: str) -> tuple[Any, list[FlowError]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import DefinitionDisabledError, FlowError
@@ -28,10 +28,24 @@ from ._shape import (
     names_in,
 )
 
-__all__ = ["DefinitionLookup", "validate_body"]
+__all__ = ["DefinitionLookup", "body_of", "validate_body", "version_of"]
 
-#: ``definitions(name, version)`` returns a stored flow's body, or raises LookupError.
-DefinitionLookup = Callable[[str, "int | None"], Mapping[str, Any]]
+#: ``definitions(name, version)`` returns a stored flow: its body, or an object
+#: with ``body`` and ``version`` (a :class:`workflow.storage.Definition`), which
+#: lets :func:`~workflow.flows.load_flow` pin the version a call uses. It
+#: raises :exc:`LookupError` for an unknown flow.
+DefinitionLookup = Callable[[str, "int | None"], Any]
+
+
+def body_of(stored: Any) -> Any:
+    """Return the body of what a :data:`DefinitionLookup` returned."""
+    return stored.body if hasattr(stored, "body") else stored
+
+
+def version_of(stored: Any) -> int | None:
+    """Return the version of what a :data:`DefinitionLookup` returned, if it says."""
+    version = getattr(stored, "version", None)
+    return version if type(version) is int else None
 
 
 def _key_path(path: str, key: object) -> str:
@@ -438,7 +452,7 @@ class Validator:
             )
             return
         try:
-            body = self.definitions(called, version)
+            body = body_of(self.definitions(called, version))
         except LookupError as exc:
             self.error(name, f"{path}.flow", f"unknown flow {called!r}: {exc}")
             return
