@@ -202,6 +202,24 @@ def test_resume_locked_run_is_an_error(open_store: Any, cli: Any) -> None:
     assert f"workflow {uuid} is being run by another process" in result.err
 
 
+def test_resume_with_lock_wait_goes_on_once_the_other_lock_lapses(cli: Any) -> None:
+    _, uuid = run_uuid(cli, DEFINITION, "--tokens", "tokens.json")
+    other = Store(lock_ttl=1.5)  # a process that stops renewing its lock
+    try:
+        other.acquire(uuid, "another process")
+    finally:
+        other.dispose()
+    refused = cli("resume", uuid)
+    assert "is being run by another process" in refused.err
+    waited = cli("resume", uuid, "--lock-wait", "60")
+    assert "is being run by another process" not in waited.err
+    assert waited.code == ExitCode.ERROR  # the run went on: its failing token fails again
+    assert "token 2 failed" in waited.out
+    bad = cli("resume", uuid, "--lock-wait", "-1")
+    assert bad.code == ExitCode.USAGE
+    assert "--lock-wait must be 0 or more seconds, not -1.0" in bad.err
+
+
 # -- list, show, db ----------------------------------------------------------------------
 
 

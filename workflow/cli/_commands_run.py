@@ -70,6 +70,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "step; a Python run merges a JSON object into the token's data",
     )
     resume.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another process running the workflow to let go "
+        "(default: fail at once)",
+    )
+    resume.add_argument(
         "--token",
         type=int,
         metavar="N",
@@ -181,7 +189,11 @@ def cmd_resume(ctx: Context) -> int:
     if args.token is not None and args.data is None:
         raise CLIError("--token N says which token gets --data; give --data too")
     storage = import_storage()
-    engine = storage.PersistentWorkflowEngine.from_uuid(args.uuid, store=ctx.store())
+    if args.lock_wait < 0:
+        raise CLIError(f"--lock-wait must be 0 or more seconds, not {args.lock_wait}")
+    engine = storage.PersistentWorkflowEngine.from_uuid(
+        args.uuid, store=ctx.store(), lock_wait=args.lock_wait
+    )
     meta = engine.extra_data.get(META_KEY) or {}
     if meta.get("checkpoint"):
         engine.checkpoint = storage.CheckpointPolicy(meta["checkpoint"])
