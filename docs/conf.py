@@ -71,3 +71,29 @@ from workflow.errors import HaltProcessing, WorkflowError
 # Compare exception messages too (Sphinx ignores them by default), so that the
 # messages shown on the pages are the real ones.
 doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
+
+
+def _defining_module(app: object, modname: str, attribute: str) -> str | None:
+    """Send viewcode to the private module that defines a re-exported name.
+
+    ``workflow.patterns.controlflow`` and ``workflow.patterns.utils`` re-export
+    patterns defined in private modules, with ``__module__`` set to the public
+    one; the source lives where the function's code was compiled.
+    """
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    try:
+        obj = getattr(importlib.import_module(modname), attribute.split(".")[0])
+        path = Path(inspect.getfile(inspect.unwrap(obj))).resolve()
+    except (ImportError, AttributeError, TypeError):
+        return None
+    root = Path(__file__).resolve().parents[1]
+    if path.suffix != ".py" or root not in path.parents:
+        return None
+    return ".".join(path.relative_to(root).with_suffix("").parts)
+
+
+def setup(app: object) -> None:
+    app.connect("viewcode-follow-imported", _defining_module)  # type: ignore[attr-defined]

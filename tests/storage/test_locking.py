@@ -266,6 +266,8 @@ def test_an_engine_that_lost_its_lock_raises_at_its_next_checkpoint_and_writes_n
 
     def stall(obj: Token, eng: PersistentWorkflowEngine) -> None:
         if obj.position == 1 and not taken:
+            # A process frozen whole (SIGSTOP, a paused VM) stops its heartbeat too.
+            eng._stop_heartbeat()
             time.sleep(ttl + 0.1)  # the engine's lock expires...
             intruder = PersistentWorkflowEngine.from_uuid(eng.uuid, store=store, definition=[])
             store.acquire(eng.uuid, intruder.owner)  # ... and another engine takes it over

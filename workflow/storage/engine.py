@@ -28,6 +28,7 @@ from ..errors import (
     WorkflowObjectStatusError,
 )
 from ..utils import classproperty
+from .heartbeat import LockHeartbeat
 from .models import utcnow
 from .store import Store, tokens, transitions, workflows
 
@@ -151,6 +152,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._unsaved: list[Token] = []
         self._renewed = time.monotonic()
         self._resuming = False
+        self._heartbeat: LockHeartbeat | None = None
         row = store.workflow(uuid)
         self.name: str = row["name"]
         self.status = WorkflowStatus(row["status"])
@@ -243,7 +245,10 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         ):
             self._check_objects(objects)
             objects = self._store_tokens(list(objects))
-        super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
+        try:
+            super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
+        finally:
+            self._stop_heartbeat()
 
     def resume(self, *, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
         """Go on with the stored run, from the database, exactly where it stopped.
@@ -281,6 +286,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             )
         finally:
             self._resuming = False
+            self._stop_heartbeat()
 
     def restart(
         self,
@@ -296,13 +302,16 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         row = self.storage.workflow(self.uuid)
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
-        super().restart(
-            obj,
-            task,
-            self.load_tokens() if objects is None else objects,
-            stop_on_error=stop_on_error,
-            stop_on_halt=stop_on_halt,
-        )
+        try:
+            super().restart(
+                obj,
+                task,
+                self.load_tokens() if objects is None else objects,
+                stop_on_error=stop_on_error,
+                stop_on_halt=stop_on_halt,
+            )
+        finally:
+            self._stop_heartbeat()
 
     def callback_chooser(self, obj: Any) -> Any:
         """Skip tokens that already completed; others get the definition under ``'*'``."""
@@ -569,6 +578,17 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self.status = WorkflowStatus(self.storage.workflow(self.uuid)["status"])
         return self.status
 
+    def _start_heartbeat(self) -> None:
+        """Keep the lock from a thread while this engine runs (see :class:`LockHeartbeat`)."""
+        if self._heartbeat is None:
+            self._heartbeat = LockHeartbeat(self.storage, self.uuid, self.owner)
+            self._heartbeat.start()
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
+
     def _renew_lock_if_due(self) -> None:
         """Renew the lock when a third of its time passed since the last commit."""
         if time.monotonic() - self._renewed < self.storage.lock_ttl / 3:
@@ -675,8 +695,9 @@ class PersistentProcessingFactory(ProcessingFactory):
 
     @staticmethod
     def before_processing(eng: Any, objects: Any) -> None:
-        """Take the lock and store the run as RUNNING."""
+        """Take the lock (kept by a heartbeat while tasks run) and store the run as RUNNING."""
         eng.storage.acquire(eng.uuid, eng.owner, wait=eng.lock_wait)
+        eng._start_heartbeat()
         eng._reload_status()
         eng._renewed = time.monotonic()
         with eng.storage.transaction("start", workflow=eng.uuid) as conn:

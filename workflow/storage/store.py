@@ -339,6 +339,20 @@ class Store:
                 raise error
             time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
 
+    def renew(self, uid: str, owner: str) -> bool:
+        """Extend the lock of ``uid`` by ``lock_ttl`` if ``owner`` still holds it.
+
+        :returns: whether ``owner`` holds the lock (and it was renewed).
+        """
+        expires = utcnow() + timedelta(seconds=self.lock_ttl)
+        with self.transaction("renew lock", workflow=uid) as conn:
+            renewed = conn.execute(
+                workflows.update()
+                .where(workflows.c.uuid == uid, workflows.c.lock_owner == owner)
+                .values(lock_expires=expires)
+            ).rowcount
+        return bool(renewed == 1)
+
     def release(self, conn: Connection, uid: str, owner: str) -> None:
         """Release the lock of ``uid`` held by ``owner``, inside ``conn``'s transaction."""
         conn.execute(
