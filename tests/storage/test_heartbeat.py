@@ -117,3 +117,29 @@ def test_a_database_error_during_a_beat_is_logged_and_retried(
     assert len(calls) == 2
     assert "could not renew the lock of workflow" in caplog.text
     assert "beating" not in repr(heartbeat)
+
+
+def test_a_beat_waits_while_its_engine_is_in_a_transaction(store: Store) -> None:
+    uid = store.create_workflow("w")
+    store.acquire(uid, "me")
+    calls: list[str] = []
+
+    class Counting(Store):
+        def renew(self, uid: str, owner: str) -> bool:
+            calls.append(owner)
+            return super().renew(uid, owner)
+
+    counting = Counting(store.engine, lock_ttl=0.06)
+    guard = threading.Lock()
+    heartbeat = LockHeartbeat(counting, uid, "me", guard=guard)
+    try:
+        with guard:  # what the engine holds around each of its transactions
+            heartbeat.start()
+            time.sleep(0.2)  # ten beats' time: not one may renew meanwhile
+            assert calls == []
+        deadline = time.monotonic() + 30
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls[0] == "me"
+    finally:
+        heartbeat.stop()

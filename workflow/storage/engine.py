@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -153,6 +156,9 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._renewed = time.monotonic()
         self._resuming = False
         self._heartbeat: LockHeartbeat | None = None
+        #: Held around this engine's transactions and the heartbeat's renewals, so
+        #: that the two never wait on each other's row locks (a deadlock on MariaDB).
+        self._db_guard = threading.RLock()
         row = store.workflow(uuid)
         self.name: str = row["name"]
         self.status = WorkflowStatus(row["status"])
@@ -265,7 +271,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         objects = self.load_tokens()
         pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
         if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
-            with self.storage.transaction("release lock", workflow=self.uuid) as conn:
+            with self._transaction("release lock") as conn:
                 self.storage.release(conn, self.uuid, self.owner)
             return  # nothing left to do: resuming a completed run changes nothing
         if not pending:
@@ -383,9 +389,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         held = self.storage.workflow(self.uuid)["lock_owner"] == self.owner
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         try:
-            with self.storage.transaction(
-                "update token", workflow=self.uuid, token=position
-            ) as conn:
+            with self._transaction("update token", token=position) as conn:
                 row = conn.execute(
                     sa.select(tokens.c.status, tokens.c.callback_pos).where(
                         tokens.c.workflow_uuid == self.uuid, tokens.c.position == position
@@ -439,7 +443,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
     def _release_quietly(self) -> None:
         """Release the lock after a failed write; a failure here must not hide the first."""
         try:
-            with self.storage.transaction("release lock", workflow=self.uuid) as conn:
+            with self._transaction("release lock") as conn:
                 self.storage.release(conn, self.uuid, self.owner)
         except StorageError:
             log.debug("could not release the lock of workflow %s", self.uuid, exc_info=True)
@@ -467,7 +471,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         ]
         if rows:
             try:
-                with self.storage.transaction("store tokens", workflow=self.uuid) as conn:
+                with self._transaction("store tokens") as conn:
                     conn.execute(tokens.insert(), rows)
             except TokenEncodingError:
                 # One statement stores them all: encode them one by one to name the culprit.
@@ -578,10 +582,21 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self.status = WorkflowStatus(self.storage.workflow(self.uuid)["status"])
         return self.status
 
+    @contextmanager
+    def _transaction(self, operation: str, *, token: int | None = None) -> Iterator[sa.Connection]:
+        """One transaction on this workflow, never at the same time as a heartbeat's renewal."""
+        with (
+            self._db_guard,
+            self.storage.transaction(operation, workflow=self.uuid, token=token) as conn,
+        ):
+            yield conn
+
     def _start_heartbeat(self) -> None:
         """Keep the lock from a thread while this engine runs (see :class:`LockHeartbeat`)."""
         if self._heartbeat is None:
-            self._heartbeat = LockHeartbeat(self.storage, self.uuid, self.owner)
+            self._heartbeat = LockHeartbeat(
+                self.storage, self.uuid, self.owner, guard=self._db_guard
+            )
             self._heartbeat.start()
 
     def _stop_heartbeat(self) -> None:
@@ -593,7 +608,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         """Renew the lock when a third of its time passed since the last commit."""
         if time.monotonic() - self._renewed < self.storage.lock_ttl / 3:
             return
-        with self.storage.transaction("renew lock", workflow=self.uuid) as conn:
+        with self._transaction("renew lock") as conn:
             self._update_workflow(conn, {"lock_expires": _lock_expiry(self.storage)})
         self._renewed = time.monotonic()
 
@@ -609,7 +624,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         error.workflow, error.token = self.uuid, obj.position
         position = None if from_first_task else list(self.state.callback_pos)
         now = utcnow()
-        with self.storage.transaction("error", workflow=self.uuid, token=obj.position) as conn:
+        with self._transaction("error", token=obj.position) as conn:
             _flush_completed(self, conn)
             conn.execute(
                 _SAVE_TOKEN,
@@ -655,7 +670,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
     ) -> None:
         """Commit a token and the run's position in one transaction, renewing the lock."""
         now = utcnow()
-        with self.storage.transaction("checkpoint", workflow=self.uuid, token=obj.position) as conn:
+        with self._transaction("checkpoint", token=obj.position) as conn:
             self._save_token(conn, obj, status, callback_pos=token_position, now=now)
             self._update_workflow(
                 conn,
@@ -700,7 +715,7 @@ class PersistentProcessingFactory(ProcessingFactory):
         eng._start_heartbeat()
         eng._reload_status()
         eng._renewed = time.monotonic()
-        with eng.storage.transaction("start", workflow=eng.uuid) as conn:
+        with eng._transaction("start") as conn:
             eng._set_status(conn, WorkflowStatus.RUNNING, "started")
         ProcessingFactory.before_processing(eng, objects)
 
@@ -730,7 +745,7 @@ class PersistentProcessingFactory(ProcessingFactory):
     @staticmethod
     def after_processing(eng: Any, objects: Any) -> None:
         """Store the outcome of the pass and release the lock."""
-        with eng.storage.transaction("finish", workflow=eng.uuid) as conn:
+        with eng._transaction("finish") as conn:
             _flush_completed(eng, conn)
             done = all(obj.status is ObjectStatus.COMPLETED for obj in objects)
             status = WorkflowStatus.COMPLETED if done else WorkflowStatus.HALTED
@@ -758,7 +773,7 @@ class PersistentTransitionActions(TransitionActions):
         exc = exc_info[1]
         position = list(eng.state.callback_pos)
         message = str(exc)
-        with eng.storage.transaction("halt", workflow=eng.uuid, token=obj.position) as conn:
+        with eng._transaction("halt", token=obj.position) as conn:
             _flush_completed(eng, conn)
             eng._save_token(conn, obj, ObjectStatus.HALTED, message, callback_pos=position)
             eng._set_status(conn, WorkflowStatus.HALTED, message, release=True)
@@ -774,7 +789,7 @@ class PersistentTransitionActions(TransitionActions):
         exc = exc_info[1]
         position = list(eng.state.callback_pos)
         text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
-        with eng.storage.transaction("error", workflow=eng.uuid, token=obj.position) as conn:
+        with eng._transaction("error", token=obj.position) as conn:
             _flush_completed(eng, conn)
             eng._save_token(
                 conn, obj, ObjectStatus.ERROR, str(exc), callback_pos=position, error=text

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager
+from typing import Any
 
 from ..errors import StorageError
 from .store import Store
@@ -24,15 +26,26 @@ class LockHeartbeat:
 
     The thread stops by itself when the lock is no longer ``owner``'s (it was
     released, or lost); a database error is logged and retried at the next
-    beat.
+    beat. ``guard`` is held while renewing: the engine holds the same lock
+    around its own transactions, so that the two never contend for the
+    workflow's row.
 
     .. versionadded:: 3.0
     """
 
-    def __init__(self, store: Store, uid: str, owner: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        uid: str,
+        owner: str,
+        *,
+        guard: AbstractContextManager[Any] | None = None,
+    ) -> None:
         self.store = store
         self.uid = uid
         self.owner = owner
+        #: Held while renewing; the engine holds it around its own transactions.
+        self.guard: AbstractContextManager[Any] = guard if guard is not None else threading.Lock()
         self.interval = store.lock_ttl / 3
         self._stopped = threading.Event()
         self._thread = threading.Thread(
@@ -56,7 +69,8 @@ class LockHeartbeat:
     def _beat(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
-                held = self.store.renew(self.uid, self.owner)
+                with self.guard:
+                    held = self.store.renew(self.uid, self.owner)
             except StorageError as exc:  # the next checkpoint reports a real outage
                 log.warning("could not renew the lock of workflow %s: %s", self.uid, exc)
                 continue
