@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import rst
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "storage_example.rst"
 
@@ -33,25 +33,11 @@ EXPECTED = [
     "What the professor sees: [6, 5, 5, 5, 5, 6]",
 ]
 
-_DIRECTIVE = re.compile(r"\.\. (testcode|testoutput|testcleanup)::\s*")
-
 
 def read_blocks(text: str) -> list[tuple[str, str]]:
     """Return ``(directive, body)`` for each doctest block of a reST page, in order."""
-    lines = text.splitlines()
-    blocks = []
-    i = 0
-    while i < len(lines):
-        match = _DIRECTIVE.fullmatch(lines[i])
-        i += 1
-        if match is None:
-            continue
-        body = []
-        while i < len(lines) and (not lines[i].strip() or lines[i].startswith(" ")):
-            body.append(lines[i])
-            i += 1
-        blocks.append((match.group(1), textwrap.dedent("\n".join(body)).strip("\n")))
-    return blocks
+    blocks = rst.read_blocks(text, "testcode", "testoutput", "testcleanup")
+    return [(block.name, block.body) for block in blocks]
 
 
 def run_page(blocks: list[tuple[str, str]]) -> list[tuple[list[str], list[str]]]:

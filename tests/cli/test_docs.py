@@ -15,15 +15,15 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests import rst
 
 from .conftest import ROOT, subprocess_env
 
 PAGE = ROOT / "docs" / "cli.rst"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_DIRECTIVE = re.compile(r"\.\. code-block:: (\w+)\s*")
 
 
 @dataclass
@@ -96,26 +96,10 @@ class Session:
 
 def read_blocks(text: str) -> list[Block]:
     """Return the code blocks of a reST page, in order."""
-    lines = text.splitlines()
-    blocks = []
-    i = 0
-    while i < len(lines):
-        match = _DIRECTIVE.fullmatch(lines[i])
-        i += 1
-        if match is None:
-            continue
-        caption = None
-        while i < len(lines) and lines[i].strip().startswith(":"):
-            option = lines[i].strip()
-            if option.startswith(":caption:"):
-                caption = option[len(":caption:") :].strip()
-            i += 1
-        body = []
-        while i < len(lines) and (not lines[i].strip() or lines[i].startswith(" ")):
-            body.append(lines[i])
-            i += 1
-        blocks.append(Block(match.group(1), caption, textwrap.dedent("\n".join(body)).strip("\n")))
-    return blocks
+    return [
+        Block(block.argument, block.options.get("caption"), block.body)
+        for block in rst.read_blocks(text, "code-block")
+    ]
 
 
 def commands(body: str) -> list[tuple[str, str]]:

@@ -10,27 +10,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from tests.storage.conftest import database_url
-from workflow.storage import Store
+from tests.storage.conftest import empty_database
 
 UUID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
-def empty_postgresql(tmp_path: Path) -> str:
-    """The URL of the test server's database, emptied of the workflow tables."""
-    url = database_url("postgresql", tmp_path)
-    store = Store(url)
-    store.drop_all()
-    with store.engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
-    store.dispose()
-    return url
-
-
 def test_halted_flow_resumes_on_postgresql(real: Any, tmp_path: Path, workdir: Path) -> None:
-    url = empty_postgresql(tmp_path)
+    url = empty_database("postgresql", tmp_path)
     halted = real("--database", url, "run", "review.json", "--tokens", "in.jsonl")
     assert halted.code == 3, halted.err
     [uuid] = set(UUID.findall(halted.out))

@@ -68,17 +68,22 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> str:
-    """A URL of an empty database of the backend under test."""
+def empty_database(backend: str, tmp_path: Path) -> str:
+    """Return the URL of a database of ``backend`` without any of the workflow tables."""
     url = database_url(backend, tmp_path)
-    if backend != "sqlite":
+    if backend != "sqlite":  # a new file in tmp_path is empty already
         store = Store(url)
         store.drop_all()
         with store.engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
         store.dispose()
     return url
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> str:
+    """A URL of an empty database of the backend under test."""
+    return empty_database(backend, tmp_path)
 
 
 @pytest.fixture

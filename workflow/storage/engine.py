@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,7 +152,6 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self.lock_wait = lock_wait
         self.owner = store.new_owner()
         self._unsaved: list[Token] = []
-        self._renewed = time.monotonic()
         self._resuming = False
         self._heartbeat: LockHeartbeat | None = None
         #: Held around this engine's transactions and the heartbeat's renewals, so
@@ -604,14 +602,6 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         if heartbeat is not None:
             heartbeat.stop()
 
-    def _renew_lock_if_due(self) -> None:
-        """Renew the lock when a third of its time passed since the last commit."""
-        if time.monotonic() - self._renewed < self.storage.lock_ttl / 3:
-            return
-        with self._transaction("renew lock") as conn:
-            self._update_workflow(conn, {"lock_expires": _lock_expiry(self.storage)})
-        self._renewed = time.monotonic()
-
     def _fail_unstorable(
         self, obj: Token, error: StorageError, *, from_first_task: bool = False
     ) -> None:
@@ -714,7 +704,6 @@ class PersistentProcessingFactory(ProcessingFactory):
         eng.storage.acquire(eng.uuid, eng.owner, wait=eng.lock_wait)
         eng._start_heartbeat()
         eng._reload_status()
-        eng._renewed = time.monotonic()
         with eng._transaction("start") as conn:
             eng._set_status(conn, WorkflowStatus.RUNNING, "started")
         ProcessingFactory.before_processing(eng, objects)
@@ -733,8 +722,7 @@ class PersistentProcessingFactory(ProcessingFactory):
     def after_object(eng: Any, objects: Any, obj: Any) -> None:
         """Checkpoint the completed token (TOKEN and TASK policies)."""
         if eng.checkpoint is CheckpointPolicy.HALT:
-            eng._unsaved.append(obj)
-            eng._renew_lock_if_due()
+            eng._unsaved.append(obj)  # the heartbeat keeps the lock meanwhile
             return
         try:
             eng._checkpoint_token(obj)
