@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from . import signals
+from . import errors, signals
 from ._callbacks import Callbacks
 from ._hooks import (
     ActionMapper,
@@ -99,10 +99,25 @@ def reset_all_loggers(level: int = LOGGING_LEVEL) -> None:
         logger.setLevel(level)
 
 
-class _Hooks:
-    """The hooks of one pass, resolved once; ``None`` where a hook is a no-op."""
+class _Pass:
+    """The options of the pass an engine is making (see :meth:`GenericWorkflowEngine.process`)."""
 
-    __slots__ = ("after_each", "bare", "before_each", "execute", "log")
+    __slots__ = ("stop_on_error", "stop_on_halt")
+
+    def __init__(self, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
+        self.stop_on_error = stop_on_error
+        self.stop_on_halt = stop_on_halt
+
+
+class _Observers:
+    """What watches the tasks of one pass, resolved once; ``None`` where nothing does.
+
+    The engine runs a task bare when nothing watches it, else through
+    :meth:`GenericWorkflowEngine._observed`. Either way the same tasks run in
+    the same order: observing never changes what runs.
+    """
+
+    __slots__ = ("after_each", "bare", "before_each", "execute", "log", "observed")
 
     def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
         self.before_each = _unless_noop(
@@ -112,7 +127,8 @@ class _Hooks:
         overridden = type(eng).execute_callback is not GenericWorkflowEngine.execute_callback
         self.execute = eng.execute_callback if overridden else None
         self.log = eng.log if eng.log.isEnabledFor(logging.DEBUG) else None
-        #: Whether tasks can be called bare, as long as nobody listens to task signals.
+        self.observed = eng._observed
+        #: Whether only signal receivers could watch the tasks.
         self.bare = (
             self.before_each is None
             and self.after_each is None
@@ -120,11 +136,15 @@ class _Hooks:
             and self.log is None
         )
 
-    def plain(self) -> bool:
-        """Whether tasks can be called bare (no hook, no listener, no debug log)."""
-        return (
-            self.bare and not signals.task_started.receivers and not signals.task_finished.receivers
-        )
+    def call(self) -> Any:
+        """Return how to call a task now: ``None`` (bare) or the observed call.
+
+        Asked once per token, so a receiver connected during a run counts from
+        the next token on.
+        """
+        if self.bare and not (signals.task_started.receivers or signals.task_finished.receivers):
+            return None
+        return self.observed
 
 
 class GenericWorkflowEngine(LegacyEngineAPI):
@@ -148,7 +168,9 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         #: Data shared by every task; it survives across runs of this engine.
         self.extra_data: dict[str, Any] = {}
         self._running: Any = None
-        self._hooks = _Hooks(self, ActionMapper)
+        self._running_version = -1
+        self._observers: _Observers | None = None
+        self._pass = _Pass()
 
     # -- hooks --------------------------------------------------------------
 
@@ -273,42 +295,34 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         initial_run: bool = True,
         reset_state: bool = True,
     ) -> None:
-        """Run every token of ``objects`` through the definition.
+        """Run every token of ``objects`` through the definition, in one pass.
 
         :param objects: the tokens: a list, or anything with ``len()`` and
             integer indexing. Tasks may append to it while it runs.
         :param stop_on_error: when false, a task raising
             :class:`~workflow.errors.WorkflowError` ends only its token and
-            the run goes on with the next token.
+            the pass goes on with the next token.
         :param stop_on_halt: when false, a halt ends only its token and the
-            run goes on with the next token.
+            pass goes on with the next token.
         :param initial_run: when false, start as ``restart('next', 'first')``.
         :param reset_state: start from the first token (otherwise resume from
             :attr:`state`).
         :raises HaltProcessing: when a task halts (and ``stop_on_halt``).
         :raises WorkflowError: for bad ``objects``, an empty definition, or a
             task's ``WorkflowError`` (and ``stop_on_error``).
+
+        .. versionchanged:: 3.0
+           One call is one pass whatever ``stop_on_halt`` and
+           ``stop_on_error`` say: ``workflow_started`` and
+           ``workflow_finished`` are sent once (2.x started a new pass after
+           each halted or failed token).
         """
         self._check_run(objects)
         if reset_state:
             self.state.reset()
-        first_pass = initial_run
-        while True:
-            if not first_pass:
-                self._move("next", "first")
-            first_pass = False
-            try:
-                self._process(objects)
-            except HaltProcessing:
-                if stop_on_halt:
-                    raise
-                self.log.info("token %d halted; going on with the next", self.state.token_pos)
-            except WorkflowError:
-                if stop_on_error:
-                    raise
-                self.log.info("token %d failed; going on with the next", self.state.token_pos)
-            else:
-                return
+        if not initial_run:
+            self._move("next", "first")
+        self._process(objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt)
 
     def restart(
         self,
@@ -337,6 +351,23 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             stop_on_halt=stop_on_halt,
             reset_state=False,
         )
+
+    def ends_pass(self, exc: BaseException) -> bool:
+        """Tell whether ``exc``, raised by a task, ends the pass being made.
+
+        A halt ends it unless :meth:`process` was called with
+        ``stop_on_halt=False``, a :class:`~workflow.errors.WorkflowError`
+        unless it was called with ``stop_on_error=False``; anything else
+        ends it. Transition handlers that store a run use it to tell a
+        token that stops from a run that stops.
+
+        .. versionadded:: 3.0
+        """
+        if isinstance(exc, HaltProcessing):
+            return self._pass.stop_on_halt
+        if isinstance(exc, WorkflowError):
+            return self._pass.stop_on_error
+        return True
 
     def _move(self, obj: str, task: str) -> None:
         """Move the state as ``restart(obj, task)`` describes."""
@@ -375,27 +406,30 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 "pass the tokens as a list, e.g. list(tokens)"
             )
 
-    def _process(self, objects: Any) -> None:
-        """Make one pass over the tokens, from ``state.token_pos + 1`` on."""
+    def _process(
+        self, objects: Any, *, stop_on_error: bool = True, stop_on_halt: bool = True
+    ) -> None:
+        """Make one pass over the tokens, from ``state.token_pos + 1`` on.
+
+        A halt (with ``stop_on_halt`` false) or a :class:`~workflow.errors.WorkflowError`
+        (with ``stop_on_error`` false) ends only its token: the pass goes on
+        with the next one, so one call is one pass whatever happens.
+        """
         factory = self.processing_factory
         mapper = factory.action_mapper
         transitions = factory.transition_exception_mapper
         state = self.state
+        self._pass = _Pass(stop_on_error, stop_on_halt)
         factory.before_processing(self, objects)
-        hooks = self._hooks = _Hooks(self, mapper)
+        observers = self._observers = _Observers(self, mapper)
         before_object = _unless_noop(factory.before_object, ProcessingFactory.before_object)
         after_object = _unless_noop(factory.after_object, ProcessingFactory.after_object)
         before_callbacks = _unless_noop(mapper.before_callbacks, ActionMapper.before_callbacks)
         after_callbacks = _unless_noop(mapper.after_callbacks, ActionMapper.after_callbacks)
         chooser = _unless_noop(type(self).callback_chooser, GenericWorkflowEngine.callback_chooser)
-        bare = hooks.bare
-        task_started = signals.task_started
-        task_finished = signals.task_finished
         token_started = signals.token_started
         token_finished = signals.token_finished
-        compiled: Any = None
-        runner: Any = None
-        warm = False
+        definitions = self.callbacks._definitions
 
         # Cheap to re-check each token: the bound (tasks may append tokens), the
         # position (tasks may jump), the definition and the signal receivers.
@@ -406,40 +440,19 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             if before_object is not None:
                 before_object(self, objects, obj)
             if chooser is None and getattr(obj, "getFeature", None) is None:
-                callbacks = self.callbacks._definitions.get("*") or self.callback_chooser(obj)
+                callbacks = definitions.get("*") or self.callback_chooser(obj)
             else:
                 callbacks = self.callback_chooser(obj)
             if callbacks:
                 self._running = callbacks
+                self._running_version = self.callbacks._version
                 if token_started.receivers:
                     token_started.send(self, token=obj, token_pos=token_pos)
                 if before_callbacks is not None:
                     before_callbacks(obj, self)
                 try:
                     try:
-                        pos = state._callback_pos
-                        plain = bare and not task_started.receivers
-                        if not (plain and not task_finished.receivers):
-                            if len(pos) == 1:
-                                self._run_hooked(callbacks, obj, 0, pos)
-                            else:
-                                self._resume(callbacks, obj, 0, pos, self._run_hooked)
-                        elif len(pos) > 1:
-                            self._resume(callbacks, obj, 0, pos, self._run_plain)
-                        else:
-                            # Nothing to call around the tasks: run the definition's
-                            # compiled runner (see Callbacks._runner), looked up once
-                            # for a run of tokens that use the same definition. The
-                            # first token of a pass does not compile: for an engine
-                            # made to run one token, that would cost more than it saves.
-                            if callbacks is not compiled:
-                                runner = self.callbacks._runner(callbacks, build=warm)
-                                if warm or runner is not None:
-                                    compiled = callbacks
-                            if runner is None:
-                                self._run_plain(callbacks, obj, 0, pos)
-                            else:
-                                runner(self, obj, 0, pos)
+                        self._enter(callbacks, obj, 0, state._callback_pos, observers.call())
                     finally:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
@@ -451,13 +464,20 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                         break
                     except Continue:
                         continue
+                    except HaltProcessing:
+                        if stop_on_halt:
+                            raise
+                        self.log.info("token %d halted; going on with the next", token_pos)
+                    except WorkflowError:
+                        if stop_on_error:
+                            raise
+                        self.log.info("token %d failed; going on with the next", token_pos)
                 else:
                     if after_object is not None:
                         after_object(self, objects, obj)
                     if token_finished.receivers:
                         token_finished.send(self, token=obj, token_pos=token_pos)
             state._callback_pos = [0]
-            warm = True
         factory.after_processing(self, objects)
 
     def run_callbacks(self, callbacks: Any, objects: Any, obj: Any, indent: int = 0) -> None:
@@ -465,108 +485,15 @@ class GenericWorkflowEngine(LegacyEngineAPI):
 
         Starts at ``state.callback_pos[indent]``; when the position is deeper
         than ``indent`` (a resumed run), it goes straight back into the nested
-        list it points at without re-running what lies before.
+        list it points at without re-running what lies before. Tasks are
+        called with the hooks of this engine's processing factory.
         """
-        run = self._run_plain if self._hooks.plain() else self._run_hooked
-        self._resume(callbacks, obj, indent, self.state.callback_pos, run)
+        observers = self._observers
+        if observers is None:
+            observers = self._observers = _Observers(self, self.processing_factory.action_mapper)
+        self._enter(callbacks, obj, indent, self.state.callback_pos, observers.call())
 
-    # The two interpreters below are the hot loop. They differ only in how a
-    # task is called: bare, or wrapped in the hooks, signals and debug log.
-    # ``pos`` is state.callback_pos; while a task runs, it is the path to it.
-    # Reading pos[depth] back after each task lets a task move it in place.
-
-    def _run_plain(self, block: list[Any], obj: Any, depth: int, pos: list[int]) -> None:
-        n = len(block)
-        while True:
-            try:
-                i = pos[depth]
-                while i < n:
-                    item = block[i]
-                    kind = item.__class__
-                    if kind is list:
-                        pos.append(0)
-                        self._run_plain(item, obj, depth + 1, pos)
-                        pos.pop()
-                    elif kind is JumpTask:
-                        cond = item.cond
-                        if cond is None or (not cond(obj, self)) is not item.when:
-                            i += item.offset
-                            if i < 0:
-                                i = 0
-                            pos[depth] = i
-                            continue
-                    else:
-                        item(obj, self)
-                    i = pos[depth] + 1
-                    pos[depth] = i
-                pos[depth] = n - 1
-                return
-            except JumpCall as jump:
-                i = pos[depth] + jump.args[0]
-                pos[depth] = 0 if i < 0 else n if i > n else i
-            except BreakFromThisLoop:
-                return
-
-    def _run_hooked(self, block: list[Any], obj: Any, depth: int, pos: list[int]) -> None:
-        n = len(block)
-        hooks = self._hooks
-        before_each = hooks.before_each
-        after_each = hooks.after_each
-        execute = hooks.execute
-        log = hooks.log
-        task_started = signals.task_started
-        task_finished = signals.task_finished
-        while True:
-            try:
-                i = pos[depth]
-                while i < n:
-                    item = block[i]
-                    if item.__class__ is list:
-                        pos.append(0)
-                        self._run_hooked(item, obj, depth + 1, pos)
-                        pos.pop()
-                    else:
-                        if before_each is not None:
-                            before_each(self, item, obj)
-                        try:
-                            if log is not None:
-                                log.debug(
-                                    "token %d: task %s at %s",
-                                    self.state.token_pos,
-                                    _name(item),
-                                    list(pos),
-                                )
-                            if task_started.receivers:
-                                task_started.send(
-                                    self, token=obj, task=item, callback_pos=list(pos)
-                                )
-                            if execute is None:
-                                item(obj, self)
-                            else:
-                                execute(item, obj)
-                            # Hooks and receivers see the task's own position,
-                            # even when it moved with jump_call_later().
-                            moved = pos[depth]
-                            pos[depth] = i
-                            if task_finished.receivers:
-                                task_finished.send(
-                                    self, token=obj, task=item, callback_pos=list(pos)
-                                )
-                        finally:
-                            if after_each is not None:
-                                after_each(self, item, obj)
-                        pos[depth] = moved
-                    i = pos[depth] + 1
-                    pos[depth] = i
-                pos[depth] = n - 1
-                return
-            except JumpCall as jump:
-                i = pos[depth] + jump.args[0]
-                pos[depth] = 0 if i < 0 else n if i > n else i
-            except BreakFromThisLoop:
-                return
-
-    def _resume(self, block: list[Any], obj: Any, depth: int, pos: list[int], run: Any) -> None:
+    def _enter(self, block: list[Any], obj: Any, depth: int, pos: list[int], call: Any) -> None:
         """Run ``block`` from ``pos[depth]``, first finishing the nested list ``pos`` points into.
 
         A position deeper than ``depth`` (a resumed run) goes straight back to
@@ -581,10 +508,99 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     "is not a nested list in this definition (did the definition change?)",
                     callback_pos=list(pos),
                 )
-            self._resume(block[index], obj, depth + 1, pos, run)
+            self._enter(block[index], obj, depth + 1, pos, call)
             del pos[depth + 1 :]
             pos[depth] = index + 1
-        run(block, obj, depth, pos)
+        self._run(block, obj, depth, pos, call)
+
+    # The loop: how a token runs through a callback tree, written once. ``pos``
+    # is state.callback_pos; while a task runs, it is the path to it. Reading
+    # pos[depth] back after each task lets a task move it in place. A JumpTask
+    # (the jumps of the block patterns) moves the position without being
+    # called: it is no task, and nothing reports it as one. ``call`` is None
+    # when nothing watches the tasks; otherwise every task goes through it.
+
+    def _run(self, block: list[Any], obj: Any, depth: int, pos: list[int], call: Any) -> None:
+        n = len(block)
+        while True:
+            try:
+                i = pos[depth]
+                while i < n:
+                    item = block[i]
+                    kind = item.__class__
+                    if kind is list:
+                        pos.append(0)
+                        self._run(item, obj, depth + 1, pos, call)
+                        pos.pop()
+                    elif kind is JumpTask:
+                        cond = item.cond
+                        if cond is None or (not cond(obj, self)) is not item.when:
+                            i += item.offset
+                            if i < 0:
+                                i = 0
+                            pos[depth] = i
+                            continue
+                    elif call is None:
+                        item(obj, self)
+                    else:
+                        call(item, obj, depth, pos)
+                    i = pos[depth] + 1
+                    pos[depth] = i
+                # A task may have appended to the list it runs in.
+                n = len(block)
+                if i < n:
+                    continue
+                pos[depth] = n - 1
+                return
+            except JumpCall as jump:
+                i = pos[depth] + jump.args[0]
+                pos[depth] = 0 if i < 0 else n if i > n else i
+            except BreakFromThisLoop:
+                return
+            except IndexError:
+                # A task removed items of the list it runs in: leave the list
+                # as if its end was reached (a task's own IndexError goes on).
+                n = len(block)
+                if pos[depth] < n:
+                    raise
+                pos[depth] = n - 1
+                return
+
+    def _observed(self, task: Any, obj: Any, depth: int, pos: list[int]) -> None:
+        """Call ``task`` with the hooks, the debug log and the task signals around it."""
+        observers = self._observers
+        assert observers is not None
+        before_each = observers.before_each
+        after_each = observers.after_each
+        execute = observers.execute
+        at = pos[depth]
+        moved: int | None = None
+        if before_each is not None:
+            before_each(self, task, obj)
+        try:
+            if observers.log is not None:
+                observers.log.debug(
+                    "token %d: task %s at %s", self.state.token_pos, _name(task), list(pos)
+                )
+            if signals.task_started.receivers:
+                signals.task_started.send(self, token=obj, task=task, callback_pos=list(pos))
+            if execute is None:
+                task(obj, self)
+            else:
+                execute(task, obj)
+            # What comes after sees the task's own position, even when the
+            # task moved it with jump_call_later().
+            moved = pos[depth]
+            pos[depth] = at
+            if signals.task_finished.receivers:
+                signals.task_finished.send(self, token=obj, task=task, callback_pos=list(pos))
+        finally:
+            try:
+                if after_each is not None:
+                    after_each(self, task, obj)
+            finally:
+                if moved is not None:
+                    pos[depth] = moved
 
     # -- introspection ----------------------------------------------------------
 
@@ -611,7 +627,12 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         A position that ends on a nested list gives the list's ``str()``;
         ``None`` when the position is outside the tree.
         """
-        item: Any = self._running if self._running is not None else self.callbacks.get("*")
+        running = self._running
+        if running is None or self._running_version != self.callbacks._version:
+            # Nothing ran yet, or the definitions changed since: name the task
+            # of the definition as it is now.
+            running = self.callbacks.get("*")
+        item: Any = running
         try:
             for index in self.state.callback_pos:
                 item = item[index]
@@ -642,10 +663,41 @@ def _name(task: Any) -> str:
     return name if isinstance(name, str) else repr(task)
 
 
+#: The exception classes of this library, by name: a handler named like one
+#: of them handles that class (and its subclasses), never a stranger's class
+#: that happens to have the same name.
+_OWN_CLASSES: dict[str, type[BaseException]] = {
+    name: value
+    for name, value in vars(errors).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
+_OWN_CLASSES["Exception"] = Exception
+
+
+_handlers: dict[tuple[type, type], Any] = {}
+
+
 def _handler_for(transitions: type[TransitionActions], exc: Exception) -> Any:
-    """Find the handler named like the exception's class or its nearest base."""
+    """Return the handler of ``transitions`` for ``exc``: the nearest class of its MRO with one.
+
+    A handler is named like the class it handles. For the library's own
+    classes (and ``Exception``) the name must be that very class: a task's
+    ``class StorageError(Exception)`` goes to the ``Exception`` handler, not
+    to the storage one. A handler a user's mapper adds for a class of their
+    own is found by its name, as in 2.x.
+    """
+    key = (transitions, type(exc))
+    handler = _handlers.get(key)
+    if handler is not None:
+        return handler
     for klass in type(exc).__mro__:
-        handler = getattr(transitions, klass.__name__, None)
-        if handler is not None:
+        name = klass.__name__
+        own = _OWN_CLASSES.get(name)
+        if own is not None and own is not klass:
+            continue
+        if any(name in vars(base) for base in transitions.__mro__ if base is not object):
+            if len(_handlers) >= 256:
+                _handlers.clear()
+            handler = _handlers[key] = getattr(transitions, name)
             return handler
     return transitions.Exception  # pragma: no cover - Exception is in every MRO

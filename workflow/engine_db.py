@@ -246,8 +246,9 @@ class DbTransitionAction(TransitionActions):
             callback_pos=list(eng.state.callback_pos),
             id_workflow=db_eng.uuid,
         )
-        db_eng.save(db_eng.known_statuses.HALTED)
         exc = exc_info[1]
+        if eng.ends_pass(exc):
+            db_eng.save(db_eng.known_statuses.HALTED)
         eng.log.warning(
             "Workflow '%s' halted at task %s with message: %s",
             db_eng.name,
@@ -281,20 +282,24 @@ class DbTransitionAction(TransitionActions):
         )
         obj.set_error_message(details)
         obj.save(status=obj.known_statuses.ERROR, callback_pos=position, id_workflow=db_eng.uuid)
-        db_eng.save(db_eng.known_statuses.ERROR)
-        eng.signal.workflow_error(eng, exception=exc)
-        context = {
-            "id_workflow": db_eng.uuid,
-            "id_object": eng.state.token_pos,
-            "callback_pos": position,
-            "task": task,
-        }
-        if isinstance(exc, WorkflowError):
-            for key, value in context.items():
-                if getattr(exc, key) is None:
-                    setattr(exc, key, value)
-            raise exc
-        raise WorkflowError(f"{type(exc).__name__}: {exc}", payload=details, **context) from exc
+        error = WorkflowError.from_task_failure(
+            exc,
+            workflow=db_eng.uuid,
+            token=eng.state.token_pos,
+            callback_pos=position,
+            task=task,
+            details=details,
+        )
+        if eng.ends_pass(error):
+            db_eng.save(db_eng.known_statuses.ERROR)
+        try:
+            TransitionActions.Exception(obj, eng, callbacks, exc_info)
+        except BaseException:
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            del exc, exc_info
 
 
 class DbProcessingFactory(ProcessingFactory):

@@ -219,6 +219,40 @@ class WorkflowError(Exception):
         args = (self.message, self.id_workflow, self.id_object, self.payload)
         return (type(self), args, state)
 
+    @classmethod
+    def from_task_failure(
+        cls,
+        exc: BaseException,
+        *,
+        workflow: Any,
+        token: Any,
+        callback_pos: list[int] | None,
+        task: str | None,
+        details: str,
+    ) -> WorkflowError:
+        """Return the error a stored run reports for a task that raised ``exc``.
+
+        A task's own :class:`WorkflowError` is returned itself, with the
+        context it left unset filled in; any other exception becomes a new
+        :class:`WorkflowError` named ``"<type>: <message>"`` whose
+        ``payload`` is ``details`` (the formatted traceback). Chain the new
+        one to ``exc`` when raising it.
+
+        .. versionadded:: 3.0
+        """
+        context = {
+            "id_workflow": workflow,
+            "id_object": token,
+            "callback_pos": callback_pos,
+            "task": task,
+        }
+        if isinstance(exc, WorkflowError):
+            for key, value in context.items():
+                if getattr(exc, key) is None:
+                    setattr(exc, key, value)
+            return exc
+        return cls(f"{type(exc).__name__}: {exc}", payload=details, **context)
+
 
 class WorkflowDefinitionError(Exception):
     """A workflow definition is malformed, or no definition has that name.

@@ -764,7 +764,8 @@ class PersistentTransitionActions(TransitionActions):
         with eng._transaction("halt", token=obj.position) as conn:
             _flush_completed(eng, conn)
             eng._save_token(conn, obj, ObjectStatus.HALTED, message, callback_pos=position)
-            eng._set_status(conn, WorkflowStatus.HALTED, message, release=True)
+            if eng.ends_pass(exc):
+                eng._set_status(conn, WorkflowStatus.HALTED, message, release=True)
         del exc
         try:
             TransitionActions.HaltProcessing(obj, eng, callbacks, exc_info)
@@ -773,30 +774,34 @@ class PersistentTransitionActions(TransitionActions):
 
     @staticmethod
     def Exception(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
-        """Store the token ERROR with the traceback, the run ERROR, then raise a WorkflowError."""
+        """Store the token ERROR with the traceback, the run ERROR, then raise a WorkflowError.
+
+        The error is built as :class:`~workflow.engine_db.DbTransitionAction`
+        builds it (:meth:`~workflow.errors.WorkflowError.from_task_failure`).
+        """
         exc = exc_info[1]
         position = list(eng.state.callback_pos)
         text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
+        error = WorkflowError.from_task_failure(
+            exc,
+            workflow=eng.uuid,
+            token=obj.position,
+            callback_pos=position,
+            task=eng.current_taskname,
+            details=text,
+        )
         with eng._transaction("error", token=obj.position) as conn:
             _flush_completed(eng, conn)
             eng._save_token(
                 conn, obj, ObjectStatus.ERROR, str(exc), callback_pos=position, error=text
             )
-            eng._set_status(conn, WorkflowStatus.ERROR, str(exc), release=True)
-        eng.signal.workflow_error(eng, exception=exc)
-        if isinstance(exc, WorkflowError):
-            try:
-                raise exc
-            finally:
-                del exc, exc_info
-        error = WorkflowError(
-            f"{type(exc).__name__}: {exc}",
-            id_workflow=eng.uuid,
-            id_object=obj.position,
-            callback_pos=position,
-            task=eng.current_taskname,
-        )
+            if eng.ends_pass(error):
+                eng._set_status(conn, WorkflowStatus.ERROR, str(exc), release=True)
         try:
+            TransitionActions.Exception(obj, eng, callbacks, exc_info)
+        except BaseException:
+            if error is exc:
+                raise
             raise error from exc
         finally:
             del exc, error, exc_info
