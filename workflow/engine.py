@@ -534,12 +534,20 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                         pos.pop()
                     elif kind is JumpTask:
                         cond = item.cond
-                        if cond is None or (not cond(obj, self)) is not item.when:
+                        if cond is None:
                             i += item.offset
-                            if i < 0:
-                                i = 0
-                            pos[depth] = i
-                            continue
+                        else:
+                            when = item.when
+                            if when is None:
+                                i += cond(obj, self)
+                            elif (not cond(obj, self)) is when:
+                                i += 1
+                            else:
+                                i += item.offset
+                        if i < 0:
+                            i = 0
+                        pos[depth] = i
+                        continue
                     elif call is None:
                         item(obj, self)
                     else:

@@ -403,7 +403,7 @@ def test_for_deletes_its_state_when_the_loop_ends(make_engine: Any) -> None:
 
     eng = make_engine([add("start"), FOR(["a", "b"], "x", [look])])
     eng.process([[]])
-    assert [list(state) for state in seen] == [["[1, 0]"], ["[1, 0]"]]
+    assert [list(state) for state in seen] == [["0:[1, 0]"], ["0:[1, 0]"]]
     assert eng.extra_data["_Iterators"] == {}
 
 
@@ -689,7 +689,7 @@ def test_parallel_split_falls_back_to_a_generic_child_for_engines_with_arguments
     assert [type(child) for child in engines] == [GenericWorkflowEngine]
 
 
-def test_parallel_split_shares_one_lock_through_extra_data() -> None:
+def test_parallel_split_shares_one_lock_through_the_branches_extra_data() -> None:
     locks = []
 
     def use_lock(obj: Any, eng: Any) -> None:
@@ -699,8 +699,11 @@ def test_parallel_split_shares_one_lock_through_extra_data() -> None:
 
     eng = run([PARALLEL_SPLIT(use_lock, use_lock, use_lock)])
     assert sorted(eng.objects[0]) == [0, 1, 2]
-    assert all(lock is eng.extra_data["lock"] for lock in locks)
-    assert isinstance(eng.extra_data["lock"], type(threading.Lock()))
+    assert len(locks) == 3
+    assert all(lock is locks[0] for lock in locks)
+    assert isinstance(locks[0], type(threading.Lock()))
+    # The calling engine's extra_data stays data only: a stored run keeps it.
+    assert "lock" not in eng.extra_data
 
 
 def test_parallel_split_reraises_a_branch_error_in_the_caller() -> None:

@@ -319,7 +319,7 @@ def test_run_wf_runs_the_tokens_of_a_data_connector() -> None:
     assert eng.objects == [{"authors": [["seen"], ["seen"]]}]
 
 
-def test_run_wf_keeps_its_child_engine_in_extra_data_and_reuses_it() -> None:
+def test_run_wf_keeps_its_child_engine_and_reuses_it_out_of_extra_data() -> None:
     children = []
 
     def remember(obj: Any, eng: Any) -> None:
@@ -327,7 +327,7 @@ def test_run_wf_keeps_its_child_engine_in_extra_data_and_reuses_it() -> None:
 
     eng = run([RUN_WF([remember])], [[]], [[]])
     assert children[0] is children[1]
-    assert eng.extra_data["RUN_WF"] is children[0]
+    assert "RUN_WF" not in eng.extra_data
     assert type(children[0]) is GenericWorkflowEngine
 
 
@@ -356,8 +356,13 @@ def test_run_wf_builds_the_child_from_engine() -> None:
     class Child(GenericWorkflowEngine):
         pass
 
-    eng = run([RUN_WF([add("child")], engine=Child)], [[]])
-    assert type(eng.extra_data["RUN_WF"]) is Child
+    engines = []
+
+    def remember(obj: Any, eng: Any) -> None:
+        engines.append(eng)
+
+    run([RUN_WF([remember], engine=Child)], [[]])
+    assert [type(child) for child in engines] == [Child]
 
 
 def test_run_wf_copies_pass_eng_keys_without_consuming_the_list() -> None:

@@ -26,8 +26,19 @@ def _spread(branch: Any, pattern: str) -> list[Any]:
     return list(Callbacks.cleanup_callables(branch))
 
 
+def _one(branch: Any) -> Any:
+    """Return ``branch`` as one item of a block: a tuple becomes a list, as one branch."""
+    return list(branch) if isinstance(branch, tuple) else branch
+
+
 def _items(branch: Any) -> list[Any]:
-    """Return the items ``branch`` is once put in a block: a list stays one nested item."""
+    """Return the items ``branch`` is once put in a block: a list or a tuple is one nested list.
+
+    A tuple is one branch, as a list is (2.x spread a tuple into the block,
+    so that the jumps around it landed inside it).
+    """
+    if isinstance(branch, tuple):
+        branch = list(branch)
     return list(Callbacks.cleanup_callables((branch,)))
 
 
@@ -43,7 +54,7 @@ def IF(cond: Task, branch: Any, *, comment: str | None = None) -> list[Any]:
         IF(is_article, [extract_doi, check_doi])
     """
 
-    return [JumpTask(2, cond, when=False, name="_if"), branch]
+    return [JumpTask(2, cond, when=False, name="_if"), _one(branch)]
 
 
 @with_nice_docs
@@ -55,7 +66,7 @@ def IF_NOT(cond: Task, branch: Any, *, comment: str | None = None) -> list[Any]:
         IF_NOT(has_abstract, [fetch_abstract])
     """
 
-    return [JumpTask(2, cond, when=True, name="_if_not"), branch]
+    return [JumpTask(2, cond, when=True, name="_if_not"), _one(branch)]
 
 
 @with_nice_docs
@@ -78,7 +89,7 @@ def IF_ELSE(cond: Task, branch1: Any, branch2: Any, *, comment: str | None = Non
     test = JumpTask(to_second, cond, when=False, name="_if_else")
     leave = JumpTask(2, name="_break")  # leaves the block, as BREAK() would
     leave.__doc__ = BREAK().__doc__
-    return [test, *first, leave, branch2]
+    return [test, *first, leave, _one(branch2)]
 
 
 @with_nice_docs
@@ -189,14 +200,16 @@ def FOR(
     As with Python's ``for``, the variable keeps the last item after the loop
     (the setter receives it once more) and an empty list runs ``branch``
     zero times. The loop's progress lives in
-    ``eng.extra_data["_Iterators"][str(callback_pos)]``: it survives a halt
-    inside ``branch``, and is removed when the loop ends. Entering the loop
-    anew (from the next token, or after a :func:`BREAK` left it) starts it
-    over.
+    ``eng.extra_data["_Iterators"]``, under the token's index and the loop's
+    position (e.g. ``"0:[1, 0]"``), as JSON data: it survives a halt inside
+    ``branch`` (each token keeps its own), and is removed when the loop
+    ends. Entering the loop anew (from the next token, or after a
+    :func:`BREAK` left it) starts it over. The items and the loop's steps
+    are no tasks: hooks, signals and logs see only the tasks of ``branch``.
 
     .. versionchanged:: 3.0
-       Loops complete (2.x failed with ``KeyError: 'previous_data'``) and a
-       callable list source works.
+       Loops complete (2.x failed with ``KeyError: 'previous_data'``), a
+       callable list source works, and each token keeps its own loop.
 
     Example::
 
@@ -216,51 +229,81 @@ def FOR(
             )
         source = list(source)
     body = _spread(branch, "FOR")
-    back = -(len(body) + 1)
+    ascending = order == "ASC"
+    read = source if callable(source) else None
+    key_of_item = setter if isinstance(setter, str) else ""
+    set_item = None if isinstance(setter, str) else setter
+    # The loop of the token and the position the engine runs now, as found by
+    # the last round: (the engine's _Iterators dict, token index, state).
+    # Checking both identities costs far less than building the key again.
+    last: list[Any] = [None]
 
-    def read_items(obj: Any, eng: GenericWorkflowEngine) -> Sequence[Any]:
-        items = source(obj, eng) if callable(source) else source
-        return items if isinstance(items, Sequence) else list(items)
-
-    def assign(obj: Any, eng: GenericWorkflowEngine, index: int, item: Any) -> None:
-        if isinstance(setter, str):
-            eng.extra_data[setter] = item
-        else:
-            setter(obj, eng, index, item)
-
-    def _for(obj: Any, eng: GenericWorkflowEngine) -> None:
-        loops = eng.extra_data.setdefault(_ITERATORS, {})
-        key = str(eng.state.callback_pos)
-        loop = loops.get(key)
-        if loop is None or not loop.get("next"):
-            loop = {"step": 0}
-        if not cache_data:
-            items = read_items(obj, eng)
-        elif "value" in loop:
-            items = loop["value"]
-        else:
-            items = loop["value"] = list(read_items(obj, eng))
-        step = loop["step"]
-        if step < len(items):
-            index = step if order == "ASC" else len(items) - 1 - step
-            item = items[index]
-            assign(obj, eng, index, item)
-            loop.update(step=step + 1, next=False, previous_index=index, previous_data=item)
-            loops[key] = loop
-            return
-        if step:
-            assign(obj, eng, loop["previous_index"], loop["previous_data"])
-        loops.pop(key, None)
-        eng.break_current_loop()
-
-    def _for_again(obj: Any, eng: GenericWorkflowEngine) -> None:
+    def state_of(eng: GenericWorkflowEngine, fresh: bool) -> list[Any]:
+        loops = eng.extra_data.get(_ITERATORS)
+        if loops is None:
+            loops = eng.extra_data[_ITERATORS] = {}
+        token = eng.state.token_pos
+        if not fresh:
+            seen = last[0]
+            if seen is not None and seen[0] is loops and seen[1] == token:
+                state: list[Any] = seen[2]
+                return state
         pos = eng.state.callback_pos
-        loop = eng.extra_data.get(_ITERATORS, {}).get(str([*pos[:-1], pos[-1] + back]))
-        if loop is not None:
-            loop["next"] = True
-        eng.jump_call_later(back)
+        # Keyed by the token and the position of the loop's first item.
+        key = f"{token}:{[*pos[:-1], pos[-1] - (0 if fresh else 1)]}"
+        found = None if fresh else loops.get(key)
+        state = found if isinstance(found, list) else [0, None, None, key]
+        loops[key] = state
+        last[0] = (loops, token, state)
+        return state
 
-    return [_for, *body, _for_again]
+    def enter(obj: Any, eng: GenericWorkflowEngine) -> bool:
+        state_of(eng, True)
+        return False
+
+    def step(obj: Any, eng: GenericWorkflowEngine) -> bool:
+        state = state_of(eng, False)
+        if read is None:
+            items = source
+        elif not cache_data:
+            items = read(obj, eng)
+        elif len(state) > 4:
+            items = state[4]
+        else:
+            items = read(obj, eng)
+            items = items if isinstance(items, list) else list(items)
+            state.append(items)
+        count = state[0]
+        size = len(items)
+        if count < size:
+            index = count if ascending else size - 1 - count
+            item = items[index]
+            state[0] = count + 1
+            state[1] = index
+            state[2] = item
+            if set_item is None:
+                eng.extra_data[key_of_item] = item
+            else:
+                set_item(obj, eng, index, item)
+            return True
+        if count:
+            # As with Python's for, the variable keeps the last item.
+            if set_item is None:
+                eng.extra_data[key_of_item] = state[2]
+            else:
+                set_item(obj, eng, state[1], state[2])
+        loops = eng.extra_data.get(_ITERATORS)
+        if loops is not None:
+            loops.pop(state[3], None)
+        last[0] = None
+        return False
+
+    return [
+        JumpTask(1, enter, name="_for"),
+        JumpTask(len(body) + 2, step, when=False, name="_for_step"),
+        *body,
+        JumpTask(-(len(body) + 1), name="_for_again"),
+    ]
 
 
 # -- branches ---------------------------------------------------------------------------
@@ -307,10 +350,10 @@ def CHOICE(
         offsets[key] = len(block) + 1
         block += [*items, BREAK()]
 
-    def _choice(obj: Any, eng: GenericWorkflowEngine) -> None:
+    def pick(obj: Any, eng: GenericWorkflowEngine) -> int:
         key = arbiter(obj, eng)
         try:
-            offset = offsets[key]
+            return offsets[key]
         except (KeyError, TypeError):
             known = ", ".join(repr(known) for known in offsets) or "none"
             raise WorkflowError(
@@ -319,9 +362,8 @@ def CHOICE(
                 callback_pos=list(eng.state.callback_pos),
                 task="CHOICE",
             ) from None
-        eng.jump_call_later(offset)
 
-    return [_choice, *block]
+    return [JumpTask.choose(pick, name="_choice"), *block]
 
 
 @with_nice_docs
@@ -346,10 +388,7 @@ def SIMPLE_MERGE(*args: Any, comment: str | None = None) -> list[Any]:
     skipped = [item for branch in others for item in _items(branch)]
     skip = len(skipped) + 1
 
-    def _simple_merge(obj: Any, eng: GenericWorkflowEngine) -> None:
-        """Mark the start of the merge."""
-
-    def _simple_merge_skip(obj: Any, eng: GenericWorkflowEngine) -> None:
-        eng.jump_call_later(skip)
-
-    return [_simple_merge, *_items(first), _simple_merge_skip, *skipped, *_items(last)]
+    start = JumpTask(1, name="_simple_merge")
+    start.__doc__ = "Mark the start of the merge."
+    skip_others = JumpTask(skip, name="_simple_merge_skip")
+    return [start, *_items(first), skip_others, *skipped, *_items(last)]

@@ -64,35 +64,38 @@ def RUN_WF(
     :param pass_eng: keys of ``eng.extra_data`` copied into the child's
         ``extra_data`` when the child is created.
     :param pass_always: copy the ``pass_eng`` keys before every run instead.
-    :param outkey: where the child is kept in ``eng.extra_data`` and reused
-        from, run after run (falsy: a new child every time).
+    :param outkey: any true value keeps the child and reuses it, run after
+        run of the calling engine (falsy: a new child every time).
     :param reinit: create a new child every time.
 
     A halt in the child halts the calling engine at this task.
 
     .. versionchanged:: 3.0
        ``pass_eng`` is copied, never consumed, and a child is only reused by
-       the ``RUN_WF`` task that created it.
+       the ``RUN_WF`` task that created it, for the engine it ran for. The
+       child is kept by the task, no longer in ``eng.extra_data[outkey]``:
+       an engine is no data, and a stored run could not keep it.
 
     Example::
 
         [RUN_WF([split_authors, normalise_author], data_connector=get_authors), save]
     """
     keys = tuple(pass_eng)
-    created: weakref.WeakSet[GenericWorkflowEngine] = weakref.WeakSet()
+    children: weakref.WeakKeyDictionary[GenericWorkflowEngine, GenericWorkflowEngine] = (
+        weakref.WeakKeyDictionary()
+    )
 
     def _run_wf(obj: Any, eng: GenericWorkflowEngine) -> None:
-        kept = eng.extra_data.get(outkey) if outkey else None
-        if reinit or kept is None or kept not in created:
+        kept = children.get(eng) if outkey else None
+        if reinit or kept is None:
             fresh = True
             if engine is None:
                 child = _child_engine(eng, workflow)
             else:
                 child = engine()
                 child.callbacks.replace(workflow)
-            created.add(child)
             if outkey:
-                eng.extra_data[outkey] = child
+                children[eng] = child
         else:
             fresh, child = False, kept
         if fresh or pass_always:

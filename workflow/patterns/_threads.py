@@ -127,8 +127,9 @@ def PARALLEL_SPLIT(*args: Any, comment: str | None = None) -> Task:
     argument (else :class:`~workflow.engine.GenericWorkflowEngine`), with the
     token as its only token. Branches share the token but see nothing else
     of the calling engine, so jumps stay inside a branch. A new
-    :class:`threading.Lock` is put in ``extra_data['lock']`` of the calling
-    engine and of every branch's engine, for the branches to guard the token.
+    :class:`threading.Lock` is put in ``extra_data['lock']`` of every
+    branch's engine, for the branches to guard the token (not in the calling
+    engine's: a lock is no data, and a stored run could not keep it).
 
     The task returns when every branch has finished. A branch's exception
     (a halt included) is re-raised by the task; see the module docstring when
@@ -136,7 +137,7 @@ def PARALLEL_SPLIT(*args: Any, comment: str | None = None) -> Task:
 
     .. versionchanged:: 3.0
        Waits for the branches and re-raises their errors; 2.x returned at
-       once and lost them.
+       once and lost them. The calling engine's ``extra_data`` is left alone.
 
     Example::
 
@@ -145,7 +146,6 @@ def PARALLEL_SPLIT(*args: Any, comment: str | None = None) -> Task:
 
     def _parallel_split(obj: Any, eng: GenericWorkflowEngine) -> None:
         lock = threading.Lock()
-        eng.extra_data["lock"] = lock
         jobs = []
         for number, branch in enumerate(args):
             child = _child_engine(eng, [branch])
