@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import WorkflowDefinitionError
+from .errors import WorkflowDefinitionError, WorkflowKeyError
 
 __all__ = ["Callbacks"]
 
@@ -37,7 +37,7 @@ class Callbacks:
         try:
             return self._definitions[key]
         except KeyError:
-            raise KeyError(
+            raise WorkflowKeyError(
                 f"No workflow is registered for the key: {key}. Register one with "
                 f"eng.callbacks.add_many(definition, key={key!r}) or pick another key "
                 "in callback_chooser()."

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .errors import WorkflowTypeError
+
 if TYPE_CHECKING:
     from .engine import GenericWorkflowEngine
 
@@ -44,7 +46,7 @@ class JumpTask:
         name: str = "jump",
     ) -> None:
         if type(offset) is not int:
-            raise TypeError(f"JumpTask offset must be an int, got {offset!r}")
+            raise WorkflowTypeError(f"JumpTask offset must be an int, got {offset!r}")
         self.offset = offset
         self.cond = cond
         self.when: bool | None = when

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .errors import WorkflowTypeError, WorkflowValueError
 from .utils import classproperty
 
 __all__ = ["MachineState"]
@@ -13,13 +14,13 @@ __all__ = ["MachineState"]
 def _as_position(value: Iterable[int]) -> list[int]:
     """Return a fresh position list, or raise a clear error for a bad one."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(
+        raise WorkflowTypeError(
             f"callback_pos must be a list of int (an index path such as [1, 0]), "
             f"got {type(value).__name__}: {value!r}"
         )
     position = list(value)
     if not position or not all(type(index) is int for index in position):
-        raise TypeError(f"callback_pos must be a non-empty list of int, got {position!r}")
+        raise WorkflowTypeError(f"callback_pos must be a non-empty list of int, got {position!r}")
     return position
 
 
@@ -52,9 +53,11 @@ class MachineState:
     @token_pos.setter
     def token_pos(self, value: int) -> None:
         if type(value) is not int:
-            raise TypeError(f"token_pos must be an int, got {type(value).__name__}: {value!r}")
+            raise WorkflowTypeError(
+                f"token_pos must be an int, got {type(value).__name__}: {value!r}"
+            )
         if value < -1:
-            raise ValueError(f"token_pos must be -1 or more, got {value}")
+            raise WorkflowValueError(f"token_pos must be -1 or more, got {value}")
         self._token_pos = value
 
     @property

@@ -42,6 +42,8 @@ from .errors import (
     StopProcessing,
     WorkflowError,
     WorkflowTransition,
+    WorkflowTypeError,
+    WorkflowValueError,
 )
 from .utils import classproperty
 
@@ -240,7 +242,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         The target is clamped to the token list; past the end the run finishes.
         """
         if type(offset) is not int:
-            raise TypeError(f"jump_token() offset must be an int, got {offset!r}")
+            raise WorkflowTypeError(f"jump_token() offset must be an int, got {offset!r}")
         raise JumpToken(offset)
 
     def jump_call(self, offset: int) -> None:
@@ -251,7 +253,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         left and its parent goes on.
         """
         if type(offset) is not int:
-            raise TypeError(f"jump_call() offset must be an int, got {offset!r}")
+            raise WorkflowTypeError(f"jump_call() offset must be an int, got {offset!r}")
         raise JumpCall(offset)
 
     def jump_call_later(self, offset: int) -> None:
@@ -266,7 +268,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         .. versionadded:: 3.0
         """
         if type(offset) is not int:
-            raise TypeError(f"jump_call_later() offset must be an int, got {offset!r}")
+            raise WorkflowTypeError(f"jump_call_later() offset must be an int, got {offset!r}")
         pos = self.state._callback_pos
         target = pos[-1] + offset
         pos[-1] = target - 1 if target > 0 else -1
@@ -372,9 +374,13 @@ class GenericWorkflowEngine(LegacyEngineAPI):
     def _move(self, obj: str, task: str) -> None:
         """Move the state as ``restart(obj, task)`` describes."""
         if obj not in _MOVES:
-            raise ValueError(f"restart(): obj must be one of {', '.join(_MOVES)}; got {obj!r}")
+            raise WorkflowValueError(
+                f"restart(): obj must be one of {', '.join(_MOVES)}; got {obj!r}"
+            )
         if task not in _MOVES:
-            raise ValueError(f"restart(): task must be one of {', '.join(_MOVES)}; got {task!r}")
+            raise WorkflowValueError(
+                f"restart(): task must be one of {', '.join(_MOVES)}; got {task!r}"
+            )
         state = self.state
         back = {"prev": 2, "current": 1, "next": 0}
         state.token_pos = -1 if obj == "first" else max(state.token_pos - back[obj], -1)

@@ -64,7 +64,7 @@ from typing import Any, cast
 
 from ._hooks import ExcInfo
 from .engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
-from .errors import WorkflowError
+from .errors import WorkflowBaseError, WorkflowError
 from .utils import classproperty
 
 __all__ = [
@@ -75,6 +75,10 @@ __all__ = [
     "ObjectStatus",
     "WorkflowStatus",
 ]
+
+
+class _NoLabelsError(WorkflowBaseError, NotImplementedError):
+    """An :class:`EnumLabel` subclass gives no labels."""
 
 
 class EnumLabel(Enum):
@@ -92,7 +96,7 @@ class EnumLabel(Enum):
     @classproperty
     def labels(cls) -> dict[Any, str]:
         """Map each member's value to its label."""
-        raise NotImplementedError("an EnumLabel subclass must define a 'labels' class property")
+        raise _NoLabelsError("an EnumLabel subclass must define a 'labels' class property")
 
 
 class WorkflowStatus(EnumLabel):

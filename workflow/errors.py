@@ -3,7 +3,10 @@
 Two families live here. *Transitions* are how a task steers the engine: the
 engine's control-flow methods (:meth:`~workflow.engine.GenericWorkflowEngine.halt`,
 :meth:`~workflow.engine.GenericWorkflowEngine.stop`, ...) raise them and the
-engine catches them. *Errors* report something that went wrong::
+engine catches them. *Errors* report something that went wrong; every one of
+them derives from :class:`WorkflowBaseError`, so ``except WorkflowBaseError``
+catches whatever the library raises for a problem, and nothing it uses to
+steer a run::
 
     Exception
     ├── WorkflowTransition ............. base of every control-flow exception
@@ -19,23 +22,33 @@ engine catches them. *Errors* report something that went wrong::
     │   ├── BreakFromThisLoop .......... eng.break_current_loop()
     │   ├── SkipToken .................. eng.skip_token()
     │   └── AbortProcessing ............ eng.abort()
-    ├── WorkflowError .................. a task failed; honoured by process(stop_on_error=False)
-    │   └── FlowRuntimeError ........... a flow step's reference or result is unusable
-    ├── WorkflowDefinitionError ........ a workflow definition is malformed or unknown
-    │   └── FlowValidationError ........ a declarative flow is invalid (lists every FlowError)
-    ├── WorkflowObjectStatusError ...... a token is in a status that forbids the operation
-    ├── WorkflowAPIError ............... misuse of an API built on the engine
-    └── StorageError ................... the database failed; raised by workflow.storage
-        ├── DatabaseUnavailableError ... the database cannot be reached right now
-        ├── WorkflowLockedError ........ another process is running this workflow
-        ├── WorkflowNotFoundError ...... no stored workflow has that uuid (a LookupError)
-        │   └── DefinitionNotFoundError  no stored definition has that name and version
-        ├── DefinitionDisabledError .... every version of a stored definition is disabled
-        └── TokenEncodingError ......... a token cannot be stored as JSON (a TypeError)
+    └── WorkflowBaseError .............. base of every error the library raises
+        ├── WorkflowError .............. a task failed; honoured by process(stop_on_error=False)
+        │   └── FlowRuntimeError ....... a flow step's reference or result is unusable
+        ├── WorkflowDefinitionError .... a workflow definition is malformed or unknown
+        │   └── FlowValidationError .... a declarative flow is invalid (lists every FlowError)
+        ├── WorkflowObjectStatusError .. a token is in a status that forbids the operation
+        ├── WorkflowAPIError ........... misuse of an API built on the engine
+        ├── WorkflowValueError ......... a bad argument value (a ValueError)
+        ├── WorkflowTypeError .......... an argument of the wrong type (a TypeError)
+        ├── WorkflowKeyError ........... nothing is registered under a key (a KeyError)
+        ├── WorkflowIndexError ......... no token at a position (an IndexError)
+        ├── WorkflowTimeoutError ....... waited too long (a TimeoutError)
+        ├── WorkflowImportError ........ a missing extra or a broken entry point (an ImportError)
+        └── StorageError ............... the database failed; raised by workflow.storage
+            ├── DatabaseUnavailableError the database cannot be reached right now
+            ├── WorkflowLockedError .... another process is running this workflow
+            ├── WorkflowNotFoundError .. no stored workflow has that uuid (a LookupError)
+            │   └── DefinitionNotFoundError  no stored definition has that name and version
+            ├── DefinitionDisabledError  every version of a stored definition is disabled
+            └── TokenEncodingError ..... a token cannot be stored as JSON (a TypeError)
 
 The names and base classes are those of Invenio ``workflow`` 2.x, so code that
-catches them keeps working. Every exception here has a working :func:`str`,
-keeps its message in ``args`` and survives a :mod:`pickle` round trip.
+catches them keeps working; :class:`WorkflowBaseError` was added above the
+errors, which all still derive from :class:`Exception`. Errors that used to
+be a builtin exception (``ValueError``, ``KeyError``, ...) still are one.
+Every exception here has a working :func:`str`, keeps its message in
+``args`` and survives a :mod:`pickle` round trip.
 """
 
 from __future__ import annotations
@@ -65,12 +78,19 @@ __all__ = [
     "StorageError",
     "TokenEncodingError",
     "WorkflowAPIError",
+    "WorkflowBaseError",
     "WorkflowDefinitionError",
     "WorkflowError",
+    "WorkflowImportError",
+    "WorkflowIndexError",
+    "WorkflowKeyError",
     "WorkflowLockedError",
     "WorkflowNotFoundError",
     "WorkflowObjectStatusError",
+    "WorkflowTimeoutError",
     "WorkflowTransition",
+    "WorkflowTypeError",
+    "WorkflowValueError",
     "with_str",
 ]
 
@@ -82,8 +102,27 @@ def _describe(name: str, message: str, fields: dict[str, Any]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+# A warning for task authors: the transitions below are ordinary exceptions,
+# so a task's ``except Exception:`` around a call that halts (or stops, or
+# jumps) swallows the halt and the run goes on as if nothing happened. Catch
+# what you mean, or re-raise WorkflowTransition first:
+#
+#     try:
+#         step(obj, eng)
+#     except WorkflowTransition:
+#         raise
+#     except Exception:
+#         ...
+
+
 class WorkflowTransition(Exception):
-    """Base of the control-flow exceptions; raised by tasks, caught by the engine."""
+    """Base of the control-flow exceptions; raised by tasks, caught by the engine.
+
+    .. warning::
+       A task's ``except Exception:`` catches these too: around a call that
+       may halt, stop or jump, re-raise :class:`WorkflowTransition` first, or
+       the halt is swallowed and the run goes on.
+    """
 
 
 class StopProcessing(WorkflowTransition):
@@ -159,7 +198,64 @@ class AbortProcessing(WorkflowTransition):
     """Raised by ``eng.abort()``; the engine leaves its token loop."""
 
 
-class WorkflowError(Exception):
+class WorkflowBaseError(Exception):
+    """Base of every error the library raises; catch it to catch them all.
+
+    The transitions (:class:`WorkflowTransition` and its subclasses) are not
+    errors and do not derive from it.
+
+    .. versionadded:: 3.0
+    """
+
+
+class WorkflowValueError(WorkflowBaseError, ValueError):
+    """An argument has a bad value; raised where the argument is checked.
+
+    .. versionadded:: 3.0
+    """
+
+
+class WorkflowTypeError(WorkflowBaseError, TypeError):
+    """An argument has the wrong type; raised where the argument is checked.
+
+    .. versionadded:: 3.0
+    """
+
+
+class WorkflowKeyError(WorkflowBaseError, KeyError):
+    """Nothing is registered under a key; raised by the registries and ``Callbacks.get``.
+
+    .. versionadded:: 3.0
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class WorkflowIndexError(WorkflowBaseError, IndexError):
+    """No token at the position asked for; raised by the stored runs.
+
+    .. versionadded:: 3.0
+    """
+
+
+class WorkflowImportError(WorkflowBaseError, ImportError):
+    """Code the library needs cannot be imported: a missing extra, a broken entry point.
+
+    The message says what to install or which entry point failed.
+
+    .. versionadded:: 3.0
+    """
+
+
+class WorkflowTimeoutError(WorkflowBaseError, TimeoutError):
+    """Waited longer than allowed; raised by the patterns that wait for threads.
+
+    .. versionadded:: 3.0
+    """
+
+
+class WorkflowError(WorkflowBaseError):
     """A task failed; raise it from a task, catch it around ``process()``.
 
     ``process(stop_on_error=False)`` moves on to the next token when a task
@@ -254,7 +350,7 @@ class WorkflowError(Exception):
         return cls(f"{type(exc).__name__}: {exc}", payload=details, **context)
 
 
-class WorkflowDefinitionError(Exception):
+class WorkflowDefinitionError(WorkflowBaseError):
     """A workflow definition is malformed, or no definition has that name.
 
     Raised while a definition is registered or looked up, before any task runs.
@@ -283,7 +379,7 @@ class WorkflowDefinitionError(Exception):
         return (type(self), (self.message, self.workflow_name, self.payload))
 
 
-class WorkflowObjectStatusError(Exception):
+class WorkflowObjectStatusError(WorkflowBaseError):
     """A token's status forbids the requested operation.
 
     :param message: what was refused.
@@ -308,11 +404,11 @@ class WorkflowObjectStatusError(Exception):
         return (type(self), (self.message, self.id_object, self.obj_status))
 
 
-class WorkflowAPIError(Exception):
+class WorkflowAPIError(WorkflowBaseError):
     """An API built on the engine was misused; raised by that API."""
 
 
-class StorageError(Exception):
+class StorageError(WorkflowBaseError):
     """The database failed or refused; raised by :mod:`workflow.storage`.
 
     The original database exception is chained as ``__cause__``.

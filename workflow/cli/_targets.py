@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workflow.errors import WorkflowKeyError
+
 from ._context import CLIError, Context, import_modules
 
 if TYPE_CHECKING:
@@ -78,7 +80,7 @@ def definition_lookup(ctx: Context) -> Any:
         try:
             store = ctx.store(write=False)
         except CLIError as exc:
-            raise LookupError(f"flow {name!r} is not stored: {exc.message}") from exc
+            raise WorkflowKeyError(f"flow {name!r} is not stored: {exc.message}") from exc
         from workflow.storage import Definitions
 
         # A Definition, so that load_flow pins the version of calls that name none.

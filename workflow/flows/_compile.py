@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import FlowRuntimeError
+from ..errors import FlowRuntimeError, WorkflowValueError
 from ..patterns.controlflow import IF, IF_ELSE, PARALLEL_SPLIT, WHILE
 from ._refs import Lookup, ResolveError, compile_condition, compile_value
 from ._registry import RegisteredTask, TaskRegistry
@@ -74,7 +74,9 @@ def apply_resume_data(context: dict[str, Any], data: Any) -> None:
     """
     marker = context.get(HALT)
     if not isinstance(marker, dict):
-        raise ValueError("this token does not wait at a halt step, so it takes no resume data")
+        raise WorkflowValueError(
+            "this token does not wait at a halt step, so it takes no resume data"
+        )
     _scope(context, marker.get("scope", ()))[marker["step"]] = data
     del context[HALT]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ..errors import WorkflowValueError
 from ._shape import execution_order, kind_of
 
 __all__ = ["GraphFormat", "render"]
@@ -97,7 +98,7 @@ class _Graph:
 def render(body: Mapping[str, Any], format: GraphFormat = "mermaid") -> str:
     """Return the diagram of a validated flow body, as Mermaid or DOT source."""
     if format not in ("mermaid", "dot"):
-        raise ValueError(f"graph format must be 'mermaid' or 'dot', not {format!r}")
+        raise WorkflowValueError(f"graph format must be 'mermaid' or 'dot', not {format!r}")
     graph = _Graph()
     start = graph.node("start", "edge")
     exits = graph.steps(body["steps"], [(start, "")])

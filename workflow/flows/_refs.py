@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import WorkflowValueError
+
 __all__ = [
     "COMPARISONS",
     "LOGICAL",
@@ -63,7 +65,7 @@ def parse_reference(value: object) -> Reference | None:
         return None
     parts = value[1:].split(".")
     if not all(parts):
-        raise ValueError(f"{value!r} is not a reference: names and keys cannot be empty")
+        raise WorkflowValueError(f"{value!r} is not a reference: names and keys cannot be empty")
     return Reference(value, parts[0], tuple(parts[1:]))
 
 

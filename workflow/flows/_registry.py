@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal, TypeVar, overload
 
+from ..errors import WorkflowImportError, WorkflowKeyError, WorkflowTypeError, WorkflowValueError
+
 __all__ = ["ENTRY_POINT_GROUP", "RegisteredTask", "TaskRegistry", "default_registry", "task"]
 
 #: The entry point group installed packages use to contribute tasks.
@@ -82,16 +84,20 @@ class TaskRegistry:
         :raises TypeError: when ``function`` is not callable.
         """
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a task name must be a non-empty string, got {name!r}")
+            raise WorkflowValueError(f"a task name must be a non-empty string, got {name!r}")
         if style not in ("context", "engine"):
-            raise ValueError(f"task {name!r}: style must be 'context' or 'engine', got {style!r}")
+            raise WorkflowValueError(
+                f"task {name!r}: style must be 'context' or 'engine', got {style!r}"
+            )
         if not callable(function):
-            raise TypeError(f"task {name!r}: {function!r} is not callable")
+            raise WorkflowTypeError(f"task {name!r}: {function!r} is not callable")
         entry = RegisteredTask(name, function, style)
         with self._lock:
             known = self._tasks.get(name)
             if known is not None and known.function is not function:
-                raise ValueError(f"task name {name!r} is already registered to {known.function!r}")
+                raise WorkflowValueError(
+                    f"task name {name!r} is already registered to {known.function!r}"
+                )
             self._tasks[name] = entry
         return entry
 
@@ -104,7 +110,7 @@ class TaskRegistry:
             try:
                 del self._tasks[name]
             except KeyError:
-                raise KeyError(f"no task is registered as {name!r}") from None
+                raise WorkflowKeyError(f"no task is registered as {name!r}") from None
 
     def get(self, name: str) -> RegisteredTask:
         """Return the task registered as ``name``, reading entry points if needed.
@@ -117,7 +123,7 @@ class TaskRegistry:
             return entry
         point = self._entry_point_map().get(name)
         if point is None:
-            raise KeyError(f"no task is registered as {name!r}")
+            raise WorkflowKeyError(f"no task is registered as {name!r}")
         return self._register_entry_point(point)
 
     def __contains__(self, name: object) -> bool:
@@ -158,7 +164,7 @@ class TaskRegistry:
         try:
             function = point.load()
         except Exception as exc:
-            raise ImportError(
+            raise WorkflowImportError(
                 f"task {point.name!r}: entry point {point.value!r} of group "
                 f"{point.group!r} cannot be loaded: {exc}"
             ) from exc

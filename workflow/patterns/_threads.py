@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..engine import GenericWorkflowEngine
-from ..errors import WorkflowDefinitionError
+from ..errors import WorkflowDefinitionError, WorkflowTimeoutError
 from ._nice_docs import Task, with_nice_docs
 from ._subflows import _child_engine
 
@@ -36,7 +36,7 @@ class MyTimeoutQueue(queue.Queue[Callable[[], object]]):
         """
         with self.all_tasks_done:
             if not self.all_tasks_done.wait_for(lambda: not self.unfinished_tasks, timeout):
-                raise TimeoutError(
+                raise WorkflowTimeoutError(
                     f"{self.unfinished_tasks} queued calls still running after {timeout} s"
                 )
 
@@ -91,7 +91,7 @@ def _run_jobs(pattern: str, jobs: Sequence[_Job], timeout: float | None) -> None
         calls.join_with_timeout(timeout)
     except TimeoutError:
         running = [job.label for job in jobs if not job.finished]
-        raise TimeoutError(
+        raise WorkflowTimeoutError(
             f"{pattern}: {', '.join(running)} still running after the timeout of {timeout} s"
         ) from None
     failed = [job for job in jobs if job.error is not None]
