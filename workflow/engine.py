@@ -382,16 +382,20 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                 f"restart(): task must be one of {', '.join(_MOVES)}; got {task!r}"
             )
         state = self.state
-        back = {"prev": 2, "current": 1, "next": 0}
-        state.token_pos = -1 if obj == "first" else max(state.token_pos - back[obj], -1)
-        position = list(state.callback_pos)
+        token_pos = state._token_pos
+        position = state._callback_pos
+        if obj == "first":
+            state._token_pos = -1
+        elif obj != "next":
+            token_pos -= 2 if obj == "prev" else 1
+            state._token_pos = token_pos if token_pos > -1 else -1
         if task == "first":
-            position = [0]
-        elif task == "prev":
-            position[-1] = max(position[-1] - 1, 0)
-        elif task == "next":
-            position[-1] += 1
-        state.callback_pos = position
+            state._callback_pos = [0]
+        elif task != "current":
+            position = list(position)
+            last = position[-1] + (1 if task == "next" else -1)
+            position[-1] = last if last > 0 else 0
+            state._callback_pos = position
 
     def _check_run(self, objects: Any) -> None:
         self._check_objects(objects)
@@ -404,6 +408,8 @@ class GenericWorkflowEngine(LegacyEngineAPI):
 
     def _check_objects(self, objects: Any) -> None:
         """Refuse token lists the engine cannot index, with a clear message."""
+        if objects.__class__ is list:
+            return
         if isinstance(objects, (str, bytes)) or not isinstance(objects, Iterable):
             raise WorkflowError(f"Passed in object {type(objects)} is not an iterable")
         if not (hasattr(objects, "__len__") and hasattr(objects, "__getitem__")):
@@ -445,7 +451,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             obj = objects[token_pos]
             if before_object is not None:
                 before_object(self, objects, obj)
-            if chooser is None and getattr(obj, "getFeature", None) is None:
+            if chooser is None and not _routes_itself(obj):
                 callbacks = definitions.get("*") or self.callback_chooser(obj)
             else:
                 callbacks = self.callback_chooser(obj)
@@ -665,6 +671,31 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             f"<{type(self).__name__} tokens={len(self.objects)} "
             f"token_pos={state.token_pos} callback_pos={state.callback_pos}>"
         )
+
+
+#: Per token type: True when the class has a getFeature() method (deprecated
+#: routing), False when neither it nor its instances can have one, None when
+#: its instances must be asked one by one (they have a __dict__).
+_feature_types: dict[type, bool | None] = {}
+
+
+def _routes_itself(obj: Any) -> bool:
+    """Tell whether ``obj`` has a ``getFeature`` method, looking at its type once."""
+    kind = obj.__class__
+    try:
+        routes = _feature_types[kind]
+    except KeyError:
+        if hasattr(kind, "getFeature"):
+            routes = True
+        elif hasattr(obj, "__dict__"):
+            routes = None
+        else:
+            routes = False
+        if len(_feature_types) < 1024:
+            _feature_types[kind] = routes
+    if routes is None:
+        return "getFeature" in obj.__dict__
+    return routes
 
 
 def _unless_noop(hook: Any, default: Any) -> Any:
