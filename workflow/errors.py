@@ -53,7 +53,6 @@ Every exception here has a working :func:`str`, keeps its message in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -518,9 +517,10 @@ class TokenEncodingError(StorageError, TypeError):
     """
 
 
-@dataclass(frozen=True)
 class FlowError:
     """One problem in a declarative flow: which flow, which step, where, and what.
+
+    Immutable; two problems with the same fields are equal.
 
     :param flow: the flow's name.
     :param step: the step's name, or ``None`` for the flow itself.
@@ -531,10 +531,43 @@ class FlowError:
     .. versionadded:: 3.0
     """
 
+    __slots__ = ("flow", "message", "path", "step")
+
     flow: str
     step: str | None
     path: str
     message: str
+
+    def __init__(self, flow: str, step: str | None, path: str, message: str) -> None:
+        object.__setattr__(self, "flow", flow)
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "message", message)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"FlowError is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"FlowError is immutable; cannot delete {name!r}")
+
+    def _fields(self) -> tuple[str, str | None, str, str]:
+        return (self.flow, self.step, self.path, self.message)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, FlowError)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self._fields())
+
+    def __repr__(self) -> str:
+        flow, step, path, message = self._fields()
+        return f"FlowError(flow={flow!r}, step={step!r}, path={path!r}, message={message!r})"
 
     def __str__(self) -> str:
         where = f"flow {self.flow!r}"

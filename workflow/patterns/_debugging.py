@@ -6,18 +6,18 @@ and :func:`universal_repeater` are offered by :mod:`workflow.patterns.utils`.
 
 from __future__ import annotations
 
-import cProfile
 import functools
 import importlib
 import logging
-import pstats
 import sys
-import timeit
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..engine import GenericWorkflowEngine
+
+if TYPE_CHECKING:
+    import cProfile
 from ..errors import WorkflowDefinitionError, WorkflowError, WorkflowTransition
 from ._nice_docs import Task, with_nice_docs
 from ._subflows import _child_engine, _missing_key
@@ -63,6 +63,8 @@ def PROFILE(
             run = functools.partial(child.process, [obj])
         else:
             run = functools.partial(call, obj, eng)
+        import cProfile  # only when a profile is taken: a slow import
+
         profiler = cProfile.Profile()
         try:
             return profiler.runcall(run)
@@ -73,6 +75,8 @@ def PROFILE(
 
 
 def _write_profile(profiler: cProfile.Profile, output: str | None, keys: Sequence[str]) -> None:
+    import pstats
+
     if output is None:
         for key in keys:
             pstats.Stats(profiler, stream=sys.stdout).sort_stats(key).print_stats()
@@ -118,6 +122,8 @@ def DEBUG_CYCLE(
 
     def _debug_cycle(obj: Any, eng: GenericWorkflowEngine) -> None:
         namespace = {"obj": obj, "eng": eng, **kwargs}
+        import timeit
+
         timer = timeit.Timer(
             _timeit_code(stmt, obj, eng), _timeit_code(setup or "pass", obj, eng), globals=namespace
         )

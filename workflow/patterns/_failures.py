@@ -5,8 +5,9 @@ Both are offered by :mod:`workflow.patterns.utils`.
 
 from __future__ import annotations
 
-import inspect
 import logging
+import sys
+from types import FrameType
 from typing import Any
 
 from ..engine import GenericWorkflowEngine
@@ -50,7 +51,7 @@ _OWN_FILES = frozenset({__file__, _nice_docs.__file__})
 
 def _caller_location() -> str:
     """Return ``file:line`` of the first frame outside this module and :func:`with_nice_docs`."""
-    frame = inspect.currentframe()
+    frame: FrameType | None = sys._getframe()
     while frame is not None and frame.f_code.co_filename in _OWN_FILES:
         frame = frame.f_back
     if frame is None:  # pragma: no cover - there is always a caller

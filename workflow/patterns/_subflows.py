@@ -7,7 +7,6 @@ engines here too.
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,6 +22,8 @@ def _child_engine(eng: GenericWorkflowEngine, definition: Any) -> GenericWorkflo
     A class whose constructor needs arguments (a database engine, say) cannot
     be copied blindly; the child is then a plain :class:`GenericWorkflowEngine`.
     """
+    import inspect
+
     cls: type[GenericWorkflowEngine] = type(eng)
     try:
         inspect.signature(cls).bind()
