@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ._program import Block, Program
 from .errors import WorkflowDefinitionError, WorkflowKeyError
 
 __all__ = ["Callbacks"]
@@ -24,6 +25,9 @@ class Callbacks:
         #: Counts the changes made through this object (engines use it to
         #: tell that the definition they ran is no longer the registered one).
         self._version = 0
+        #: The programs of the registered trees, by ``id()`` of the tree
+        #: (each program keeps its tree alive); emptied on every change.
+        self._programs: dict[int, Program] = {}
 
     def get(self, key: str | None = "*") -> Any:
         """Return the callback tree registered under ``key``.
@@ -52,13 +56,15 @@ class Callbacks:
             return
         items = list(self.cleanup_callables([func]))
         self._version += 1
-        self._definitions.setdefault(key, []).extend(items)
+        self._programs.clear()
+        self._definitions.setdefault(key, Block()).extend(items)
 
     def add_many(self, list_or_tuple: Any, key: str = "*") -> None:
         """Append every item of ``list_or_tuple`` (or one single task) under ``key``."""
         items = list(self.cleanup_callables(list_or_tuple))
         self._version += 1
-        self._definitions.setdefault(key, []).extend(items)
+        self._programs.clear()
+        self._definitions.setdefault(key, Block()).extend(items)
 
     @classmethod
     def cleanup_callables(cls, callbacks: Any) -> Iterator[Any]:
@@ -83,7 +89,7 @@ class Callbacks:
             if item is None:
                 continue
             if isinstance(item, list):
-                yield list(cls.cleanup_callables(item))
+                yield Block(cls.cleanup_callables(item))
             elif isinstance(item, tuple):
                 yield from cls.cleanup_callables(item)
             elif callable(item):
@@ -98,11 +104,13 @@ class Callbacks:
     def clear(self, key: str = "*") -> None:
         """Remove the definition under ``key``; no error if there is none."""
         self._version += 1
+        self._programs.clear()
         self._definitions.pop(key, None)
 
     def clear_all(self) -> None:
         """Remove every definition."""
         self._version += 1
+        self._programs.clear()
         self._definitions.clear()
 
     def empty(self) -> bool:
@@ -113,7 +121,8 @@ class Callbacks:
         """Replace the definition under ``key`` with ``funcs``."""
         items = list(self.cleanup_callables(funcs))
         self._version += 1
-        self._definitions[key] = items
+        self._programs.clear()
+        self._definitions[key] = Block(items)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{key!r}: {len(tree)} items" for key, tree in self._definitions.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ._program import EDITS, Program
 from .errors import WorkflowTypeError, WorkflowValueError
 from .utils import classproperty
 
@@ -33,7 +34,17 @@ class MachineState:
         callback lists, e.g. ``[1, 2, 0]``. The list is copied.
     """
 
-    __slots__ = ("_callback_pos", "_token_pos", "current_object_processed")
+    __slots__ = (
+        "__weakref__",
+        "_attention",
+        "_callback_pos",
+        "_ip",
+        "_prefix",
+        "_program",
+        "_shown",
+        "_token_pos",
+        "current_object_processed",
+    )
 
     def __init__(
         self, token_pos: int | None = None, callback_pos: Iterable[int] | None = None
@@ -44,6 +55,20 @@ class MachineState:
         self._callback_pos = [0] if callback_pos is None else _as_position(callback_pos)
         #: Whether the last pass over the tokens ran to its end.
         self.current_object_processed = False
+        self._running_nothing()
+
+    def _running_nothing(self) -> None:
+        # While the engine runs a token, the position is the slot ``_ip`` of
+        # ``_program`` (under the path ``_prefix``), turned into a list only
+        # when somebody asks (``_shown`` is the slot that list shows). Asking,
+        # setting the position, or a definition that changes sets
+        # ``_attention``: the engine then looks again after the running task.
+        self._program: Program | None = None
+        self._prefix: tuple[int, ...] = ()
+        self._ip = 0
+        self._shown = -1
+        self._attention = False
+        EDITS.states[id(self)] = self
 
     @property
     def token_pos(self) -> int:
@@ -68,11 +93,44 @@ class MachineState:
         still does, which is where :meth:`restart` resumes. Assigning copies
         the value and checks that it is a non-empty list of int.
         """
+        program = self._program
+        if program is not None:
+            ip = self._ip
+            if self._shown != ip:
+                self._callback_pos = [*self._prefix, *program.paths[ip]]
+                self._shown = ip
+            self._attention = True
         return self._callback_pos
 
     @callback_pos.setter
     def callback_pos(self, value: Iterable[int]) -> None:
         self._callback_pos = _as_position(value)
+        if self._program is not None:
+            self._shown = self._ip
+            self._attention = True
+
+    @property
+    def position(self) -> tuple[int, ...]:
+        """The current ``callback_pos`` as a tuple: cheap, and it cannot be changed.
+
+        Read it to know where the engine is (patterns key their state by it);
+        assign :attr:`callback_pos` to move.
+
+        .. versionadded:: 3.0
+        """
+        program = self._program
+        if program is not None and self._shown != self._ip:
+            prefix = self._prefix
+            path = program.paths[self._ip]
+            return prefix + path if prefix else path
+        return tuple(self._callback_pos)
+
+    def _current(self) -> list[int]:
+        """Return a copy of the position, asking nothing of the running engine."""
+        program = self._program
+        if program is not None and self._shown != self._ip:
+            return [*self._prefix, *program.paths[self._ip]]
+        return list(self._callback_pos)
 
     @classproperty
     def _state_keys(cls) -> tuple[str, ...]:
@@ -99,7 +157,7 @@ class MachineState:
         """
         return {
             "token_pos": self._token_pos,
-            "callback_pos": list(self._callback_pos),
+            "callback_pos": self._current(),
             "current_object_processed": self.current_object_processed,
         }
 
@@ -121,6 +179,7 @@ class MachineState:
         self.token_pos = data["token_pos"]
         self._callback_pos = _as_position(data["callback_pos"])
         self.current_object_processed = bool(data.get("current_object_processed", False))
+        self._running_nothing()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MachineState):
@@ -130,4 +189,4 @@ class MachineState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"MachineState(token_pos={self._token_pos}, callback_pos={self._callback_pos!r})"
+        return f"MachineState(token_pos={self._token_pos}, callback_pos={self._current()!r})"

@@ -26,6 +26,7 @@ from ._hooks import (
 )
 from ._jump import JumpTask
 from ._legacy import LegacyEngineAPI
+from ._program import EDITS, Block, Program, program_of
 from ._state import MachineState
 from .errors import (
     AbortProcessing,
@@ -269,7 +270,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         """
         if type(offset) is not int:
             raise WorkflowTypeError(f"jump_call_later() offset must be an int, got {offset!r}")
-        pos = self.state._callback_pos
+        pos = self.state.callback_pos
         target = pos[-1] + offset
         pos[-1] = target - 1 if target > 0 else -1
 
@@ -441,7 +442,11 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         chooser = _unless_noop(type(self).callback_chooser, GenericWorkflowEngine.callback_chooser)
         token_started = signals.token_started
         token_finished = signals.token_finished
+        task_started = signals.task_started
+        task_finished = signals.task_finished
+        observed = None if observers.bare else observers.observed
         definitions = self.callbacks._definitions
+        feature_types = _feature_types
 
         # Cheap to re-check each token: the bound (tasks may append tokens), the
         # position (tasks may jump), the definition and the signal receivers.
@@ -451,7 +456,9 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             obj = objects[token_pos]
             if before_object is not None:
                 before_object(self, objects, obj)
-            if chooser is None and not _routes_itself(obj):
+            if chooser is None and (
+                feature_types.get(obj.__class__) is False or not _routes_itself(obj)
+            ):
                 callbacks = definitions.get("*") or self.callback_chooser(obj)
             else:
                 callbacks = self.callback_chooser(obj)
@@ -464,7 +471,10 @@ class GenericWorkflowEngine(LegacyEngineAPI):
                     before_callbacks(obj, self)
                 try:
                     try:
-                        self._enter(callbacks, obj, 0, state._callback_pos, observers.call())
+                        if observed is None and (task_started.receivers or task_finished.receivers):
+                            self._run_tree(callbacks, obj, (), observers.observed)
+                        else:
+                            self._run_tree(callbacks, obj, (), observed)
                     finally:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
@@ -503,124 +513,186 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         observers = self._observers
         if observers is None:
             observers = self._observers = _Observers(self, self.processing_factory.action_mapper)
-        self._enter(callbacks, obj, indent, self.state.callback_pos, observers.call())
+        prefix = tuple(self.state.callback_pos[:indent])
+        self._run_tree(callbacks, obj, prefix, observers.call())
 
-    def _enter(self, block: list[Any], obj: Any, depth: int, pos: list[int], call: Any) -> None:
-        """Run ``block`` from ``pos[depth]``, first finishing the nested list ``pos`` points into.
+    # The loop: how a token runs through a callback tree, written once. The
+    # tree runs as its program (workflow._program): its tasks and jumps laid
+    # out flat, so that entering or leaving a nested list costs nothing. The
+    # position is the slot ``ip``; the state turns it into a callback_pos
+    # when somebody asks, and flags ``_attention`` when a task asked, moved
+    # the position (jump_call_later) or changed a definition: the loop then
+    # looks again (_go_on) before it goes on. A JumpTask (the jumps of the
+    # block patterns) moves ip without being called: it is no task, and
+    # nothing reports it as one. ``call`` is None when nothing watches the
+    # tasks; otherwise every task goes through it (_observed).
 
-        A position deeper than ``depth`` (a resumed run) goes straight back to
-        its task inside the nested lists, without re-running what lies before
-        it nor re-testing the conditions of the patterns around it.
-        """
-        if len(pos) > depth + 1:
-            index = pos[depth]
-            if not 0 <= index < len(block) or block[index].__class__ is not list:
-                raise WorkflowError(
-                    f"cannot resume at callback_pos {pos}: item {index} at depth {depth} "
-                    "is not a nested list in this definition (did the definition change?)",
-                    callback_pos=list(pos),
-                )
-            self._enter(block[index], obj, depth + 1, pos, call)
-            del pos[depth + 1 :]
-            pos[depth] = index + 1
-        self._run(block, obj, depth, pos, call)
-
-    # The loop: how a token runs through a callback tree, written once. ``pos``
-    # is state.callback_pos; while a task runs, it is the path to it. Reading
-    # pos[depth] back after each task lets a task move it in place. A JumpTask
-    # (the jumps of the block patterns) moves the position without being
-    # called: it is no task, and nothing reports it as one. ``call`` is None
-    # when nothing watches the tasks; otherwise every task goes through it.
-
-    def _run(self, block: list[Any], obj: Any, depth: int, pos: list[int], call: Any) -> None:
-        n = len(block)
-        while True:
-            try:
-                i = pos[depth]
-                while i < n:
-                    item = block[i]
-                    kind = item.__class__
-                    if kind is list:
-                        pos.append(0)
-                        self._run(item, obj, depth + 1, pos, call)
-                        pos.pop()
-                    elif kind is JumpTask:
-                        cond = item.cond
-                        if cond is None:
-                            i += item.offset
-                        else:
-                            when = item.when
-                            if when is None:
-                                i += cond(obj, self)
-                            elif (not cond(obj, self)) is when:
-                                i += 1
+    def _run_tree(self, tree: list[Any], obj: Any, prefix: tuple[int, ...], call: Any) -> None:
+        state = self.state
+        programs = self.callbacks._programs
+        program = programs.get(id(tree))
+        if not (
+            program is not None
+            and program.tree is tree
+            and program.edits == EDITS.count
+            and program.snapshot is None
+        ):
+            program = program_of(tree, programs if tree.__class__ is Block else None)
+        position = state._callback_pos
+        ip = 0 if len(position) == 1 and position[0] == 0 and not prefix else -1
+        if ip < 0:
+            ip = program.slot(position[len(prefix) :])
+        # A task may run the engine again (a nested run): keep its place.
+        outer = state._program
+        saved = (
+            None
+            if outer is None
+            else (
+                outer,
+                state._prefix,
+                state._ip,
+                state._shown,
+                state._callback_pos,
+                state._attention,
+            )
+        )
+        state._program = program
+        state._prefix = prefix
+        state._shown = -1
+        state._attention = False
+        code = program.code
+        targets = program.targets
+        end = len(code)
+        try:
+            while True:
+                try:
+                    while ip < end:
+                        item = code[ip]
+                        state._ip = ip
+                        if item.__class__ is JumpTask:
+                            cond = item.cond
+                            if cond is None:
+                                ip = targets[ip]
                             else:
-                                i += item.offset
-                        if i < 0:
-                            i = 0
-                        pos[depth] = i
-                        continue
-                    elif call is None:
-                        item(obj, self)
-                    else:
-                        call(item, obj, depth, pos)
-                    i = pos[depth] + 1
-                    pos[depth] = i
-                # A task may have appended to the list it runs in.
-                n = len(block)
-                if i < n:
-                    continue
-                pos[depth] = n - 1
-                return
-            except JumpCall as jump:
-                i = pos[depth] + jump.args[0]
-                pos[depth] = 0 if i < 0 else n if i > n else i
-            except BreakFromThisLoop:
-                return
-            except IndexError:
-                # A task removed items of the list it runs in: leave the list
-                # as if its end was reached (a task's own IndexError goes on).
-                n = len(block)
-                if pos[depth] < n:
-                    raise
-                pos[depth] = n - 1
-                return
+                                when = item.when
+                                if when is None:
+                                    ip = program.after(ip, cond(obj, self))
+                                elif (not cond(obj, self)) is when:
+                                    ip += 1
+                                else:
+                                    ip = targets[ip]
+                            continue
+                        if call is None:
+                            item(obj, self)
+                        else:
+                            call(item, obj, program, ip)
+                        if state._attention:
+                            program, ip = self._go_on(tree, program, ip, 1)
+                            code = program.code
+                            targets = program.targets
+                            end = len(code)
+                        else:
+                            ip += 1
+                    # Done: the position shows the last item of the list.
+                    state._callback_pos = [*prefix, len(tree) - 1] if prefix else [len(tree) - 1]
+                    return
+                except JumpCall as jump:
+                    program, ip = self._go_on(tree, program, ip, jump.args[0])
+                except BreakFromThisLoop:
+                    if len(program.paths[ip]) == 1:
+                        # Leaving the whole tree: the position shows the task that left.
+                        state._callback_pos = [*prefix, *program.paths[ip]]
+                        return
+                    program, ip = self._go_on(tree, program, ip, None)
+                code = program.code
+                targets = program.targets
+                end = len(code)
+        except BaseException:
+            # Keep where the token stopped: the slot that raised, or where the
+            # running task moved the position to.
+            if state._shown != ip and 0 <= ip < end:
+                state._callback_pos = [*prefix, *program.paths[ip]]
+            if saved is not None:
+                # A nested run stopped: the outer one stops at the same place.
+                state._program, state._prefix, state._ip = saved[:3]
+                state._shown = state._ip
+                saved = None
+                outer = state._program
+            raise
+        finally:
+            if outer is None:
+                state._program = None
+                state._shown = -1
+            elif saved is not None:
+                (
+                    state._program,
+                    state._prefix,
+                    state._ip,
+                    state._shown,
+                    state._callback_pos,
+                    state._attention,
+                ) = saved
 
-    def _observed(self, task: Any, obj: Any, depth: int, pos: list[int]) -> None:
+    def _go_on(
+        self, tree: list[Any], program: Program, ip: int, offset: int | None
+    ) -> tuple[Program, int]:
+        """Return the program and slot to go on with after the slot ``ip``.
+
+        ``offset`` counts items from the slot's own position (``1``: the
+        next item; it is where the running task moved the position when it
+        did); ``None`` leaves the innermost list. The tree is laid out again
+        when it changed meanwhile.
+        """
+        state = self.state
+        prefix = state._prefix
+        if state._shown == ip and state._callback_pos[: len(prefix)] == list(prefix):
+            path = state._callback_pos[len(prefix) :] or [0]
+        else:
+            path = list(program.paths[ip])
+        state._attention = False
+        state._shown = -1
+        if not program.valid(tree):
+            program = program_of(
+                tree, self.callbacks._programs if tree.__class__ is Block else None
+            )
+            state._program = program
+        if offset is None:
+            if len(path) == 1:
+                return program, len(program.code)
+            path = [*path[:-2], path[-2] + 1]
+        else:
+            path[-1] += offset
+        return program, program.slot(path)
+
+    def _observed(self, task: Any, obj: Any, program: Program, ip: int) -> None:
         """Call ``task`` with the hooks, the debug log and the task signals around it."""
         observers = self._observers
         assert observers is not None
         before_each = observers.before_each
         after_each = observers.after_each
         execute = observers.execute
-        at = pos[depth]
-        moved: int | None = None
         if before_each is not None:
             before_each(self, task, obj)
         try:
-            if observers.log is not None:
-                observers.log.debug(
-                    "token %d: task %s at %s", self.state.token_pos, _name(task), list(pos)
-                )
-            if signals.task_started.receivers:
-                signals.task_started.send(self, token=obj, task=task, callback_pos=list(pos))
+            if observers.log is not None or signals.task_started.receivers:
+                where = [*self.state._prefix, *program.paths[ip]]
+                if observers.log is not None:
+                    observers.log.debug(
+                        "token %d: task %s at %s", self.state.token_pos, _name(task), where
+                    )
+                if signals.task_started.receivers:
+                    signals.task_started.send(self, token=obj, task=task, callback_pos=where)
             if execute is None:
                 task(obj, self)
             else:
                 execute(task, obj)
-            # What comes after sees the task's own position, even when the
-            # task moved it with jump_call_later().
-            moved = pos[depth]
-            pos[depth] = at
             if signals.task_finished.receivers:
-                signals.task_finished.send(self, token=obj, task=task, callback_pos=list(pos))
+                # The task's own position, even when it moved with jump_call_later().
+                where = [*self.state._prefix, *program.paths[ip]]
+                signals.task_finished.send(self, token=obj, task=task, callback_pos=where)
         finally:
-            try:
-                if after_each is not None:
-                    after_each(self, task, obj)
-            finally:
-                if moved is not None:
-                    pos[depth] = moved
+            if after_each is not None:
+                after_each(self, task, obj)
 
     # -- introspection ----------------------------------------------------------
 

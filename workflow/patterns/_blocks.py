@@ -248,7 +248,7 @@ def FOR(
             if seen is not None and seen[0] is loops and seen[1] == token:
                 state: list[Any] = seen[2]
                 return state
-        pos = eng.state.callback_pos
+        pos = eng.state.position
         # Keyed by the token and the position of the loop's first item.
         key = f"{token}:{[*pos[:-1], pos[-1] - (0 if fresh else 1)]}"
         found = None if fresh else loops.get(key)
