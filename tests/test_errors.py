@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +155,79 @@ def test_with_str_gives_a_working_str() -> None:
             self.code = code
 
     assert str(Custom("bad", 4)) == "Custom('bad', code=4)"
+
+
+# -- one catch-all ----------------------------------------------------------------------
+
+PACKAGE = Path(errors.__file__).parent
+BUILTIN_EXCEPTIONS = {
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
+# Raised on purpose as they are: the interpreter's own signals, asserts, and
+# AttributeError, which the attribute protocol (an immutable FlowError) requires.
+ALLOWED_BUILTINS = {"KeyboardInterrupt", "SystemExit", "AssertionError", "AttributeError"}
+
+
+def _error_classes() -> list[type[BaseException]]:
+    return [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == errors.__name__
+    ]
+
+
+def test_every_error_of_the_library_derives_from_one_base_and_no_transition_does() -> None:
+    for cls in _error_classes():
+        if issubclass(cls, errors.WorkflowTransition):
+            assert not issubclass(cls, errors.WorkflowBaseError), cls
+        else:
+            assert issubclass(cls, errors.WorkflowBaseError), cls
+
+
+def test_the_invenio_errors_keep_deriving_from_exception() -> None:
+    for name in ("WorkflowError", "WorkflowDefinitionError", "WorkflowObjectStatusError"):
+        cls = getattr(errors, name)
+        assert issubclass(cls, Exception)
+        assert issubclass(cls, errors.WorkflowBaseError)
+    assert issubclass(errors.WorkflowAPIError, Exception)
+
+
+@pytest.mark.parametrize(
+    ("cls", "builtin"),
+    [
+        (errors.WorkflowValueError, ValueError),
+        (errors.WorkflowTypeError, TypeError),
+        (errors.WorkflowKeyError, KeyError),
+        (errors.WorkflowIndexError, IndexError),
+        (errors.WorkflowTimeoutError, TimeoutError),
+    ],
+)
+def test_errors_that_were_builtin_exceptions_still_are(
+    cls: type[Exception], builtin: type[Exception]
+) -> None:
+    assert issubclass(cls, builtin)
+    error = cls("what went wrong")
+    assert str(error) == "what went wrong"
+    assert pickle.loads(pickle.dumps(error)).args == ("what went wrong",)
+
+
+def test_the_library_raises_no_bare_builtin_exception() -> None:
+    """Every ``raise X(...)`` in the package raises one of ours (so one except catches all)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue
+            target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if (
+                isinstance(target, ast.Name)
+                and target.id in BUILTIN_EXCEPTIONS
+                and target.id not in ALLOWED_BUILTINS
+            ):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {target.id}")
+    assert found == []

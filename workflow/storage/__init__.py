@@ -9,10 +9,12 @@ Alembic). SQLite is the default database; PostgreSQL (psycopg 3) and MariaDB
 
 from __future__ import annotations
 
+from ..errors import WorkflowImportError
+
 try:
     import sqlalchemy  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
+    raise WorkflowImportError(
         "workflow.storage needs SQLAlchemy: install it with pip install 'workflow[db]'"
     ) from exc
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import TokenEncodingError
+from ..errors import TokenEncodingError, WorkflowValueError
 
 __all__ = ["JSONCodec"]
 
@@ -47,7 +47,7 @@ class JSONCodec:
         ``encode`` must return JSON-able data (it may contain registered types).
         """
         if tag in self._decoders:
-            raise ValueError(f"the codec tag {tag!r} is already registered")
+            raise WorkflowValueError(f"the codec tag {tag!r} is already registered")
         self._encoders[cls] = (tag, encode)
         self._decoders[tag] = decode
 

@@ -22,7 +22,13 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from ..errors import DefinitionDisabledError, DefinitionNotFoundError, StorageError
+from ..errors import (
+    DefinitionDisabledError,
+    DefinitionNotFoundError,
+    StorageError,
+    WorkflowTypeError,
+    WorkflowValueError,
+)
 from .models import DefinitionRecord, utcnow
 from .store import Store
 
@@ -133,7 +139,7 @@ class Definitions:
         """
         _check_name(name)
         if not isinstance(body, dict):
-            raise TypeError(
+            raise WorkflowTypeError(
                 f"the body of definition {name!r} must be a dict (a JSON object), "
                 f"not {type(body).__name__}"
             )
@@ -142,7 +148,9 @@ class Definitions:
             # A copy, as get() will return it; NaN and infinities are not JSON.
             body = json.loads(json.dumps(body, allow_nan=False))
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"the body of definition {name!r} is not plain JSON: {exc}") from exc
+            raise WorkflowTypeError(
+                f"the body of definition {name!r} is not plain JSON: {exc}"
+            ) from exc
         for attempt in range(_PUT_ATTEMPTS):
             try:
                 return self._put(name, body, digest)
@@ -322,9 +330,9 @@ class Definitions:
 
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a definition needs a name (a non-empty str), not {name!r}")
+        raise WorkflowValueError(f"a definition needs a name (a non-empty str), not {name!r}")
     if len(name) > 255:
-        raise ValueError(f"a definition's name has at most 255 characters, not {len(name)}")
+        raise WorkflowValueError(f"a definition's name has at most 255 characters, not {len(name)}")
 
 
 def _not_found(name: str, version: int | None, operation: str) -> DefinitionNotFoundError:

@@ -1,124 +1,43 @@
 """PersistentWorkflowEngine: an engine whose run lives in a :class:`Store`.
 
-Everything happens through the engine's hooks: the processing factory takes
-the lock and checkpoints, the transition actions store halts and errors, and
-``execute_callback`` checkpoints after each task when asked to. The token
-loop is the generic engine's.
+The token loop is the generic engine's. The engine's hooks
+(:mod:`workflow.storage.hooks`) call its typed ``on_*`` methods below, which
+take the lock and store the run as it goes through a
+:class:`~workflow.storage.run_writes.RunWriter`, the one place that writes a
+run; ``execute_callback`` checkpoints after each task when asked to.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from .._hooks import ExcInfo
-from ..engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
+from ..engine import GenericWorkflowEngine, ProcessingFactory
 from ..engine_db import ObjectStatus, WorkflowStatus
-from ..errors import (
-    StorageError,
-    TokenEncodingError,
-    WorkflowError,
-    WorkflowLockedError,
-    WorkflowObjectStatusError,
-)
+from ..errors import HaltProcessing, StorageError, TokenEncodingError, WorkflowError
 from ..utils import classproperty
 from .heartbeat import LockHeartbeat
-from .models import utcnow
-from .store import Store, tokens, transitions, workflows
+from .hooks import PersistentProcessingFactory, PersistentTransitionActions
+from .run_rows import RunRow, TokenChange
+from .run_writes import RunWriter
+from .store import Store
+from .token import CheckpointPolicy, Token, resume_point
 
-__all__ = ["CheckpointPolicy", "PersistentWorkflowEngine", "Token"]
-
-# The statements of a checkpoint, built once: building them per call costs more
-# than a SQLite commit. Their SET clauses come from the parameters given.
-_SAVE_TOKEN = tokens.update().where(
-    tokens.c.workflow_uuid == sa.bindparam("w_uuid"),
-    tokens.c.position == sa.bindparam("w_position"),
-)
-_UPDATE_WORKFLOW = workflows.update().where(
-    workflows.c.uuid == sa.bindparam("w_uuid"),
-    workflows.c.lock_owner == sa.bindparam("w_owner"),
-)
-_LOG = transitions.insert()
+__all__ = [
+    "CheckpointPolicy",
+    "PersistentProcessingFactory",
+    "PersistentTransitionActions",
+    "PersistentWorkflowEngine",
+    "Token",
+]
 
 log = logging.getLogger(__name__)
 
-INITIAL = ObjectStatus.INITIAL.value
-RUNNING = ObjectStatus.RUNNING.value
-COMPLETED = ObjectStatus.COMPLETED.value
-HALTED = ObjectStatus.HALTED.value
-ERROR = ObjectStatus.ERROR.value
-
-
-class CheckpointPolicy(str, enum.Enum):
-    """When a :class:`PersistentWorkflowEngine` commits its progress.
-
-    Every policy also commits when a run starts, halts, fails and ends.
-    """
-
-    #: After each token (the default): one commit per token. A crash re-runs
-    #: the tasks of the token that was running, from its first task.
-    TOKEN = "token"
-    #: After each task too: one commit per task. A crash re-runs at most the
-    #: task that was running.
-    TASK = "task"
-    #: Only when the run halts, fails or ends: the cheapest. A crash re-runs
-    #: every token since the last halt.
-    HALT = "halt"
-
-
-class Token:
-    """A token of a stored run: the data tasks work on, and where it stands.
-
-    Tasks receive it as ``obj``: change ``obj.data`` (any JSON value, or a
-    type registered on the store's codec) and ``obj.extra_data`` (a dict).
-
-    :ivar position: the token's index in the run.
-    :ivar status: its :class:`~workflow.engine_db.ObjectStatus`.
-    :ivar callback_pos: where it resumes, or ``None`` before it started.
-    :ivar last_error: the traceback of the task that failed on it, if any.
-    """
-
-    __slots__ = ("callback_pos", "data", "extra_data", "last_error", "position", "status")
-
-    def __init__(
-        self,
-        data: Any,
-        *,
-        position: int = -1,
-        extra_data: dict[str, Any] | None = None,
-        status: ObjectStatus = ObjectStatus.INITIAL,
-        callback_pos: list[int] | None = None,
-        last_error: str | None = None,
-    ) -> None:
-        self.data = data
-        self.position = position
-        self.extra_data = {} if extra_data is None else extra_data
-        self.status = status
-        self.callback_pos = callback_pos
-        self.last_error = last_error
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Token:
-        """Build a token from its stored row."""
-        return cls(
-            row["data"],
-            position=row["position"],
-            extra_data=row["extra_data"] or {},
-            status=ObjectStatus(row["status"]),
-            callback_pos=row["callback_pos"],
-            last_error=row["last_error"],
-        )
-
-    def __repr__(self) -> str:
-        return f"<Token #{self.position} {self.status.name} data={self.data!r}>"
+COMPLETED = ObjectStatus.COMPLETED
 
 
 class PersistentWorkflowEngine(GenericWorkflowEngine):
@@ -159,7 +78,9 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._db_guard = threading.RLock()
         row = store.workflow(uuid)
         self.name: str = row["name"]
-        self.status = WorkflowStatus(row["status"])
+        self._writes = RunWriter(
+            store, uuid, self.owner, WorkflowStatus(row["status"]), guard=self._db_guard
+        )
         self.extra_data = row["extra_data"] or {}
         #: The stored definition the run was made from (see :class:`Definitions`), if any.
         self.definition_name: str | None = row["definition_name"]
@@ -248,7 +169,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             and all(isinstance(item, Token) for item in objects)
         ):
             self._check_objects(objects)
-            objects = self._store_tokens(list(objects))
+            objects = self._writes.store_tokens(list(objects))
         try:
             super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
         finally:
@@ -269,8 +190,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         objects = self.load_tokens()
         pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
         if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
-            with self._transaction("release lock") as conn:
-                self.storage.release(conn, self.uuid, self.owner)
+            self._writes.release()
             return  # nothing left to do: resuming a completed run changes nothing
         if not pending:
             self.state.token_pos = len(objects) - 1
@@ -278,7 +198,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         else:
             first = pending[0]
             self.state.token_pos = first.position - 1
-            self.state.callback_pos = _resume_point(first)
+            self.state.callback_pos = resume_point(first) or [0]
         self._resuming = True
         try:
             GenericWorkflowEngine.process(
@@ -324,10 +244,18 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         return super().callback_chooser(obj)
 
     def execute_callback(self, callback: Any, obj: Any) -> None:
-        """Call the task; with the TASK policy, checkpoint after it returns."""
+        """Call the task, then :meth:`on_task_completed`."""
         callback(obj, self)
-        if self.checkpoint is CheckpointPolicy.TASK:
-            self._checkpoint_task(obj)
+        self.on_task_completed(obj)
+
+    @property
+    def status(self) -> WorkflowStatus:
+        """The run's :class:`~workflow.engine_db.WorkflowStatus`, as this engine last stored it."""
+        return self._writes.status
+
+    @status.setter
+    def status(self, status: WorkflowStatus) -> None:
+        self._writes.status = status
 
     # -- reading the store ------------------------------------------------------------
 
@@ -387,207 +315,157 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         held = self.storage.workflow(self.uuid)["lock_owner"] == self.owner
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         try:
-            with self._transaction("update token", token=position) as conn:
-                row = conn.execute(
-                    sa.select(tokens.c.status, tokens.c.callback_pos).where(
-                        tokens.c.workflow_uuid == self.uuid, tokens.c.position == position
-                    )
-                ).first()
-                if row is None:
-                    count = conn.execute(
-                        sa.select(sa.func.count()).where(tokens.c.workflow_uuid == self.uuid)
-                    ).scalar_one()
-                    raise IndexError(
-                        f"workflow {self.uuid} has no token at position {position} "
-                        f"(it has {count} tokens)"
-                    )
-                status = ObjectStatus(row.status)
-                if status in (ObjectStatus.RUNNING, ObjectStatus.COMPLETED):
-                    raise WorkflowObjectStatusError(
-                        f"cannot update the data of a {status.name} token of workflow "
-                        f"{self.uuid}; only tokens that did not start, halted, failed or "
-                        "wait can be changed",
-                        id_object=position,
-                        obj_status=status,
-                    )
-                now = utcnow()
-                conn.execute(
-                    _SAVE_TOKEN,
-                    {"w_uuid": self.uuid, "w_position": position, "data": data, "modified": now},
-                )
-                conn.execute(
-                    _LOG,
-                    {
-                        "workflow_uuid": self.uuid,
-                        "token_position": position,
-                        "from_status": status.value,
-                        "to_status": status.value,
-                        "callback_pos": row.callback_pos,
-                        "message": "data updated",
-                        "created": now,
-                    },
-                )
-                values: dict[str, Any] = {"modified": now}
-                if held:
-                    values["lock_expires"] = _lock_expiry(self.storage, now)
-                else:
-                    values.update(lock_owner=None, lock_expires=None)
-                self._update_workflow(conn, values)
+            self._writes.update_token(position, data, keep_lock=held)
         except BaseException:
             if not held:
-                self._release_quietly()
+                self._writes.release(quietly=True)
             raise
 
-    def _release_quietly(self) -> None:
-        """Release the lock after a failed write; a failure here must not hide the first."""
-        try:
-            with self._transaction("release lock") as conn:
-                self.storage.release(conn, self.uuid, self.owner)
-        except StorageError:
-            log.debug("could not release the lock of workflow %s", self.uuid, exc_info=True)
+    # -- the seams the persistent hooks call --------------------------------------------
 
-    def _store_tokens(self, items: list[Any]) -> list[Token]:
-        if self.storage.token_rows(self.uuid):
-            raise WorkflowError(
-                f"workflow {self.uuid} already has tokens; use resume() to go on with it",
-                id_workflow=self.uuid,
-            )
-        objects = [Token(item, position=index) for index, item in enumerate(items)]
-        now = utcnow()
-        rows = [
-            {
-                "workflow_uuid": self.uuid,
-                "position": token.position,
-                "data": token.data,
-                "extra_data": token.extra_data,
-                "status": INITIAL,
-                "callback_pos": None,
-                "created": now,
-                "modified": now,
-            }
-            for token in objects
-        ]
-        if rows:
-            try:
-                with self._transaction("store tokens") as conn:
-                    conn.execute(tokens.insert(), rows)
-            except TokenEncodingError:
-                # One statement stores them all: encode them one by one to name the culprit.
-                for token in objects:
-                    try:
-                        self.storage.codec.dumps(token.data)
-                    except TokenEncodingError as error:
-                        error.workflow = self.uuid
-                        error.token = token.position
-                        error.operation = "store tokens"
-                        raise
-                raise
-        return objects
+    def on_pass_started(self, objects: Sequence[Token]) -> None:
+        """Take the lock (kept by a heartbeat while tasks run) and store the run ``RUNNING``.
 
-    def _set_status(
-        self,
-        conn: sa.Connection,
-        status: WorkflowStatus,
-        message: str = "",
-        *,
-        release: bool = False,
-    ) -> None:
-        """Store the workflow's status, position and extra_data (checking the lock)."""
-        now = utcnow()
-        values: dict[str, Any] = {
-            "status": status.value,
-            "token_pos": self.state.token_pos,
-            "callback_pos": self.state.callback_pos,
-            "extra_data": self.extra_data,
-            "modified": now,
-        }
-        if release:
-            values.update(lock_owner=None, lock_expires=None)
-        else:
-            values["lock_expires"] = _lock_expiry(self.storage)
-        self._update_workflow(conn, values)
-        if status is not self.status:
-            conn.execute(
-                _LOG,
-                {
-                    "workflow_uuid": self.uuid,
-                    "token_position": None,
-                    "from_status": self.status.value,
-                    "to_status": status.value,
-                    "callback_pos": self.state.callback_pos,
-                    "message": message,
-                    "created": now,
-                },
-            )
-            self.status = status
+        Called by :meth:`~workflow.storage.engine.PersistentProcessingFactory.before_processing`.
 
-    def _update_workflow(self, conn: sa.Connection, values: dict[str, Any]) -> None:
-        updated = conn.execute(
-            _UPDATE_WORKFLOW, {"w_uuid": self.uuid, "w_owner": self.owner, **values}
-        ).rowcount
-        if updated != 1:
-            raise WorkflowLockedError(
-                f"this engine lost the lock of workflow {self.uuid} (it expired and another "
-                "process took it over); nothing of the current step was saved",
-                workflow=self.uuid,
-                operation="checkpoint",
-            )
+        .. versionadded:: 3.0
+        """
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        self._start_heartbeat()
+        self._reload_status()
+        self._writes.start(self._run_row())
 
-    def _save_token(
-        self,
-        conn: sa.Connection,
-        obj: Token,
-        status: ObjectStatus,
-        message: str = "",
-        *,
-        callback_pos: list[int] | None,
-        error: str | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        now = now or utcnow()
-        conn.execute(
-            _SAVE_TOKEN,
-            {
-                "w_uuid": self.uuid,
-                "w_position": obj.position,
-                "data": obj.data,
-                "extra_data": obj.extra_data,
-                "status": status.value,
-                "callback_pos": callback_pos,
-                "last_error": error,
-                "modified": now,
-            },
+    def on_token_started(self, obj: Token) -> None:
+        """During :meth:`resume`, put ``obj`` back where it stopped.
+
+        Called by :meth:`~workflow.storage.engine.PersistentProcessingFactory.before_object`.
+
+        .. versionadded:: 3.0
+        """
+        if self._resuming and obj.status is not COMPLETED and self.state.callback_pos == [0]:
+            self.state.callback_pos = resume_point(obj) or [0]
+
+    def on_task_completed(self, obj: Token) -> None:
+        """Checkpoint ``obj`` after one of its tasks returned (the ``TASK`` policy).
+
+        Called by :meth:`execute_callback`.
+
+        .. versionadded:: 3.0
+        """
+        if self.checkpoint is CheckpointPolicy.TASK:
+            position = list(self.state.callback_pos)
+            change = TokenChange(obj, ObjectStatus.RUNNING, position)
+            self._writes.checkpoint(self._run_row(position), change)
+
+    def on_token_completed(self, obj: Token) -> None:
+        """Checkpoint ``obj``, which completed (kept for later under the ``HALT`` policy).
+
+        Called by :meth:`~workflow.storage.engine.PersistentProcessingFactory.after_object`.
+
+        .. versionadded:: 3.0
+        """
+        if self.checkpoint is CheckpointPolicy.HALT:
+            self._unsaved.append(obj)  # the heartbeat keeps the lock meanwhile
+            return
+        self._writes.checkpoint(self._run_row([0]), TokenChange(obj, COMPLETED, None))
+
+    def on_token_halted(self, obj: Token, exc: HaltProcessing) -> None:
+        """Store ``obj`` ``HALTED`` at its task; when the halt ends the pass, the run too.
+
+        Called by :meth:`~workflow.storage.engine.PersistentTransitionActions.HaltProcessing`; a run
+        stored ``HALTED`` releases its lock.
+
+        .. versionadded:: 3.0
+        """
+        message = str(exc)
+        change = TokenChange(obj, ObjectStatus.HALTED, list(self.state.callback_pos), message)
+        self._stop_token("halt", change, exc)
+
+    def on_token_failed(self, obj: Token, exc_info: ExcInfo) -> WorkflowError:
+        """Store ``obj`` ``ERROR`` with the traceback; when that ends the pass, the run too.
+
+        Called by :meth:`~workflow.storage.engine.PersistentTransitionActions.Exception`. Return the
+        error to raise, built by
+        :meth:`~workflow.errors.WorkflowError.from_task_failure` (as
+        :class:`~workflow.engine_db.DbWorkflowEngine` builds it).
+
+        .. versionadded:: 3.0
+        """
+        exc = exc_info[1]
+        position = list(self.state.callback_pos)
+        text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
+        error = WorkflowError.from_task_failure(
+            exc,
+            workflow=self.uuid,
+            token=obj.position,
+            callback_pos=position,
+            task=self.current_taskname,
+            details=text,
         )
-        if status is not obj.status:
-            conn.execute(
-                _LOG,
-                {
-                    "workflow_uuid": self.uuid,
-                    "token_position": obj.position,
-                    "from_status": obj.status.value,
-                    "to_status": status.value,
-                    "callback_pos": callback_pos,
-                    "message": message,
-                    "created": now,
-                },
-            )
-        obj.status = status
-        obj.callback_pos = callback_pos
-        obj.last_error = error
+        self._stop_token(
+            "error", TokenChange(obj, ObjectStatus.ERROR, position, str(exc), text), error
+        )
+        return error
+
+    def on_storage_failed(self, obj: Token, exc: StorageError) -> None:
+        """Store the run ``ERROR`` when ``exc`` says a value of ``obj`` cannot be stored.
+
+        Called by :meth:`~workflow.storage.engine.PersistentTransitionActions.StorageError` for a
+        storage error raised while ``obj``'s tasks ran. The run's own writes
+        store their failure themselves; other storage errors leave the run
+        as after a crash, to be resumed.
+
+        .. versionadded:: 3.0
+        """
+        if isinstance(exc, TokenEncodingError) and not self._writes.recorded(exc):
+            self._writes.fail(self._run_row(), obj, exc, self._take_unsaved())
+
+    def on_pass_finished(self, objects: Sequence[Token]) -> None:
+        """Store the outcome of the pass (``COMPLETED`` or ``HALTED``) and release the lock.
+
+        Called by :meth:`~workflow.storage.engine.PersistentProcessingFactory.after_processing`.
+
+        .. versionadded:: 3.0
+        """
+        unsaved = {id(obj) for obj in self._unsaved}
+        if all(obj.status is COMPLETED or id(obj) in unsaved for obj in objects):
+            status, message = WorkflowStatus.COMPLETED, "finished"
+        else:
+            status, message = WorkflowStatus.HALTED, "stopped"
+        self._writes.finish(self._run_row(), status, message, self._take_unsaved())
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _stop_token(self, operation: str, change: TokenChange, exc: BaseException) -> None:
+        """Store a token that halted or failed; the run stops with it if ``exc`` ends the pass."""
+        if self.ends_pass(exc):
+            status = WorkflowStatus.HALTED if operation == "halt" else WorkflowStatus.ERROR
+            run = self._run_row()
+        else:  # the pass goes on with the next token
+            status, run = None, self._run_row([0])
+        self._writes.stop_token(
+            operation,
+            run,
+            change,
+            completed=self._take_unsaved(),
+            status=status,
+            message=change.message,
+        )
+
+    def _run_row(self, callback_pos: list[int] | None = None) -> RunRow:
+        """The run as this engine holds it, at ``callback_pos`` (default: its own)."""
+        position = self.state.callback_pos if callback_pos is None else callback_pos
+        return RunRow(self.state.token_pos, list(position), self.extra_data)
+
+    def _take_unsaved(self) -> list[Token]:
+        """Hand over the tokens completed since the last commit (the ``HALT`` policy)."""
+        unsaved, self._unsaved = self._unsaved, []
+        return unsaved
 
     def _reload_status(self) -> WorkflowStatus:
         """Read the workflow's status again (another process may have moved it on)."""
         self.status = WorkflowStatus(self.storage.workflow(self.uuid)["status"])
         return self.status
-
-    @contextmanager
-    def _transaction(self, operation: str, *, token: int | None = None) -> Iterator[sa.Connection]:
-        """One transaction on this workflow, never at the same time as a heartbeat's renewal."""
-        with (
-            self._db_guard,
-            self.storage.transaction(operation, workflow=self.uuid, token=token) as conn,
-        ):
-            yield conn
 
     def _start_heartbeat(self) -> None:
         """Keep the lock from a thread while this engine runs (see :class:`LockHeartbeat`)."""
@@ -601,214 +479,3 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         heartbeat, self._heartbeat = self._heartbeat, None
         if heartbeat is not None:
             heartbeat.stop()
-
-    def _fail_unstorable(
-        self, obj: Token, error: StorageError, *, from_first_task: bool = False
-    ) -> None:
-        """Store a token whose data cannot be saved as ERROR, keeping its last stored data.
-
-        It resumes where that stored data belongs: at its first task when its
-        tasks' results were only to be stored once it completed, else at the
-        task whose results could not be stored.
-        """
-        error.workflow, error.token = self.uuid, obj.position
-        position = None if from_first_task else list(self.state.callback_pos)
-        now = utcnow()
-        with self._transaction("error", token=obj.position) as conn:
-            _flush_completed(self, conn)
-            conn.execute(
-                _SAVE_TOKEN,
-                {
-                    "w_uuid": self.uuid,
-                    "w_position": obj.position,
-                    "status": ERROR,
-                    "callback_pos": position,
-                    "last_error": str(error),
-                    "modified": now,
-                },
-            )
-            conn.execute(
-                _LOG,
-                {
-                    "workflow_uuid": self.uuid,
-                    "token_position": obj.position,
-                    "from_status": obj.status.value,
-                    "to_status": ERROR,
-                    "callback_pos": position,
-                    "message": str(error),
-                    "created": now,
-                },
-            )
-            obj.status = ObjectStatus.ERROR
-            self._set_status(conn, WorkflowStatus.ERROR, str(error), release=True)
-
-    def _checkpoint_token(self, obj: Token) -> None:
-        """Store a token that completed, with the run's position."""
-        self._checkpoint(obj, ObjectStatus.COMPLETED, None, [0])
-
-    def _checkpoint_task(self, obj: Token) -> None:
-        """Store a token after one of its tasks returned."""
-        position = list(self.state.callback_pos)
-        self._checkpoint(obj, ObjectStatus.RUNNING, position, position)
-
-    def _checkpoint(
-        self,
-        obj: Token,
-        status: ObjectStatus,
-        token_position: list[int] | None,
-        run_position: list[int],
-    ) -> None:
-        """Commit a token and the run's position in one transaction, renewing the lock."""
-        now = utcnow()
-        with self._transaction("checkpoint", token=obj.position) as conn:
-            self._save_token(conn, obj, status, callback_pos=token_position, now=now)
-            self._update_workflow(
-                conn,
-                {
-                    "token_pos": self.state.token_pos,
-                    "callback_pos": run_position,
-                    "extra_data": self.extra_data,
-                    "modified": now,
-                    "lock_expires": _lock_expiry(self.storage, now),
-                },
-            )
-
-
-def _lock_expiry(store: Store, now: datetime | None = None) -> datetime:
-    return (now or utcnow()) + timedelta(seconds=store.lock_ttl)
-
-
-def _resume_point(token: Token) -> list[int]:
-    """Where a stored token that did not complete goes on."""
-    position = token.callback_pos
-    if position is None:
-        return [0]
-    if token.status is ObjectStatus.ERROR:
-        return list(position)  # run the failed task again
-    moved = list(position)
-    moved[-1] += 1  # after the task that halted, or the last task checkpointed
-    return moved
-
-
-class PersistentProcessingFactory(ProcessingFactory):
-    """Takes the workflow's lock and stores the run as it goes."""
-
-    @classproperty
-    def transition_exception_mapper(cls) -> type[TransitionActions]:
-        """:class:`PersistentTransitionActions`."""
-        return PersistentTransitionActions
-
-    @staticmethod
-    def before_processing(eng: Any, objects: Any) -> None:
-        """Take the lock (kept by a heartbeat while tasks run) and store the run as RUNNING."""
-        eng.storage.acquire(eng.uuid, eng.owner, wait=eng.lock_wait)
-        eng._start_heartbeat()
-        eng._reload_status()
-        with eng._transaction("start") as conn:
-            eng._set_status(conn, WorkflowStatus.RUNNING, "started")
-        ProcessingFactory.before_processing(eng, objects)
-
-    @staticmethod
-    def before_object(eng: Any, objects: Any, obj: Any) -> None:
-        """During :meth:`~PersistentWorkflowEngine.resume`, put each token back where it stopped."""
-        if (
-            eng._resuming
-            and obj.status is not ObjectStatus.COMPLETED
-            and eng.state.callback_pos == [0]
-        ):
-            eng.state.callback_pos = _resume_point(obj)
-
-    @staticmethod
-    def after_object(eng: Any, objects: Any, obj: Any) -> None:
-        """Checkpoint the completed token (TOKEN and TASK policies)."""
-        if eng.checkpoint is CheckpointPolicy.HALT:
-            eng._unsaved.append(obj)  # the heartbeat keeps the lock meanwhile
-            return
-        try:
-            eng._checkpoint_token(obj)
-        except TokenEncodingError as error:
-            eng._fail_unstorable(obj, error, from_first_task=True)
-            raise
-
-    @staticmethod
-    def after_processing(eng: Any, objects: Any) -> None:
-        """Store the outcome of the pass and release the lock."""
-        with eng._transaction("finish") as conn:
-            _flush_completed(eng, conn)
-            done = all(obj.status is ObjectStatus.COMPLETED for obj in objects)
-            status = WorkflowStatus.COMPLETED if done else WorkflowStatus.HALTED
-            eng._set_status(conn, status, "finished" if done else "stopped", release=True)
-        ProcessingFactory.after_processing(eng, objects)
-
-
-class PersistentTransitionActions(TransitionActions):
-    """Store halts and errors before the engine's usual handling."""
-
-    @staticmethod
-    def StorageError(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
-        """Let a database failure of a checkpoint through: it is not the task's failure."""
-        exc = exc_info[1]
-        if isinstance(exc, TokenEncodingError):
-            eng._fail_unstorable(obj, exc)
-        try:
-            raise exc
-        finally:
-            del exc, exc_info
-
-    @staticmethod
-    def HaltProcessing(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
-        """Store the token HALTED at its task, the run HALTED, and release the lock."""
-        exc = exc_info[1]
-        position = list(eng.state.callback_pos)
-        message = str(exc)
-        with eng._transaction("halt", token=obj.position) as conn:
-            _flush_completed(eng, conn)
-            eng._save_token(conn, obj, ObjectStatus.HALTED, message, callback_pos=position)
-            if eng.ends_pass(exc):
-                eng._set_status(conn, WorkflowStatus.HALTED, message, release=True)
-        del exc
-        try:
-            TransitionActions.HaltProcessing(obj, eng, callbacks, exc_info)
-        finally:
-            del exc_info
-
-    @staticmethod
-    def Exception(obj: Any, eng: Any, callbacks: Any, exc_info: ExcInfo) -> None:
-        """Store the token ERROR with the traceback, the run ERROR, then raise a WorkflowError.
-
-        The error is built as :class:`~workflow.engine_db.DbTransitionAction`
-        builds it (:meth:`~workflow.errors.WorkflowError.from_task_failure`).
-        """
-        exc = exc_info[1]
-        position = list(eng.state.callback_pos)
-        text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
-        error = WorkflowError.from_task_failure(
-            exc,
-            workflow=eng.uuid,
-            token=obj.position,
-            callback_pos=position,
-            task=eng.current_taskname,
-            details=text,
-        )
-        with eng._transaction("error", token=obj.position) as conn:
-            _flush_completed(eng, conn)
-            eng._save_token(
-                conn, obj, ObjectStatus.ERROR, str(exc), callback_pos=position, error=text
-            )
-            if eng.ends_pass(error):
-                eng._set_status(conn, WorkflowStatus.ERROR, str(exc), release=True)
-        try:
-            TransitionActions.Exception(obj, eng, callbacks, exc_info)
-        except BaseException:
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            del exc, error, exc_info
-
-
-def _flush_completed(eng: Any, conn: sa.Connection) -> None:
-    """Store the tokens completed since the last commit (the HALT policy keeps them)."""
-    for token in eng._unsaved:
-        eng._save_token(conn, token, ObjectStatus.COMPLETED, callback_pos=None)
-    eng._unsaved.clear()

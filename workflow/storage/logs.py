@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
+from ..errors import WorkflowValueError
 from .models import SyslogRecord
 from .store import Store
 
@@ -70,9 +71,9 @@ class DatabaseLogHandler(logging.Handler):
         level: int | str = logging.NOTSET,
     ) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity must be 1 or more, not {capacity!r}")
+            raise WorkflowValueError(f"capacity must be 1 or more, not {capacity!r}")
         if flush_interval < 0:
-            raise ValueError(f"flush_interval must be 0 or more, not {flush_interval!r}")
+            raise WorkflowValueError(f"flush_interval must be 0 or more, not {flush_interval!r}")
         super().__init__(level)
         self.store = store
         self.capacity = capacity

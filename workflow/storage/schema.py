@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import WorkflowImportError
+
 try:
     from alembic import command
     from alembic.config import Config
@@ -32,7 +34,7 @@ try:
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 except ImportError as exc:  # pragma: no cover - the db extra installs Alembic with SQLAlchemy
-    raise ImportError(
+    raise WorkflowImportError(
         "workflow.storage.schema needs Alembic: install it with pip install 'workflow[db]'"
     ) from exc
 from sqlalchemy.engine import Connection, Engine

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -25,18 +25,17 @@ from ..errors import (
     TokenEncodingError,
     WorkflowLockedError,
     WorkflowNotFoundError,
+    WorkflowValueError,
 )
 from .codec import JSONCodec
-from .models import Base, TokenRecord, TransitionRecord, WorkflowRecord, utcnow
+from .models import Base, utcnow
+from .run_rows import WorkflowInsert, tokens, transitions, workflows
+from .run_writes import insert_workflow, log_transition, release_lock, take_lock, update_workflow
 
 __all__ = ["DEFAULT_URL", "Store", "map_errors"]
 
 #: The database used when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///workflow.sqlite"
-
-workflows = cast(sa.Table, WorkflowRecord.__table__)
-tokens = cast(sa.Table, TokenRecord.__table__)
-transitions = cast(sa.Table, TransitionRecord.__table__)
 
 
 @contextmanager
@@ -197,15 +196,18 @@ class Store:
            Added ``definition_name`` and ``definition_version``.
         """
         if definition_version is not None and definition_name is None:
-            raise ValueError(f"definition_version={definition_version!r} needs a definition_name")
+            raise WorkflowValueError(
+                f"definition_version={definition_version!r} needs a definition_name"
+            )
         now = utcnow()
         uid = str(uuid.uuid4())
         with self.transaction("create workflow", workflow=uid) as conn:
-            conn.execute(
-                workflows.insert().values(
+            insert_workflow(
+                conn,
+                WorkflowInsert(
                     uuid=uid,
                     name=name,
-                    status=0,
+                    status=WorkflowStatus.NEW.value,
                     token_pos=-1,
                     callback_pos=[0],
                     extra_data=extra_data or {},
@@ -213,12 +215,19 @@ class Store:
                     definition_version=definition_version,
                     created=now,
                     modified=now,
-                )
+                ),
             )
-            conn.execute(
-                transitions.insert().values(
-                    workflow_uuid=uid, from_status=None, to_status=0, message="created", created=now
-                )
+            log_transition(
+                conn,
+                {
+                    "workflow_uuid": uid,
+                    "token_position": None,
+                    "from_status": None,
+                    "to_status": WorkflowStatus.NEW.value,
+                    "callback_pos": None,
+                    "message": "created",
+                    "created": now,
+                },
             )
         return uid
 
@@ -252,7 +261,7 @@ class Store:
         .. versionadded:: 3.0
         """
         if limit is not None and limit < 0:
-            raise ValueError(f"limit must be 0 or more, not {limit!r}")
+            raise WorkflowValueError(f"limit must be 0 or more, not {limit!r}")
         query = sa.select(workflows)
         if status is not None:
             value = status.value if isinstance(status, WorkflowStatus) else int(status)
@@ -303,25 +312,14 @@ class Store:
             now = utcnow()
             expires = now + timedelta(seconds=self.lock_ttl)
             with self.transaction("acquire lock", workflow=uid) as conn:
-                taken = conn.execute(
-                    workflows.update()
-                    .where(workflows.c.uuid == uid)
-                    .where(
-                        sa.or_(
-                            workflows.c.lock_owner.is_(None),
-                            workflows.c.lock_owner == owner,
-                            workflows.c.lock_expires < now,
-                        )
-                    )
-                    .values(lock_owner=owner, lock_expires=expires)
-                ).rowcount
-                if taken != 1:
+                taken = take_lock(conn, uid, owner, now, expires)
+                if not taken:
                     row = conn.execute(
                         sa.select(workflows.c.lock_owner, workflows.c.lock_expires).where(
                             workflows.c.uuid == uid
                         )
                     ).first()
-            if taken == 1:
+            if taken:
                 return
             if row is None:
                 raise WorkflowNotFoundError(
@@ -346,20 +344,11 @@ class Store:
         """
         expires = utcnow() + timedelta(seconds=self.lock_ttl)
         with self.transaction("renew lock", workflow=uid) as conn:
-            renewed = conn.execute(
-                workflows.update()
-                .where(workflows.c.uuid == uid, workflows.c.lock_owner == owner)
-                .values(lock_expires=expires)
-            ).rowcount
-        return bool(renewed == 1)
+            return update_workflow(conn, {"w_uuid": uid, "w_owner": owner, "lock_expires": expires})
 
     def release(self, conn: Connection, uid: str, owner: str) -> None:
         """Release the lock of ``uid`` held by ``owner``, inside ``conn``'s transaction."""
-        conn.execute(
-            workflows.update()
-            .where(workflows.c.uuid == uid, workflows.c.lock_owner == owner)
-            .values(lock_owner=None, lock_expires=None)
-        )
+        release_lock(conn, uid, owner)
 
 
 def _as_utc(value: datetime | None) -> datetime:
