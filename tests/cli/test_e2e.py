@@ -37,7 +37,7 @@ def test_halted_flow_run_exits_3_and_resumes_to_completion(real: Any, workdir: P
     assert [t["data"]["publish"] for t in shown["tokens"]] == [{"published": True}] * 2
     assert [t["data"]["calc"] for t in shown["tokens"]] == [{"value": 2}, {"value": 4}]
     assert shown["definition"] == {"name": "review", "version": 1}
-    assert {"from": "HALTED", "to": "COMPLETED"}.items() <= shown["transitions"][-2].items()
+    assert {"from": "HALTED", "to": "COMPLETED"}.items() <= shown["status_changes"][-2].items()
 
 
 def test_python_run_reports_each_outcome_with_its_exit_code(real: Any) -> None:

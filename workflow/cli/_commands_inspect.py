@@ -38,7 +38,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     show = commands.add_parser(
         "show",
         parents=[common],
-        help="show a workflow: its tokens and its transition log",
+        help="show a workflow: its tokens and its status log",
     )
     show.add_argument("uuid", metavar="UUID")
     show.set_defaults(handler=cmd_show)
@@ -96,7 +96,7 @@ def cmd_list(ctx: Context) -> int:
     return 0
 
 
-def _transitions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _status_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from workflow.engine_db import ObjectStatus, WorkflowStatus
 
     def name(value: int | None, token: bool) -> str | None:
@@ -137,7 +137,7 @@ def _render_show(result: dict[str, Any]) -> str:
         )
         rows.append((token["position"], token["status"], token["callback_pos"], note))
     lines.append(table(rows, ["#", "STATUS", "POSITION", "HALTED AT / LAST ERROR"]))
-    lines += ["", "transitions:"]
+    lines += ["", "status changes:"]
     log = [
         (
             f"{row['created']:%Y-%m-%d %H:%M:%S}",
@@ -145,19 +145,19 @@ def _render_show(result: dict[str, Any]) -> str:
             f"{row['from'] or '-'} -> {row['to']}",
             row["message"],
         )
-        for row in result["transitions"]
+        for row in result["status_changes"]
     ]
     lines.append(table(log, ["AT (UTC)", "WHAT", "CHANGE", "MESSAGE"]))
     return "\n".join(lines)
 
 
 def cmd_show(ctx: Context) -> int:
-    """Show one workflow with its tokens and its transition log."""
+    """Show one workflow with its tokens and its status log."""
     storage = import_storage()
     engine = storage.PersistentWorkflowEngine.from_uuid(ctx.args.uuid, store=ctx.store(write=False))
     result = outcome(engine, data=True)
     result["extra_data"] = engine.extra_data
-    result["transitions"] = _transitions(engine.transitions())
+    result["status_changes"] = _status_changes(engine.status_changes())
     ctx.out.result(result, lambda: _render_show(result))
     return 0
 

@@ -161,7 +161,7 @@ def check_schema(store: Store, *, create: bool) -> None:
     if revision == head:
         return
     if revision is None:
-        tables = sa.inspect(store.engine).get_table_names()
+        tables = sa.inspect(store.sql_engine).get_table_names()
         if "wf_workflow" in tables:
             return  # made by Store.create_all(): as current as the models
         if create:
@@ -180,7 +180,7 @@ def check_schema(store: Store, *, create: bool) -> None:
 
 
 def _shown(store: Store) -> str:
-    return store.engine.url.render_as_string(hide_password=True)
+    return store.sql_engine.url.render_as_string(hide_password=True)
 
 
 def import_modules(names: list[str]) -> None:

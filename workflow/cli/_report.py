@@ -22,10 +22,10 @@ def last_line(text: str | None) -> str | None:
     return lines[-1].strip() if lines else None
 
 
-def _halt_messages(transitions: list[dict[str, Any]]) -> dict[int, str]:
-    """Map each token to the message of its latest halt in the transition log."""
+def _halt_messages(changes: list[dict[str, Any]]) -> dict[int, str]:
+    """Map each token to the message of its latest halt in the status log."""
     messages = {}
-    for row in transitions:
+    for row in changes:
         halted = row["to_status"] == 2 != row["from_status"]  # to ObjectStatus.HALTED
         if row["token_position"] is not None and halted:
             messages[row["token_position"]] = row["message"] or ""
@@ -38,7 +38,7 @@ def token_info(
     """Describe one token: status, position, why it halted or what failed.
 
     :param flow: the token is a flow's context, which records its halt step.
-    :param halts: the halt messages of the run's transition log, by token.
+    :param halts: the halt messages of the run's status log, by token.
     :param data: include the token's data and its whole last error.
     """
     info: dict[str, Any] = {
@@ -76,7 +76,7 @@ def exit_code(status: str, tokens: list[dict[str, Any]]) -> ExitCode:
 def outcome(engine: PersistentWorkflowEngine, *, data: bool = False) -> dict[str, Any]:
     """Return the state of the stored run of ``engine``, as JSON-ready data."""
     flow = engine.definition_name is not None
-    halts = _halt_messages(engine.transitions())
+    halts = _halt_messages(engine.status_changes())
     tokens = [
         token_info(token, flow=flow, halts=halts, data=data) for token in engine.load_tokens()
     ]

@@ -262,7 +262,15 @@ def FOR(
         return False
 
     def step(obj: Any, eng: GenericWorkflowEngine) -> bool:
-        state = state_of(eng, False)
+        seen = last[0]
+        if (
+            seen is not None
+            and seen[0] is eng.extra_data.get(_ITERATORS)
+            and seen[1] == eng.state.token_pos
+        ):
+            state: list[Any] = seen[2]
+        else:
+            state = state_of(eng, False)
         if read is None:
             items = source
         elif not cache_data:

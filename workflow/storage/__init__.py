@@ -20,16 +20,17 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from .codec import JSONCodec
 from .definitions import Definition, Definitions
-from .engine import CheckpointPolicy, PersistentWorkflowEngine, Token
 from .logs import DatabaseLogHandler
 from .models import (
     Base,
     DefinitionRecord,
+    StatusChangeRecord,
     SyslogRecord,
     TokenRecord,
     TransitionRecord,
     WorkflowRecord,
 )
+from .persistent import CheckpointPolicy, PersistentWorkflowEngine, Token
 from .schema import current_revision, head_revision, upgrade
 from .store import Store
 
@@ -42,6 +43,7 @@ __all__ = [
     "Definitions",
     "JSONCodec",
     "PersistentWorkflowEngine",
+    "StatusChangeRecord",
     "Store",
     "SyslogRecord",
     "Token",

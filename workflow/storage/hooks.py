@@ -16,7 +16,7 @@ from ..errors import HaltProcessing, StorageError
 from ..utils import classproperty
 
 if TYPE_CHECKING:
-    from .engine import PersistentWorkflowEngine
+    from .persistent import PersistentWorkflowEngine
 
 __all__ = ["PersistentProcessingFactory", "PersistentTransitionActions"]
 

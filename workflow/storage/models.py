@@ -1,4 +1,4 @@
-"""The tables: workflows, their tokens, the append-only transition log, stored
+"""The tables: workflows, their tokens, the append-only status log, stored
 definitions and log records.
 
 Statuses are stored as the integer values of
@@ -33,6 +33,7 @@ from ..engine_db import ObjectStatus, WorkflowStatus
 __all__ = [
     "Base",
     "DefinitionRecord",
+    "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
     "TransitionRecord",
@@ -136,8 +137,15 @@ class TokenRecord(Base):
         )
 
 
-class TransitionRecord(Base):
-    """An append-only log line: a workflow or one of its tokens changed status."""
+class StatusChangeRecord(Base):
+    """An append-only log line: a workflow or one of its tokens changed status.
+
+    The table keeps its first name, ``wf_transition``.
+
+    .. versionchanged:: 3.0
+       Was called ``TransitionRecord`` (still importable): a "transition" is a
+       control-flow exception of the engine.
+    """
 
     __tablename__ = "wf_transition"
     __table_args__ = (Index("ix_wf_transition_workflow_token", "workflow_uuid", "token_position"),)
@@ -156,7 +164,11 @@ class TransitionRecord(Base):
 
     def __repr__(self) -> str:
         who = "workflow" if self.token_position is None else f"token {self.token_position}"
-        return f"<TransitionRecord {who}: {self.from_status} -> {self.to_status}>"
+        return f"<StatusChangeRecord {who}: {self.from_status} -> {self.to_status}>"
+
+
+#: The former name of :class:`StatusChangeRecord`.
+TransitionRecord = StatusChangeRecord
 
 
 class DefinitionRecord(Base):

@@ -18,19 +18,20 @@ import sqlalchemy as sa
 from ..engine_db import ObjectStatus
 from ..errors import TokenEncodingError
 from .codec import JSONCodec
-from .models import TokenRecord, TransitionRecord, WorkflowRecord
+from .models import StatusChangeRecord, TokenRecord, WorkflowRecord
 from .token import Token
 
 __all__ = [
     "RunRow",
+    "StatusChangeInsert",
     "TokenChange",
     "TokenInsert",
     "TokenUpdate",
-    "TransitionInsert",
     "Unstorable",
     "WorkflowInsert",
     "WorkflowUpdate",
     "find_unstorable",
+    "status_changes",
     "tokens",
     "transitions",
     "workflows",
@@ -38,7 +39,9 @@ __all__ = [
 
 workflows = cast(sa.Table, WorkflowRecord.__table__)
 tokens = cast(sa.Table, TokenRecord.__table__)
-transitions = cast(sa.Table, TransitionRecord.__table__)
+status_changes = cast(sa.Table, StatusChangeRecord.__table__)
+#: The former name of :data:`status_changes`.
+transitions = status_changes
 
 
 # -- the rows written --------------------------------------------------------------
@@ -72,7 +75,7 @@ class TokenInsert(TypedDict):
     modified: datetime
 
 
-class TransitionInsert(TypedDict):
+class StatusChangeInsert(TypedDict):
     """A row of the ``wf_transition`` log; ``token_position`` is ``None`` for the run."""
 
     workflow_uuid: str

@@ -40,15 +40,15 @@ from ..errors import (
 from .models import utcnow
 from .run_rows import (
     RunRow,
+    StatusChangeInsert,
     TokenChange,
     TokenInsert,
     TokenUpdate,
-    TransitionInsert,
     WorkflowInsert,
     WorkflowUpdate,
     find_unstorable,
+    status_changes,
     tokens,
-    transitions,
     workflows,
 )
 from .token import Token, resume_point
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 _INSERT_WORKFLOW = workflows.insert()
 _INSERT_TOKEN = tokens.insert()
-_INSERT_TRANSITION = transitions.insert()
+_INSERT_STATUS_CHANGE = status_changes.insert()
 # The SET clauses of the updates come from the columns given.
 _UPDATE_TOKEN = tokens.update().where(
     tokens.c.workflow_uuid == sa.bindparam("w_uuid"),
@@ -94,9 +94,9 @@ def insert_tokens(conn: sa.Connection, rows: Sequence[TokenInsert]) -> None:
     conn.execute(_INSERT_TOKEN, list(rows))
 
 
-def log_transition(conn: sa.Connection, row: TransitionInsert) -> None:
-    """Append a row to the transition log."""
-    conn.execute(_INSERT_TRANSITION, row)
+def log_status_change(conn: sa.Connection, row: StatusChangeInsert) -> None:
+    """Append a row to the status log."""
+    conn.execute(_INSERT_STATUS_CHANGE, row)
 
 
 def update_token(conn: sa.Connection, values: TokenUpdate) -> None:
@@ -418,9 +418,9 @@ class RunWriter:
         message: str,
         now: datetime,
     ) -> None:
-        log_transition(
+        log_status_change(
             conn,
-            TransitionInsert(
+            StatusChangeInsert(
                 workflow_uuid=self.uuid,
                 token_position=token,
                 from_status=from_status,

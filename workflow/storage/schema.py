@@ -76,7 +76,7 @@ def _connection(target: Store | Engine | str, operation: str) -> Iterator[Connec
     """
     with map_errors(operation):
         store = Store(target) if isinstance(target, str) else target
-        engine = store.engine if isinstance(store, Store) else store
+        engine = store.sql_engine if isinstance(store, Store) else store
         try:
             with engine.begin() as conn:
                 yield conn

@@ -29,8 +29,8 @@ from ..errors import (
 )
 from .codec import JSONCodec
 from .models import Base, utcnow
-from .run_rows import WorkflowInsert, tokens, transitions, workflows
-from .run_writes import insert_workflow, log_transition, release_lock, take_lock, update_workflow
+from .run_rows import WorkflowInsert, status_changes, tokens, workflows
+from .run_writes import insert_workflow, log_status_change, release_lock, take_lock, update_workflow
 
 __all__ = ["DEFAULT_URL", "Store", "map_errors"]
 
@@ -88,7 +88,7 @@ def _owner_name() -> str:
 
 
 class Store:
-    """A database of workflows, tokens and transitions.
+    """A database of workflows, tokens and their status changes.
 
     :param url: a SQLAlchemy URL or an :class:`~sqlalchemy.engine.Engine`.
         SQLite files get WAL journaling, ``synchronous=NORMAL`` and enforced
@@ -112,13 +112,15 @@ class Store:
             # The engine stores JSON with whatever serializer it was built with:
             # build it with Store.create_engine(url, codec=codec) to use a codec.
             self.codec = codec or JSONCodec()
-            self.engine = url
+            #: The SQLAlchemy :class:`~sqlalchemy.engine.Engine` of this store
+            #: (``engine``, its former name, still works).
+            self.sql_engine = url
         else:
             self.codec = codec or JSONCodec()
-            self.engine = self.create_engine(url, codec=self.codec)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+            self.sql_engine = self.create_engine(url, codec=self.codec)
+        if self.sql_engine.dialect.name == "sqlite":
+            event.listen(self.sql_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = sessionmaker(self.sql_engine, expire_on_commit=False)
 
     @staticmethod
     def create_engine(url: str, *, codec: JSONCodec | None = None, **kwargs: Any) -> Engine:
@@ -136,8 +138,13 @@ class Store:
             **kwargs,
         )
 
+    @property
+    def engine(self) -> Engine:
+        """:attr:`sql_engine` (its former name, kept working)."""
+        return self.sql_engine
+
     def __repr__(self) -> str:
-        return f"<Store {self.engine.url.render_as_string(hide_password=True)}>"
+        return f"<Store {self.sql_engine.url.render_as_string(hide_password=True)}>"
 
     # -- schema ---------------------------------------------------------------
 
@@ -148,12 +155,12 @@ class Store:
         :func:`workflow.storage.schema.upgrade` (the shipped migrations) instead.
         """
         with map_errors("create_all"):
-            Base.metadata.create_all(self.engine)
+            Base.metadata.create_all(self.sql_engine)
 
     def drop_all(self) -> None:
         """Drop the storage tables (tests and tear-downs)."""
         with map_errors("drop_all"):
-            Base.metadata.drop_all(self.engine)
+            Base.metadata.drop_all(self.sql_engine)
 
     # -- sessions and transactions --------------------------------------------
 
@@ -168,12 +175,12 @@ class Store:
         self, operation: str, *, workflow: str | None = None, token: int | None = None
     ) -> Iterator[Connection]:
         """Yield a connection inside one transaction, translating errors."""
-        with map_errors(operation, workflow=workflow, token=token), self.engine.begin() as conn:
+        with map_errors(operation, workflow=workflow, token=token), self.sql_engine.begin() as conn:
             yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""
-        self.engine.dispose()
+        self.sql_engine.dispose()
 
     # -- workflows --------------------------------------------------------------
 
@@ -217,7 +224,7 @@ class Store:
                     modified=now,
                 ),
             )
-            log_transition(
+            log_status_change(
                 conn,
                 {
                     "workflow_uuid": uid,
@@ -282,17 +289,21 @@ class Store:
         with self.transaction("load tokens", workflow=uid) as conn:
             return [dict(row) for row in conn.execute(query.order_by(tokens.c.position)).mappings()]
 
-    def transition_rows(self, uid: str) -> list[dict[str, Any]]:
-        """Return the transition log of workflow ``uid``, oldest first."""
+    def status_change_rows(self, uid: str) -> list[dict[str, Any]]:
+        """Return the status log of workflow ``uid``, oldest first."""
         query = (
-            sa.select(transitions)
-            .where(transitions.c.workflow_uuid == uid)
-            .order_by(transitions.c.id)
+            sa.select(status_changes)
+            .where(status_changes.c.workflow_uuid == uid)
+            .order_by(status_changes.c.id)
         )
-        with self.transaction("load transitions", workflow=uid) as conn:
+        with self.transaction("load status changes", workflow=uid) as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     # -- locks ------------------------------------------------------------------
+
+    def transition_rows(self, uid: str) -> list[dict[str, Any]]:
+        """Return :meth:`status_change_rows` (its former name, kept working)."""
+        return self.status_change_rows(uid)
 
     def new_owner(self) -> str:
         """Return a name for a lock holder: host, process id and a random part."""

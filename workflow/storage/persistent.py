@@ -1,0 +1,488 @@
+"""PersistentWorkflowEngine: an engine whose run lives in a :class:`Store`.
+
+The token loop is the generic engine's. The engine's hooks
+(:mod:`workflow.storage.hooks`) call its typed ``on_*`` methods below, which
+take the lock and store the run as it goes through a
+:class:`~workflow.storage.run_writes.RunWriter`, the one place that writes a
+run; ``execute_callback`` checkpoints after each task when asked to.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from .._hooks import ExcInfo
+from ..engine import GenericWorkflowEngine, ProcessingFactory
+from ..engine_db import ObjectStatus, WorkflowStatus
+from ..errors import HaltProcessing, StorageError, TokenEncodingError, WorkflowError
+from ..utils import classproperty
+from .heartbeat import LockHeartbeat
+from .hooks import PersistentProcessingFactory, PersistentTransitionActions
+from .run_rows import RunRow, TokenChange
+from .run_writes import RunWriter
+from .store import Store
+from .token import CheckpointPolicy, Token, resume_point
+
+__all__ = [
+    "CheckpointPolicy",
+    "PersistentProcessingFactory",
+    "PersistentTransitionActions",
+    "PersistentWorkflowEngine",
+    "Token",
+]
+
+log = logging.getLogger(__name__)
+
+COMPLETED = ObjectStatus.COMPLETED
+
+
+class PersistentWorkflowEngine(GenericWorkflowEngine):
+    """An engine that stores its run, its tokens and their history in a :class:`Store`.
+
+    Build one with :meth:`with_name` (a new workflow) or :meth:`from_uuid` (a
+    stored one), give it its definition (``eng.callbacks.replace([...])``),
+    then :meth:`process` data or :meth:`resume` a halted or crashed run.
+
+    :param store: the database.
+    :param uuid: the stored workflow this engine runs.
+    :param checkpoint: when progress is committed (:class:`CheckpointPolicy`).
+    :param lock_wait: seconds to wait for another process to release the
+        workflow before :class:`~workflow.errors.WorkflowLockedError`.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        uuid: str,
+        *,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        lock_wait: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.storage = store
+        self.uuid = uuid
+        self.checkpoint = CheckpointPolicy(checkpoint)
+        self.lock_wait = lock_wait
+        self.owner = store.new_owner()
+        self._unsaved: list[Token] = []
+        self._resuming = False
+        self._heartbeat: LockHeartbeat | None = None
+        #: Held around this engine's transactions and the heartbeat's renewals, so
+        #: that the two never wait on each other's row locks (a deadlock on MariaDB).
+        self._db_guard = threading.RLock()
+        row = store.workflow(uuid)
+        self.name: str = row["name"]
+        self._writes = RunWriter(
+            store, uuid, self.owner, WorkflowStatus(row["status"]), guard=self._db_guard
+        )
+        self.extra_data = row["extra_data"] or {}
+        #: The stored definition the run was made from (see :class:`Definitions`), if any.
+        self.definition_name: str | None = row["definition_name"]
+        #: Its version, if any.
+        self.definition_version: int | None = row["definition_version"]
+        self.state.token_pos = row["token_pos"]
+        self.state.callback_pos = row["callback_pos"] or [0]
+
+    @classmethod
+    def with_name(
+        cls,
+        name: str,
+        *,
+        store: Store,
+        definition: Any = None,
+        extra_data: dict[str, Any] | None = None,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        lock_wait: float = 0.0,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
+    ) -> PersistentWorkflowEngine:
+        """Store a new workflow called ``name`` and return an engine for it.
+
+        ``definition_name`` and ``definition_version`` record the stored
+        definition (:class:`~workflow.storage.Definitions`) the run is made
+        from, so that a later process resumes it with the same version; they
+        are kept in the workflow's row and read back by :meth:`from_uuid`.
+
+        .. versionchanged:: 3.0
+           Added ``definition_name`` and ``definition_version``.
+        """
+        uid = store.create_workflow(
+            name,
+            extra_data=extra_data,
+            definition_name=definition_name,
+            definition_version=definition_version,
+        )
+        engine = cls(store, uid, checkpoint=checkpoint, lock_wait=lock_wait)
+        if definition is not None:
+            engine.callbacks.replace(definition)
+        return engine
+
+    @classmethod
+    def from_uuid(
+        cls,
+        uuid: str,
+        *,
+        store: Store,
+        definition: Any = None,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        lock_wait: float = 0.0,
+    ) -> PersistentWorkflowEngine:
+        """Return an engine for the stored workflow ``uuid``.
+
+        :raises WorkflowNotFoundError: when no workflow has that uuid.
+        """
+        engine = cls(store, uuid, checkpoint=checkpoint, lock_wait=lock_wait)
+        if definition is not None:
+            engine.callbacks.replace(definition)
+        return engine
+
+    @classproperty
+    def processing_factory(cls) -> type[ProcessingFactory]:
+        """:class:`PersistentProcessingFactory`: takes the lock and checkpoints."""
+        return PersistentProcessingFactory
+
+    # -- running ------------------------------------------------------------------
+
+    def process(
+        self,
+        objects: Any,
+        stop_on_error: bool = True,
+        stop_on_halt: bool = True,
+        initial_run: bool = True,
+        reset_state: bool = True,
+    ) -> None:
+        """Store ``objects`` as the run's tokens, then run them.
+
+        Each item becomes a :class:`Token` whose ``data`` is the item (items
+        that are already tokens of this run are run as they are). The workflow
+        must not have tokens yet: use :meth:`resume` to go on with a stored run.
+        """
+        if not (
+            isinstance(objects, list)
+            and objects
+            and all(isinstance(item, Token) for item in objects)
+        ):
+            self._check_objects(objects)
+            objects = self._writes.store_tokens(list(objects))
+        try:
+            super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
+        finally:
+            self._stop_heartbeat()
+
+    def resume(self, *, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
+        """Go on with the stored run, from the database, exactly where it stopped.
+
+        Tokens already COMPLETED are never run again. The first other token
+        resumes after the task it halted on, at the task that failed, at the
+        last task checkpoint, or from its first task when it has none.
+        """
+        if self.callbacks.empty():
+            raise WorkflowError("The callbacks are empty, did you set them?")
+        # Lock first, then read: a holder we waited for may have moved on meanwhile.
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        self._unsaved.clear()
+        objects = self.load_tokens()
+        pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
+        if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
+            self._writes.release()
+            return  # nothing left to do: resuming a completed run changes nothing
+        if not pending:
+            self.state.token_pos = len(objects) - 1
+            self.state.callback_pos = [0]
+        else:
+            first = pending[0]
+            self.state.token_pos = first.position - 1
+            self.state.callback_pos = resume_point(first) or [0]
+        self._resuming = True
+        try:
+            GenericWorkflowEngine.process(
+                self,
+                objects,
+                stop_on_error=stop_on_error,
+                stop_on_halt=stop_on_halt,
+                reset_state=False,
+            )
+        finally:
+            self._resuming = False
+            self._stop_heartbeat()
+
+    def restart(
+        self,
+        obj: str,
+        task: str,
+        objects: Any = None,
+        stop_on_error: bool = True,
+        stop_on_halt: bool = True,
+    ) -> None:
+        """Reload the run from the database, then :meth:`GenericWorkflowEngine.restart` it."""
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        self._unsaved.clear()
+        row = self.storage.workflow(self.uuid)
+        self.state.token_pos = row["token_pos"]
+        self.state.callback_pos = row["callback_pos"] or [0]
+        try:
+            super().restart(
+                obj,
+                task,
+                self.load_tokens() if objects is None else objects,
+                stop_on_error=stop_on_error,
+                stop_on_halt=stop_on_halt,
+            )
+        finally:
+            self._stop_heartbeat()
+
+    def callback_chooser(self, obj: Any) -> Any:
+        """Skip tokens that already completed; others get the definition under ``'*'``."""
+        if isinstance(obj, Token) and obj.status is ObjectStatus.COMPLETED:
+            return None
+        return super().callback_chooser(obj)
+
+    def execute_callback(self, callback: Any, obj: Any) -> None:
+        """Call the task, then :meth:`on_task_completed`."""
+        callback(obj, self)
+        self.on_task_completed(obj)
+
+    @property
+    def status(self) -> WorkflowStatus:
+        """The run's :class:`~workflow.engine_db.WorkflowStatus`, as this engine last stored it."""
+        return self._writes.status
+
+    @status.setter
+    def status(self, status: WorkflowStatus) -> None:
+        self._writes.status = status
+
+    # -- reading the store ------------------------------------------------------------
+
+    def load_tokens(self, status: ObjectStatus | None = None) -> list[Token]:
+        """Return the stored tokens of this run (optionally of one status), in order."""
+        rows = self.storage.token_rows(self.uuid, None if status is None else status.value)
+        return [Token.from_row(row) for row in rows]
+
+    @property
+    def completed_tokens(self) -> list[Token]:
+        """The stored tokens that completed."""
+        return self.load_tokens(ObjectStatus.COMPLETED)
+
+    @property
+    def halted_tokens(self) -> list[Token]:
+        """The stored tokens that halted."""
+        return self.load_tokens(ObjectStatus.HALTED)
+
+    @property
+    def error_tokens(self) -> list[Token]:
+        """The stored tokens whose task failed."""
+        return self.load_tokens(ObjectStatus.ERROR)
+
+    def status_changes(self) -> list[dict[str, Any]]:
+        """Return the status log of this run, oldest first: one row per status change.
+
+        .. versionadded:: 3.0
+        """
+        return self.storage.status_change_rows(self.uuid)
+
+    def transitions(self) -> list[dict[str, Any]]:
+        """Return :meth:`status_changes` (its former name, kept working)."""
+        return self.status_changes()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} {self.uuid} {self.status.name} "
+            f"token_pos={self.state.token_pos} callback_pos={self.state.callback_pos}>"
+        )
+
+    # -- writing the store --------------------------------------------------------------
+
+    def update_token(self, position: int, data: Any) -> None:
+        """Replace the stored data of the token at ``position``, before :meth:`resume`.
+
+        Meant for a person fixing a halted or failed token: the token keeps its
+        status and resume point, the change is logged in the status log as
+        ``'data updated'``, and ``data`` is stored through the store's codec.
+        Tokens that did not start, halted, failed or wait may be changed.
+
+        The change takes the workflow's lock (waiting ``lock_wait`` seconds),
+        so it never races a run in another process; call it between runs.
+
+        :raises IndexError: when the run has no token at ``position``.
+        :raises ~workflow.errors.WorkflowObjectStatusError: when the token is
+            ``RUNNING`` or ``COMPLETED``.
+        :raises ~workflow.errors.WorkflowLockedError: when another process
+            runs the workflow.
+        :raises ~workflow.errors.TokenEncodingError: when ``data`` cannot be
+            stored as JSON.
+
+        .. versionadded:: 3.0
+        """
+        held = self.storage.workflow(self.uuid)["lock_owner"] == self.owner
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        try:
+            self._writes.update_token(position, data, keep_lock=held)
+        except BaseException:
+            if not held:
+                self._writes.release(quietly=True)
+            raise
+
+    # -- the seams the persistent hooks call --------------------------------------------
+
+    def on_pass_started(self, objects: Sequence[Token]) -> None:
+        """Take the lock (kept by a heartbeat while tasks run) and store the run ``RUNNING``.
+
+        Called by :meth:`~workflow.storage.hooks.PersistentProcessingFactory.before_processing`.
+
+        .. versionadded:: 3.0
+        """
+        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        self._start_heartbeat()
+        self._reload_status()
+        self._writes.start(self._run_row())
+
+    def on_token_started(self, obj: Token) -> None:
+        """During :meth:`resume`, put ``obj`` back where it stopped.
+
+        Called by :meth:`~workflow.storage.hooks.PersistentProcessingFactory.before_object`.
+
+        .. versionadded:: 3.0
+        """
+        if self._resuming and obj.status is not COMPLETED and self.state.callback_pos == [0]:
+            self.state.callback_pos = resume_point(obj) or [0]
+
+    def on_task_completed(self, obj: Token) -> None:
+        """Checkpoint ``obj`` after one of its tasks returned (the ``TASK`` policy).
+
+        Called by :meth:`execute_callback`.
+
+        .. versionadded:: 3.0
+        """
+        if self.checkpoint is CheckpointPolicy.TASK:
+            position = list(self.state.callback_pos)
+            change = TokenChange(obj, ObjectStatus.RUNNING, position)
+            self._writes.checkpoint(self._run_row(position), change)
+
+    def on_token_completed(self, obj: Token) -> None:
+        """Checkpoint ``obj``, which completed (kept for later under the ``HALT`` policy).
+
+        Called by :meth:`~workflow.storage.hooks.PersistentProcessingFactory.after_object`.
+
+        .. versionadded:: 3.0
+        """
+        if self.checkpoint is CheckpointPolicy.HALT:
+            self._unsaved.append(obj)  # the heartbeat keeps the lock meanwhile
+            return
+        self._writes.checkpoint(self._run_row([0]), TokenChange(obj, COMPLETED, None))
+
+    def on_token_halted(self, obj: Token, exc: HaltProcessing) -> None:
+        """Store ``obj`` ``HALTED`` at its task; when the halt ends the pass, the run too.
+
+        Called by :meth:`~workflow.storage.hooks.PersistentTransitionActions.HaltProcessing`; a run
+        stored ``HALTED`` releases its lock.
+
+        .. versionadded:: 3.0
+        """
+        message = str(exc)
+        change = TokenChange(obj, ObjectStatus.HALTED, list(self.state.callback_pos), message)
+        self._stop_token("halt", change, exc)
+
+    def on_token_failed(self, obj: Token, exc_info: ExcInfo) -> WorkflowError:
+        """Store ``obj`` ``ERROR`` with the traceback; when that ends the pass, the run too.
+
+        Called by :meth:`~workflow.storage.hooks.PersistentTransitionActions.Exception`. Return the
+        error to raise, built by
+        :meth:`~workflow.errors.WorkflowError.from_task_failure` (as
+        :class:`~workflow.engine_db.DbWorkflowEngine` builds it).
+
+        .. versionadded:: 3.0
+        """
+        exc = exc_info[1]
+        position = list(self.state.callback_pos)
+        text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
+        error = WorkflowError.from_task_failure(
+            exc,
+            workflow=self.uuid,
+            token=obj.position,
+            callback_pos=position,
+            task=self.current_taskname,
+            details=text,
+        )
+        self._stop_token(
+            "error", TokenChange(obj, ObjectStatus.ERROR, position, str(exc), text), error
+        )
+        return error
+
+    def on_storage_failed(self, obj: Token, exc: StorageError) -> None:
+        """Store the run ``ERROR`` when ``exc`` says a value of ``obj`` cannot be stored.
+
+        Called by :meth:`~workflow.storage.hooks.PersistentTransitionActions.StorageError` for a
+        storage error raised while ``obj``'s tasks ran. The run's own writes
+        store their failure themselves; other storage errors leave the run
+        as after a crash, to be resumed.
+
+        .. versionadded:: 3.0
+        """
+        if isinstance(exc, TokenEncodingError) and not self._writes.recorded(exc):
+            self._writes.fail(self._run_row(), obj, exc, self._take_unsaved())
+
+    def on_pass_finished(self, objects: Sequence[Token]) -> None:
+        """Store the outcome of the pass (``COMPLETED`` or ``HALTED``) and release the lock.
+
+        Called by :meth:`~workflow.storage.hooks.PersistentProcessingFactory.after_processing`.
+
+        .. versionadded:: 3.0
+        """
+        unsaved = {id(obj) for obj in self._unsaved}
+        if all(obj.status is COMPLETED or id(obj) in unsaved for obj in objects):
+            status, message = WorkflowStatus.COMPLETED, "finished"
+        else:
+            status, message = WorkflowStatus.HALTED, "stopped"
+        self._writes.finish(self._run_row(), status, message, self._take_unsaved())
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _stop_token(self, operation: str, change: TokenChange, exc: BaseException) -> None:
+        """Store a token that halted or failed; the run stops with it if ``exc`` ends the pass."""
+        if self.ends_pass(exc):
+            status = WorkflowStatus.HALTED if operation == "halt" else WorkflowStatus.ERROR
+            run = self._run_row()
+        else:  # the pass goes on with the next token
+            status, run = None, self._run_row([0])
+        self._writes.stop_token(
+            operation,
+            run,
+            change,
+            completed=self._take_unsaved(),
+            status=status,
+            message=change.message,
+        )
+
+    def _run_row(self, callback_pos: list[int] | None = None) -> RunRow:
+        """The run as this engine holds it, at ``callback_pos`` (default: its own)."""
+        position = self.state.callback_pos if callback_pos is None else callback_pos
+        return RunRow(self.state.token_pos, list(position), self.extra_data)
+
+    def _take_unsaved(self) -> list[Token]:
+        """Hand over the tokens completed since the last commit (the ``HALT`` policy)."""
+        unsaved, self._unsaved = self._unsaved, []
+        return unsaved
+
+    def _reload_status(self) -> WorkflowStatus:
+        """Read the workflow's status again (another process may have moved it on)."""
+        self.status = WorkflowStatus(self.storage.workflow(self.uuid)["status"])
+        return self.status
+
+    def _start_heartbeat(self) -> None:
+        """Keep the lock from a thread while this engine runs (see :class:`LockHeartbeat`)."""
+        if self._heartbeat is None:
+            self._heartbeat = LockHeartbeat(
+                self.storage, self.uuid, self.owner, guard=self._db_guard
+            )
+            self._heartbeat.start()
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
