@@ -173,6 +173,8 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         self._running: Any = None
         self._running_version = -1
         self._observers: _Observers | None = None
+        #: The program run last, tried first for the next token.
+        self._last_program: Program | None = None
         self._pass = _Pass()
 
     # -- hooks --------------------------------------------------------------
@@ -529,15 +531,16 @@ class GenericWorkflowEngine(LegacyEngineAPI):
 
     def _run_tree(self, tree: list[Any], obj: Any, prefix: tuple[int, ...], call: Any) -> None:
         state = self.state
-        programs = self.callbacks._programs
-        program = programs.get(id(tree))
+        program = self._last_program
         if not (
             program is not None
             and program.tree is tree
             and program.edits == EDITS.count
             and program.snapshot is None
         ):
+            programs = self.callbacks._programs
             program = program_of(tree, programs if tree.__class__ is Block else None)
+            self._last_program = program
         position = state._callback_pos
         ip = 0 if len(position) == 1 and position[0] == 0 and not prefix else -1
         if ip < 0:
@@ -558,8 +561,9 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         )
         state._program = program
         state._prefix = prefix
-        state._shown = -1
-        state._attention = False
+        if saved is not None:
+            state._shown = -1
+            state._attention = False
         code = program.code
         targets = program.targets
         end = len(code)
