@@ -73,6 +73,40 @@ class _Signal:
 #: The engine's signal sender (its ``signal`` class property returns it).
 Signal = _Signal()
 
+#: What the class properties of an engine class return, read once per class:
+#: (processing_factory, its action_mapper, its transition_exception_mapper,
+#: signal). A class whose properties depend on the instance is not cached.
+_class_hooks: dict[type, tuple[Any, Any, Any, Any] | None] = {}
+
+
+def class_hooks(eng: GenericWorkflowEngine) -> tuple[Any, Any, Any, Any]:
+    """Return the factory, action mapper, transition mapper and signal sender of ``eng``.
+
+    Class properties cost a Python call each; an engine halted and restarted
+    a thousand times asks for them once.
+    """
+    cls = type(eng)
+    hooks = _class_hooks.get(cls, False)
+    if hooks is False:
+        factory = eng.processing_factory
+        hooks = (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
+        try:
+            same = (cls.processing_factory, cls.signal) == (factory, hooks[3])  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover - defined per instance
+            same = False
+        if len(_class_hooks) >= 1024:
+            _class_hooks.clear()
+        _class_hooks[cls] = hooks if same else None
+        return hooks
+    if hooks is None:
+        factory = eng.processing_factory
+        return (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
+    return hooks
+
+
+def _signal(eng: GenericWorkflowEngine) -> Any:
+    return class_hooks(eng)[3]
+
 
 class ActionMapper:
     """Hooks around the tasks of one token.
@@ -133,7 +167,7 @@ class TransitionActions:
         """Announce the halt and re-raise it: it leaves ``process()``."""
         exc = exc_info[1]
         eng.log.debug("Processing was halted at token %d: %s", eng.state.token_pos, exc)
-        eng.signal.workflow_halted(eng)
+        _signal(eng).workflow_halted(eng)
         if signals.token_halted.receivers:
             signals.token_halted.send(eng, token=obj, token_pos=eng.state.token_pos, exception=exc)
         try:
@@ -193,7 +227,7 @@ class TransitionActions:
         exc = exc_info[1]
         if not isinstance(exc, WorkflowError):
             eng.log.debug("Task at %s raised %r", eng.state.callback_pos, exc)
-        eng.signal.workflow_error(eng, exception=exc)
+        _signal(eng).workflow_error(eng, exception=exc)
         try:
             raise exc
         finally:
@@ -217,7 +251,7 @@ class ProcessingFactory:
     @staticmethod
     def before_processing(eng: GenericWorkflowEngine, objects: Any) -> None:
         """Start a pass: send ``workflow_started`` and make ``objects`` the engine's."""
-        eng.signal.workflow_started(eng)
+        _signal(eng).workflow_started(eng)
         eng.state.current_object_processed = False
         eng.objects = objects
 
@@ -225,7 +259,7 @@ class ProcessingFactory:
     def after_processing(eng: GenericWorkflowEngine, objects: Any) -> None:
         """End a pass that was not halted: mark it done, send ``workflow_finished``."""
         eng.state.current_object_processed = True
-        eng.signal.workflow_finished(eng)
+        _signal(eng).workflow_finished(eng)
 
     @staticmethod
     def before_object(eng: GenericWorkflowEngine, objects: Any, obj: Any) -> None:

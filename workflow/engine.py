@@ -23,6 +23,7 @@ from ._hooks import (
     Signal,
     TransitionActions,
     _Signal,
+    class_hooks,
 )
 from ._jump import JumpTask
 from ._legacy import LegacyEngineAPI
@@ -112,6 +113,10 @@ class _Pass:
         self.stop_on_halt = stop_on_halt
 
 
+#: The four kinds of pass, made once: (stop_on_error, stop_on_halt) -> options.
+_PASSES = {(error, halt): _Pass(error, halt) for error in (False, True) for halt in (False, True)}
+
+
 class _Observers:
     """What watches the tasks of one pass, resolved once; ``None`` where nothing does.
 
@@ -120,16 +125,29 @@ class _Observers:
     the same order: observing never changes what runs.
     """
 
-    __slots__ = ("after_each", "bare", "before_each", "execute", "log", "observed")
+    __slots__ = (
+        "after_each",
+        "bare",
+        "before_each",
+        "debug",
+        "execute",
+        "hooks",
+        "log",
+        "mapper",
+        "observed",
+    )
 
     def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
+        self.mapper = mapper
+        self.hooks = (mapper.before_each_callback, mapper.after_each_callback)
+        self.debug = eng.log.isEnabledFor(logging.DEBUG)
         self.before_each = _unless_noop(
             mapper.before_each_callback, ActionMapper.before_each_callback
         )
         self.after_each = _unless_noop(mapper.after_each_callback, ActionMapper.after_each_callback)
         overridden = type(eng).execute_callback is not GenericWorkflowEngine.execute_callback
         self.execute = eng.execute_callback if overridden else None
-        self.log = eng.log if eng.log.isEnabledFor(logging.DEBUG) else None
+        self.log = eng.log if self.debug else None
         self.observed = eng._observed
         #: Whether only signal receivers could watch the tasks.
         self.bare = (
@@ -137,6 +155,15 @@ class _Observers:
             and self.after_each is None
             and self.execute is None
             and self.log is None
+        )
+
+    def still_for(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> bool:
+        """Tell whether these observers still hold for a new pass of ``eng`` with ``mapper``."""
+        return (
+            self.mapper is mapper
+            and self.debug is eng.log.isEnabledFor(logging.DEBUG)
+            and self.hooks == (mapper.before_each_callback, mapper.after_each_callback)
+            and (self.log is None or self.log is eng.log)
         )
 
     def call(self) -> Any:
@@ -322,7 +349,8 @@ class GenericWorkflowEngine(LegacyEngineAPI):
            ``workflow_finished`` are sent once (2.x started a new pass after
            each halted or failed token).
         """
-        self._check_run(objects)
+        if objects.__class__ is not list or not objects or not self.callbacks._definitions:
+            self._check_run(objects)
         if reset_state:
             self.state.reset()
         if not initial_run:
@@ -430,18 +458,27 @@ class GenericWorkflowEngine(LegacyEngineAPI):
         (with ``stop_on_error`` false) ends only its token: the pass goes on
         with the next one, so one call is one pass whatever happens.
         """
-        factory = self.processing_factory
-        mapper = factory.action_mapper
-        transitions = factory.transition_exception_mapper
+        factory, mapper, transitions, _ = class_hooks(self)
         state = self.state
-        self._pass = _Pass(stop_on_error, stop_on_halt)
+        self._pass = _PASSES[bool(stop_on_error), bool(stop_on_halt)]
         factory.before_processing(self, objects)
-        observers = self._observers = _Observers(self, mapper)
-        before_object = _unless_noop(factory.before_object, ProcessingFactory.before_object)
-        after_object = _unless_noop(factory.after_object, ProcessingFactory.after_object)
-        before_callbacks = _unless_noop(mapper.before_callbacks, ActionMapper.before_callbacks)
-        after_callbacks = _unless_noop(mapper.after_callbacks, ActionMapper.after_callbacks)
-        chooser = _unless_noop(type(self).callback_chooser, GenericWorkflowEngine.callback_chooser)
+        observers = self._observers
+        if observers is None or not observers.still_for(self, mapper):
+            observers = self._observers = _Observers(self, mapper)
+        # The hooks that are no-ops are not called (None).
+        before_object = factory.before_object
+        if before_object is _NOOP_BEFORE_OBJECT:
+            before_object = None
+        after_object = factory.after_object
+        if after_object is _NOOP_AFTER_OBJECT:
+            after_object = None
+        before_callbacks = mapper.before_callbacks
+        if before_callbacks is _NOOP_BEFORE_CALLBACKS:
+            before_callbacks = None
+        after_callbacks = mapper.after_callbacks
+        if after_callbacks is _NOOP_AFTER_CALLBACKS:
+            after_callbacks = None
+        chooser = type(self).callback_chooser is not GenericWorkflowEngine.callback_chooser
         token_started = signals.token_started
         token_finished = signals.token_finished
         task_started = signals.task_started
@@ -458,7 +495,7 @@ class GenericWorkflowEngine(LegacyEngineAPI):
             obj = objects[token_pos]
             if before_object is not None:
                 before_object(self, objects, obj)
-            if chooser is None and (
+            if not chooser and (
                 feature_types.get(obj.__class__) is False or not _routes_itself(obj)
             ):
                 callbacks = definitions.get("*") or self.callback_chooser(obj)
@@ -772,6 +809,12 @@ def _routes_itself(obj: Any) -> bool:
     if routes is None:
         return "getFeature" in obj.__dict__
     return routes
+
+
+_NOOP_BEFORE_OBJECT = ProcessingFactory.before_object
+_NOOP_AFTER_OBJECT = ProcessingFactory.after_object
+_NOOP_BEFORE_CALLBACKS = ActionMapper.before_callbacks
+_NOOP_AFTER_CALLBACKS = ActionMapper.after_callbacks
 
 
 def _unless_noop(hook: Any, default: Any) -> Any:

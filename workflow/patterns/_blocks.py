@@ -237,6 +237,8 @@ def FOR(
     # the last round: (the engine's _Iterators dict, token index, state).
     # Checking both identities costs far less than building the key again.
     last: list[Any] = [None]
+    # The loop's first position as text, by the position it is entered at.
+    places: dict[tuple[int, ...], str] = {}
 
     def state_of(eng: GenericWorkflowEngine, fresh: bool) -> list[Any]:
         loops = eng.extra_data.get(_ITERATORS)
@@ -250,7 +252,12 @@ def FOR(
                 return state
         pos = eng.state.position
         # Keyed by the token and the position of the loop's first item.
-        key = f"{token}:{[*pos[:-1], pos[-1] - (0 if fresh else 1)]}"
+        where = places.get(pos) if fresh else None
+        if where is None:
+            where = str([*pos[:-1], pos[-1] - (0 if fresh else 1)])
+            if fresh and len(places) < 64:
+                places[pos] = where
+        key = f"{token}:{where}"
         found = None if fresh else loops.get(key)
         state = found if isinstance(found, list) else [0, None, None, key]
         loops[key] = state
