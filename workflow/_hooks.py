@@ -86,21 +86,21 @@ def class_hooks(eng: GenericWorkflowEngine) -> tuple[Any, Any, Any, Any]:
     a thousand times asks for them once.
     """
     cls = type(eng)
-    hooks = _class_hooks.get(cls, False)
-    if hooks is False:
-        factory = eng.processing_factory
-        hooks = (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
-        try:
-            same = (cls.processing_factory, cls.signal) == (factory, hooks[3])  # type: ignore[attr-defined]
-        except AttributeError:  # pragma: no cover - defined per instance
-            same = False
-        if len(_class_hooks) >= 1024:
-            _class_hooks.clear()
-        _class_hooks[cls] = hooks if same else None
-        return hooks
-    if hooks is None:
+    if cls in _class_hooks:
+        cached = _class_hooks[cls]
+        if cached is not None:
+            return cached
         factory = eng.processing_factory
         return (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
+    factory = eng.processing_factory
+    hooks = (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
+    try:
+        same = (cls.processing_factory, cls.signal) == (factory, hooks[3])
+    except AttributeError:  # pragma: no cover - defined per instance
+        same = False
+    if len(_class_hooks) >= 1024:
+        _class_hooks.clear()
+    _class_hooks[cls] = hooks if same else None
     return hooks
 
 
