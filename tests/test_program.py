@@ -133,3 +133,41 @@ def test_a_halt_in_a_nested_run_keeps_the_nested_position() -> None:
 
 def _halt(obj: Any, eng: Any) -> None:
     eng.halt("inside")
+
+
+def test_debug_logging_turned_on_between_passes_is_honoured(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    eng = GenericWorkflowEngine()
+    eng.callbacks.replace([append("a")])
+    eng.process([[]])
+    with caplog.at_level("DEBUG", logger="workflow"):
+        eng.process([[]])
+    assert [r.getMessage() for r in caplog.records if "task a" in r.getMessage()] == [
+        "token 0: task a at [0]"
+    ]
+
+
+def test_a_processing_factory_chosen_per_instance_is_asked_each_pass() -> None:
+    from workflow.engine import ProcessingFactory
+
+    calls = []
+
+    class Counting(ProcessingFactory):
+        @staticmethod
+        def before_object(eng: Any, objects: Any, obj: Any) -> None:
+            calls.append(obj)
+
+    class PerInstance(GenericWorkflowEngine):
+        counting = False
+
+        @property
+        def processing_factory(self) -> Any:  # type: ignore[override]
+            return Counting if self.counting else ProcessingFactory
+
+    eng = PerInstance()
+    eng.callbacks.replace([append("a")])
+    eng.process([["x"]])
+    eng.counting = True
+    eng.process([["y"]])
+    assert calls == [["y", "a"]]
