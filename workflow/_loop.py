@@ -1,0 +1,508 @@
+"""The token loop: how a token runs through a callback tree, written once.
+
+:class:`TokenLoop` is the part of :class:`~workflow.engine.GenericWorkflowEngine`
+that makes a pass over the tokens (``_process``) and runs each token's tree
+(``_run_tree``): every mode of the engine — plain, observed by hooks,
+signals or the debug log, persistent — runs this one loop. A tree runs as
+its program (:mod:`workflow._program`); hooks that are no-ops are detected
+once per pass and not called, which is all that speed changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any, cast
+
+from . import errors, signals
+from ._hooks import (
+    ActionMapper,
+    Break,
+    Continue,
+    ProcessingFactory,
+    TransitionActions,
+    class_hooks,
+)
+from ._jump import JumpTask
+from ._program import EDITS, Block, Program, program_of
+from .errors import BreakFromThisLoop, HaltProcessing, JumpCall, WorkflowError
+
+if TYPE_CHECKING:
+    from ._callbacks import Callbacks
+    from ._state import MachineState
+    from .engine import GenericWorkflowEngine
+
+__all__ = ["TokenLoop"]
+
+
+class _Pass:
+    """The options of the pass an engine makes (see ``GenericWorkflowEngine.process``)."""
+
+    __slots__ = ("stop_on_error", "stop_on_halt")
+
+    def __init__(self, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
+        self.stop_on_error = stop_on_error
+        self.stop_on_halt = stop_on_halt
+
+
+#: The four kinds of pass, made once: (stop_on_error, stop_on_halt) -> options.
+_PASSES = {(error, halt): _Pass(error, halt) for error in (False, True) for halt in (False, True)}
+
+
+class _Observers:
+    """What watches the tasks of one pass, resolved once; ``None`` where nothing does.
+
+    The engine runs a task bare when nothing watches it, else through
+    :meth:`TokenLoop._observed`. Either way the same tasks run in
+    the same order: observing never changes what runs.
+    """
+
+    __slots__ = (
+        "after_each",
+        "bare",
+        "before_each",
+        "debug",
+        "execute",
+        "hooks",
+        "log",
+        "mapper",
+        "observed",
+    )
+
+    def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
+        self.mapper = mapper
+        self.hooks = (mapper.before_each_callback, mapper.after_each_callback)
+        self.debug = eng.log.isEnabledFor(logging.DEBUG)
+        self.before_each = _unless_noop(
+            mapper.before_each_callback, ActionMapper.before_each_callback
+        )
+        self.after_each = _unless_noop(mapper.after_each_callback, ActionMapper.after_each_callback)
+        overridden = type(eng).execute_callback is not type(eng)._default_execute
+        self.execute = eng.execute_callback if overridden else None
+        self.log = eng.log if self.debug else None
+        self.observed = eng._observed
+        #: Whether only signal receivers could watch the tasks.
+        self.bare = (
+            self.before_each is None
+            and self.after_each is None
+            and self.execute is None
+            and self.log is None
+        )
+
+    def still_for(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> bool:
+        """Tell whether these observers still hold for a new pass of ``eng`` with ``mapper``."""
+        return (
+            self.mapper is mapper
+            and self.debug is eng.log.isEnabledFor(logging.DEBUG)
+            and self.hooks == (mapper.before_each_callback, mapper.after_each_callback)
+            and (self.log is None or self.log is eng.log)
+        )
+
+    def call(self) -> Any:
+        """Return how to call a task now: ``None`` (bare) or the observed call.
+
+        Asked once per token, so a receiver connected during a run counts from
+        the next token on.
+        """
+        if self.bare and not (signals.task_started.receivers or signals.task_finished.receivers):
+            return None
+        return self.observed
+
+
+class TokenLoop:
+    """The token loop, mixed into :class:`~workflow.engine.GenericWorkflowEngine`."""
+
+    if TYPE_CHECKING:
+        callbacks: Callbacks
+        state: MachineState
+        log: logging.Logger
+        objects: Any
+        _default_chooser: Any
+        _default_execute: Any
+
+        @property
+        def processing_factory(self) -> type[ProcessingFactory]: ...
+        def callback_chooser(self, obj: Any) -> Any: ...
+        def execute_callback(self, callback: Any, obj: Any) -> None: ...
+
+    def _init_loop(self) -> None:
+        """Give a new engine the loop's own state."""
+        #: The tree the current (or last) token ran, and the version of the
+        #: definitions it was taken from (see ``current_taskname``).
+        self._running: Any = None
+        self._running_version = -1
+        self._observers: _Observers | None = None
+        #: The program run last, tried first for the next token.
+        self._last_program: Program | None = None
+        self._pass = _PASSES[True, True]
+
+    def _process(
+        self, objects: Any, *, stop_on_error: bool = True, stop_on_halt: bool = True
+    ) -> None:
+        """Make one pass over the tokens, from ``state.token_pos + 1`` on.
+
+        A halt (with ``stop_on_halt`` false) or a :class:`~workflow.errors.WorkflowError`
+        (with ``stop_on_error`` false) ends only its token: the pass goes on
+        with the next one, so one call is one pass whatever happens.
+        """
+        factory, mapper, transitions, _ = class_hooks(cast("GenericWorkflowEngine", self))
+        state = self.state
+        self._pass = _PASSES[bool(stop_on_error), bool(stop_on_halt)]
+        factory.before_processing(self, objects)
+        observers = self._observers
+        if observers is None or not observers.still_for(
+            cast("GenericWorkflowEngine", self), mapper
+        ):
+            observers = self._observers = _Observers(cast("GenericWorkflowEngine", self), mapper)
+        # The hooks that are no-ops are not called (None).
+        before_object = factory.before_object
+        if before_object is _NOOP_BEFORE_OBJECT:
+            before_object = None
+        after_object = factory.after_object
+        if after_object is _NOOP_AFTER_OBJECT:
+            after_object = None
+        before_callbacks = mapper.before_callbacks
+        if before_callbacks is _NOOP_BEFORE_CALLBACKS:
+            before_callbacks = None
+        after_callbacks = mapper.after_callbacks
+        if after_callbacks is _NOOP_AFTER_CALLBACKS:
+            after_callbacks = None
+        chooser = type(self).callback_chooser is not type(self)._default_chooser
+        token_started = signals.token_started
+        token_finished = signals.token_finished
+        task_started = signals.task_started
+        task_finished = signals.task_finished
+        observed = None if observers.bare else observers.observed
+        definitions = self.callbacks._definitions
+        feature_types = _feature_types
+
+        # Cheap to re-check each token: the bound (tasks may append tokens), the
+        # position (tasks may jump), the definition and the signal receivers.
+        while len(objects) - 1 > state._token_pos:
+            token_pos = state._token_pos + 1
+            state._token_pos = token_pos
+            obj = objects[token_pos]
+            if before_object is not None:
+                before_object(self, objects, obj)
+            if not chooser and (
+                feature_types.get(obj.__class__) is False or not _routes_itself(obj)
+            ):
+                callbacks = definitions.get("*") or self.callback_chooser(obj)
+            else:
+                callbacks = self.callback_chooser(obj)
+            if callbacks:
+                self._running = callbacks
+                self._running_version = self.callbacks._version
+                if token_started.receivers:
+                    token_started.send(self, token=obj, token_pos=token_pos)
+                if before_callbacks is not None:
+                    before_callbacks(obj, self)
+                try:
+                    try:
+                        if observed is None and (task_started.receivers or task_finished.receivers):
+                            self._run_tree(callbacks, obj, (), observers.observed)
+                        else:
+                            self._run_tree(callbacks, obj, (), observed)
+                    finally:
+                        if after_callbacks is not None:
+                            after_callbacks(obj, self)
+                except Exception as exc:
+                    handler = _handler_for(transitions, exc)
+                    try:
+                        handler(obj, self, callbacks, sys.exc_info())
+                    except Break:
+                        break
+                    except Continue:
+                        continue
+                    except HaltProcessing:
+                        if stop_on_halt:
+                            raise
+                        self.log.info("token %d halted; going on with the next", token_pos)
+                    except WorkflowError:
+                        if stop_on_error:
+                            raise
+                        self.log.info("token %d failed; going on with the next", token_pos)
+                else:
+                    if after_object is not None:
+                        after_object(self, objects, obj)
+                    if token_finished.receivers:
+                        token_finished.send(self, token=obj, token_pos=token_pos)
+            state._callback_pos = [0]
+        factory.after_processing(self, objects)
+
+    def run_callbacks(self, callbacks: Any, objects: Any, obj: Any, indent: int = 0) -> None:
+        """Run the callback list ``callbacks`` at depth ``indent`` for ``obj``.
+
+        Starts at ``state.callback_pos[indent]``; when the position is deeper
+        than ``indent`` (a resumed run), it goes straight back into the nested
+        list it points at without re-running what lies before. Tasks are
+        called with the hooks of this engine's processing factory.
+        """
+        observers = self._observers
+        if observers is None:
+            observers = self._observers = _Observers(
+                cast("GenericWorkflowEngine", self), self.processing_factory.action_mapper
+            )
+        prefix = tuple(self.state.callback_pos[:indent])
+        self._run_tree(callbacks, obj, prefix, observers.call())
+
+    # The loop: how a token runs through a callback tree, written once. The
+    # tree runs as its program (workflow._program): its tasks and jumps laid
+    # out flat, so that entering or leaving a nested list costs nothing. The
+    # position is the slot ``ip``; the state turns it into a callback_pos
+    # when somebody asks, and flags ``_attention`` when a task asked, moved
+    # the position (jump_call_later) or changed a definition: the loop then
+    # looks again (_go_on) before it goes on. A JumpTask (the jumps of the
+    # block patterns) moves ip without being called: it is no task, and
+    # nothing reports it as one. ``call`` is None when nothing watches the
+    # tasks; otherwise every task goes through it (_observed).
+
+    def _run_tree(self, tree: list[Any], obj: Any, prefix: tuple[int, ...], call: Any) -> None:
+        state = self.state
+        program = self._last_program
+        if not (
+            program is not None
+            and program.tree is tree
+            and program.edits == EDITS.count
+            and program.snapshot is None
+        ):
+            programs = self.callbacks._programs
+            program = program_of(tree, programs if tree.__class__ is Block else None)
+            self._last_program = program
+        position = state._callback_pos
+        ip = 0 if len(position) == 1 and position[0] == 0 and not prefix else -1
+        if ip < 0:
+            ip = program.slot(position[len(prefix) :])
+        # A task may run the engine again (a nested run): keep its place.
+        outer = state._program
+        saved = (
+            None
+            if outer is None
+            else (
+                outer,
+                state._prefix,
+                state._ip,
+                state._shown,
+                state._callback_pos,
+                state._attention,
+            )
+        )
+        state._program = program
+        state._prefix = prefix
+        if saved is not None:
+            state._shown = -1
+            state._attention = False
+        code = program.code
+        targets = program.targets
+        end = len(code)
+        try:
+            while True:
+                try:
+                    while ip < end:
+                        item = code[ip]
+                        state._ip = ip
+                        if item.__class__ is JumpTask:
+                            cond = item.cond
+                            if cond is None:
+                                ip = targets[ip]
+                            else:
+                                when = item.when
+                                if when is None:
+                                    ip = program.after(ip, cond(obj, self))
+                                elif (not cond(obj, self)) is when:
+                                    ip += 1
+                                else:
+                                    ip = targets[ip]
+                            continue
+                        if call is None:
+                            item(obj, self)
+                        else:
+                            call(item, obj, program, ip)
+                        if state._attention:
+                            program, ip = self._go_on(tree, program, ip, 1)
+                            code = program.code
+                            targets = program.targets
+                            end = len(code)
+                        else:
+                            ip += 1
+                    # Done: the position shows the last item of the list.
+                    state._callback_pos = [*prefix, len(tree) - 1] if prefix else [len(tree) - 1]
+                    return
+                except JumpCall as jump:
+                    program, ip = self._go_on(tree, program, ip, jump.args[0])
+                except BreakFromThisLoop:
+                    if len(program.paths[ip]) == 1:
+                        # Leaving the whole tree: the position shows the task that left.
+                        state._callback_pos = [*prefix, *program.paths[ip]]
+                        return
+                    program, ip = self._go_on(tree, program, ip, None)
+                code = program.code
+                targets = program.targets
+                end = len(code)
+        except BaseException:
+            # Keep where the token stopped: the slot that raised, or where the
+            # running task moved the position to.
+            if state._shown != ip and 0 <= ip < end:
+                state._callback_pos = [*prefix, *program.paths[ip]]
+            if saved is not None:
+                # A nested run stopped: the outer one stops at the same place.
+                state._program, state._prefix, state._ip = saved[:3]
+                state._shown = state._ip
+                saved = None
+                outer = state._program
+            raise
+        finally:
+            if outer is None:
+                state._program = None
+                state._shown = -1
+            elif saved is not None:
+                (
+                    state._program,
+                    state._prefix,
+                    state._ip,
+                    state._shown,
+                    state._callback_pos,
+                    state._attention,
+                ) = saved
+
+    def _go_on(
+        self, tree: list[Any], program: Program, ip: int, offset: int | None
+    ) -> tuple[Program, int]:
+        """Return the program and slot to go on with after the slot ``ip``.
+
+        ``offset`` counts items from the slot's own position (``1``: the
+        next item; it is where the running task moved the position when it
+        did); ``None`` leaves the innermost list. The tree is laid out again
+        when it changed meanwhile.
+        """
+        state = self.state
+        prefix = state._prefix
+        if state._shown == ip and state._callback_pos[: len(prefix)] == list(prefix):
+            path = state._callback_pos[len(prefix) :] or [0]
+        else:
+            path = list(program.paths[ip])
+        state._attention = False
+        state._shown = -1
+        if not program.valid(tree):
+            program = program_of(
+                tree, self.callbacks._programs if tree.__class__ is Block else None
+            )
+            state._program = program
+        if offset is None:
+            if len(path) == 1:
+                return program, len(program.code)
+            path = [*path[:-2], path[-2] + 1]
+        else:
+            path[-1] += offset
+        return program, program.slot(path)
+
+    def _observed(self, task: Any, obj: Any, program: Program, ip: int) -> None:
+        """Call ``task`` with the hooks, the debug log and the task signals around it."""
+        observers = self._observers
+        assert observers is not None
+        before_each = observers.before_each
+        after_each = observers.after_each
+        execute = observers.execute
+        if before_each is not None:
+            before_each(self, task, obj)
+        try:
+            if observers.log is not None or signals.task_started.receivers:
+                where = [*self.state._prefix, *program.paths[ip]]
+                if observers.log is not None:
+                    observers.log.debug(
+                        "token %d: task %s at %s", self.state.token_pos, _name(task), where
+                    )
+                if signals.task_started.receivers:
+                    signals.task_started.send(self, token=obj, task=task, callback_pos=where)
+            if execute is None:
+                task(obj, self)
+            else:
+                execute(task, obj)
+            if signals.task_finished.receivers:
+                # The task's own position, even when it moved with jump_call_later().
+                where = [*self.state._prefix, *program.paths[ip]]
+                signals.task_finished.send(self, token=obj, task=task, callback_pos=where)
+        finally:
+            if after_each is not None:
+                after_each(self, task, obj)
+
+
+#: Per token type: True when the class has a getFeature() method (deprecated
+#: routing), False when neither it nor its instances can have one, None when
+#: its instances must be asked one by one (they have a __dict__).
+_feature_types: dict[type, bool | None] = {}
+
+
+def _routes_itself(obj: Any) -> bool:
+    """Tell whether ``obj`` has a ``getFeature`` method, looking at its type once."""
+    kind = obj.__class__
+    try:
+        routes = _feature_types[kind]
+    except KeyError:
+        if hasattr(kind, "getFeature"):
+            routes = True
+        elif hasattr(obj, "__dict__"):
+            routes = None
+        else:
+            routes = False
+        if len(_feature_types) < 1024:
+            _feature_types[kind] = routes
+    if routes is None:
+        return "getFeature" in obj.__dict__
+    return routes
+
+
+_NOOP_BEFORE_OBJECT = ProcessingFactory.before_object
+_NOOP_AFTER_OBJECT = ProcessingFactory.after_object
+_NOOP_BEFORE_CALLBACKS = ActionMapper.before_callbacks
+_NOOP_AFTER_CALLBACKS = ActionMapper.after_callbacks
+
+
+def _unless_noop(hook: Any, default: Any) -> Any:
+    """Return ``hook``, or ``None`` when it is the default no-op (so it is not called)."""
+    return None if hook is default else hook
+
+
+def _name(task: Any) -> str:
+    name = getattr(task, "__name__", None)
+    return name if isinstance(name, str) else repr(task)
+
+
+#: The exception classes of this library, by name: a handler named like one
+#: of them handles that class (and its subclasses), never a stranger's class
+#: that happens to have the same name.
+_OWN_CLASSES: dict[str, type[BaseException]] = {
+    name: value
+    for name, value in vars(errors).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
+_OWN_CLASSES["Exception"] = Exception
+
+
+_handlers: dict[tuple[type, type], Any] = {}
+
+
+def _handler_for(transitions: type[TransitionActions], exc: Exception) -> Any:
+    """Return the handler of ``transitions`` for ``exc``: the nearest class of its MRO with one.
+
+    A handler is named like the class it handles. For the library's own
+    classes (and ``Exception``) the name must be that very class: a task's
+    ``class StorageError(Exception)`` goes to the ``Exception`` handler, not
+    to the storage one. A handler a user's mapper adds for a class of their
+    own is found by its name, as in 2.x.
+    """
+    key = (transitions, type(exc))
+    handler = _handlers.get(key)
+    if handler is not None:
+        return handler
+    for klass in type(exc).__mro__:
+        name = klass.__name__
+        own = _OWN_CLASSES.get(name)
+        if own is not None and own is not klass:
+            continue
+        if any(name in vars(base) for base in transitions.__mro__ if base is not object):
+            if len(_handlers) >= 256:
+                _handlers.clear()
+            handler = _handlers[key] = getattr(transitions, name)
+            return handler
+    return transitions.Exception  # pragma: no cover - Exception is in every MRO
