@@ -86,10 +86,10 @@ def class_hooks(eng: GenericWorkflowEngine) -> tuple[Any, Any, Any, Any]:
     a thousand times asks for them once.
     """
     cls = type(eng)
-    if cls in _class_hooks:
-        cached = _class_hooks[cls]
-        if cached is not None:
-            return cached
+    cached = _class_hooks.get(cls)
+    if cached is not None:
+        return cached
+    if cls in _class_hooks:  # properties that depend on the instance: asked each time
         factory = eng.processing_factory
         return (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
     factory = eng.processing_factory
@@ -166,7 +166,8 @@ class TransitionActions:
     ) -> None:
         """Announce the halt and re-raise it: it leaves ``process()``."""
         exc = exc_info[1]
-        eng.log.debug("Processing was halted at token %d: %s", eng.state.token_pos, exc)
+        if eng.log.isEnabledFor(logging.DEBUG):
+            eng.log.debug("Processing was halted at token %d: %s", eng.state.token_pos, exc)
         _signal(eng).workflow_halted(eng)
         if signals.token_halted.receivers:
             signals.token_halted.send(eng, token=obj, token_pos=eng.state.token_pos, exception=exc)

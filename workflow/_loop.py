@@ -63,7 +63,6 @@ class _Observers:
         "before_each",
         "debug",
         "execute",
-        "hooks",
         "log",
         "mapper",
         "observed",
@@ -71,7 +70,6 @@ class _Observers:
 
     def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
         self.mapper = mapper
-        self.hooks = (mapper.before_each_callback, mapper.after_each_callback)
         self.debug = eng.log.isEnabledFor(logging.DEBUG)
         self.before_each = _unless_noop(
             mapper.before_each_callback, ActionMapper.before_each_callback
@@ -94,7 +92,6 @@ class _Observers:
         return (
             self.mapper is mapper
             and self.debug is eng.log.isEnabledFor(logging.DEBUG)
-            and self.hooks == (mapper.before_each_callback, mapper.after_each_callback)
             and (self.log is None or self.log is eng.log)
         )
 

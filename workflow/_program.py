@@ -112,7 +112,17 @@ class Program:
     :ivar targets: for a plain jump, the slot it goes to; else ``-1``.
     """
 
-    __slots__ = ("code", "edits", "paths", "root", "snapshot", "spans", "targets", "tree")
+    __slots__ = (
+        "code",
+        "edits",
+        "found",
+        "paths",
+        "root",
+        "snapshot",
+        "spans",
+        "targets",
+        "tree",
+    )
 
     def __init__(self, tree: list[Any]) -> None:
         self.tree = tree
@@ -121,6 +131,8 @@ class Program:
         self.paths: list[tuple[int, ...]] = []
         self.spans: list[_Span] = []
         self.targets: list[int] = []
+        #: The slots :meth:`slot` found, by position (resumes ask again and again).
+        self.found: dict[tuple[int, ...], int] = {}
         tracked = [True]
         self.root = self._lay_out(tree, (), tracked, set())
         #: A copy of an untracked tree, compared with it before each token.
@@ -174,7 +186,16 @@ class Program:
 
         :raises WorkflowError: when the position leads nowhere in the tree.
         """
-        path = list(position)
+        path = tuple(position)
+        found = self.found.get(path)
+        if found is not None:
+            return found
+        slot = self._find(list(path))
+        if len(self.found) < 256:
+            self.found[path] = slot
+        return slot
+
+    def _find(self, path: list[int]) -> int:
         span = self.root
         for depth, index in enumerate(path[:-1]):
             child = span.children[index] if 0 <= index < len(span.children) else None

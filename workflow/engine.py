@@ -181,7 +181,7 @@ class GenericWorkflowEngine(LegacyEngineAPI, TokenLoop):
         :param payload: any data describing the halt.
         :raises HaltProcessing: always; it leaves :meth:`process`.
         """
-        raise HaltProcessing(message=msg, action=action, payload=payload)
+        raise HaltProcessing(msg, action, payload)
 
     def continue_next_token(self) -> None:
         """Leave the current token; the next one starts at its first task."""
@@ -274,7 +274,10 @@ class GenericWorkflowEngine(LegacyEngineAPI, TokenLoop):
         if objects.__class__ is not list or not objects or not self.callbacks._definitions:
             self._check_run(objects)
         if reset_state:
-            self.state.reset()
+            state = self.state
+            state._token_pos = -1
+            state._callback_pos = [0]
+            state.current_object_processed = False
         if not initial_run:
             self._move("next", "first")
         self._process(objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt)
