@@ -133,6 +133,19 @@ class ActionMapper:
         """Run after each task, also when it raised."""
 
 
+def announce_halt(obj: Any, eng: GenericWorkflowEngine, exc: BaseException) -> None:
+    """Log a halt and send ``workflow_halted`` and ``token_halted``: what a halt announces.
+
+    :meth:`TransitionActions.HaltProcessing` does it before it re-raises; the
+    engine calls it directly when that handler is the one in use.
+    """
+    if eng.log.isEnabledFor(logging.DEBUG):
+        eng.log.debug("Processing was halted at token %d: %s", eng.state.token_pos, exc)
+    _signal(eng).workflow_halted(eng)
+    if signals.token_halted.receivers:
+        signals.token_halted.send(eng, token=obj, token_pos=eng.state.token_pos, exception=exc)
+
+
 def _jump_token(eng: GenericWorkflowEngine, offset: int) -> None:
     """Move ``token_pos`` so that the engine's next token is ``current + offset``."""
     last = len(eng.objects) - 1
@@ -166,11 +179,7 @@ class TransitionActions:
     ) -> None:
         """Announce the halt and re-raise it: it leaves ``process()``."""
         exc = exc_info[1]
-        if eng.log.isEnabledFor(logging.DEBUG):
-            eng.log.debug("Processing was halted at token %d: %s", eng.state.token_pos, exc)
-        _signal(eng).workflow_halted(eng)
-        if signals.token_halted.receivers:
-            signals.token_halted.send(eng, token=obj, token_pos=eng.state.token_pos, exception=exc)
+        announce_halt(obj, eng, exc)
         try:
             raise exc
         finally:

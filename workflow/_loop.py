@@ -21,6 +21,7 @@ from ._hooks import (
     Continue,
     ProcessingFactory,
     TransitionActions,
+    announce_halt,
     class_hooks,
 )
 from ._jump import JumpTask
@@ -205,6 +206,15 @@ class TokenLoop:
                             after_callbacks(obj, self)
                 except Exception as exc:
                     handler = _handler_for(transitions, exc)
+                    if handler is _ANNOUNCING_HANDLER:
+                        # The default halt handler: announce, then re-raise here
+                        # rather than through it (one raise fewer per halt).
+                        announce_halt(obj, cast("GenericWorkflowEngine", self), exc)
+                        if stop_on_halt:
+                            raise
+                        self.log.info("token %d halted; going on with the next", token_pos)
+                        state._callback_pos = [0]
+                        continue
                     try:
                         handler(obj, self, callbacks, sys.exc_info())
                     except Break:
@@ -292,6 +302,7 @@ class TokenLoop:
         code = program.code
         targets = program.targets
         end = len(code)
+        stopped = True  # until the token is done: an exception leaves it stopped
         try:
             while True:
                 try:
@@ -324,6 +335,7 @@ class TokenLoop:
                             ip += 1
                     # Done: the position shows the last item of the list.
                     state._callback_pos = [*prefix, len(tree) - 1] if prefix else [len(tree) - 1]
+                    stopped = False
                     return
                 except JumpCall as jump:
                     program, ip = self._go_on(tree, program, ip, jump.args[0])
@@ -331,28 +343,30 @@ class TokenLoop:
                     if len(program.paths[ip]) == 1:
                         # Leaving the whole tree: the position shows the task that left.
                         state._callback_pos = [*prefix, *program.paths[ip]]
+                        stopped = False
                         return
                     program, ip = self._go_on(tree, program, ip, None)
                 code = program.code
                 targets = program.targets
                 end = len(code)
-        except BaseException:
-            # Keep where the token stopped: the slot that raised, or where the
-            # running task moved the position to.
-            if state._shown != ip and 0 <= ip < end:
-                state._callback_pos = [*prefix, *program.paths[ip]]
-            if saved is not None:
-                # A nested run stopped: the outer one stops at the same place.
-                state._program, state._prefix, state._ip = saved[:3]
-                state._shown = state._ip
-                saved = None
-                outer = state._program
-            raise
         finally:
-            if outer is None:
+            # No except clause here: an exception passes through untouched.
+            if stopped:
+                # Keep where the token stopped: the slot that raised, or where
+                # the running task moved the position to.
+                if state._shown != ip and 0 <= ip < end:
+                    state._callback_pos = [*prefix, *program.paths[ip]]
+                if saved is None:
+                    state._program = None
+                    state._shown = -1
+                else:
+                    # A nested run stopped: the outer one stops at the same place.
+                    state._program, state._prefix, state._ip = saved[:3]
+                    state._shown = state._ip
+            elif saved is None:
                 state._program = None
                 state._shown = -1
-            elif saved is not None:
+            else:
                 (
                     state._program,
                     state._prefix,
@@ -449,6 +463,8 @@ def _routes_itself(obj: Any) -> bool:
     return routes
 
 
+#: The halt handler that only announces and re-raises (see announce_halt).
+_ANNOUNCING_HANDLER = TransitionActions.HaltProcessing
 _NOOP_BEFORE_OBJECT = ProcessingFactory.before_object
 _NOOP_AFTER_OBJECT = ProcessingFactory.after_object
 _NOOP_BEFORE_CALLBACKS = ActionMapper.before_callbacks
