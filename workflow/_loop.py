@@ -33,7 +33,24 @@ if TYPE_CHECKING:
     from ._state import MachineState
     from .engine import GenericWorkflowEngine
 
-__all__ = ["TokenLoop"]
+__all__ = ["LOOPS", "TokenLoop", "forget_loops"]
+
+#: The key of ``extra_data`` under which patterns keep the state of loops
+#: that must survive a halt (``FOR``'s cursors), as
+#: ``extra_data[LOOPS]["<token index>:<position>"]``. The engine drops a
+#: token's entries when the token completes or is skipped, so a loop left
+#: early (by ``BREAK``) leaves nothing behind; a halted or failed token keeps
+#: them, to resume inside its loop.
+LOOPS = "_Iterators"
+
+
+def forget_loops(extra_data: dict[str, Any], token_pos: int) -> None:
+    """Drop the loop states of the token at ``token_pos`` (see :data:`LOOPS`)."""
+    loops = extra_data.get(LOOPS)
+    if loops:
+        prefix = f"{token_pos}:"
+        for key in [key for key in loops if key.startswith(prefix)]:
+            del loops[key]
 
 
 class _Pass:
@@ -115,6 +132,7 @@ class TokenLoop:
         state: MachineState
         log: logging.Logger
         objects: Any
+        extra_data: dict[str, Any]
         _default_chooser: Any
         _default_execute: Any
 
@@ -220,6 +238,8 @@ class TokenLoop:
                     except Break:
                         break
                     except Continue:
+                        if self.extra_data.get(LOOPS):
+                            forget_loops(self.extra_data, token_pos)
                         continue
                     except HaltProcessing:
                         if stop_on_halt:
@@ -230,6 +250,8 @@ class TokenLoop:
                             raise
                         self.log.info("token %d failed; going on with the next", token_pos)
                 else:
+                    if self.extra_data.get(LOOPS):
+                        forget_loops(self.extra_data, token_pos)
                     if after_object is not None:
                         after_object(self, objects, obj)
                     if token_finished.receivers:

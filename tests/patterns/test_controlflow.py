@@ -860,3 +860,26 @@ def test_my_timeout_queue_raises_timeout_error_when_calls_are_unfinished() -> No
     calls.put(lambda: None)
     with pytest.raises(TimeoutError, match=r"1 queued calls still running after 0\.01 s"):
         calls.join_with_timeout(0.01)
+
+
+def test_for_left_by_break_leaves_no_state_once_its_tokens_complete(make_engine: Any) -> None:
+    eng = make_engine([FOR([1, 2, 3], "x", [collect("x"), BREAK()]), add("end")])
+    eng.process([[] for _ in range(50)])
+    assert eng.objects[0] == [1, "end"]
+    assert eng.extra_data["_Iterators"] == {}
+
+
+def test_for_state_of_a_halted_token_stays_until_it_completes(make_engine: Any) -> None:
+    def halt_first_round(obj: Any, eng: Any) -> None:
+        if not obj:
+            obj.append("halted")
+            eng.halt()
+
+    eng = make_engine([FOR([1, 2], "x", [halt_first_round, collect("x")])])
+    eng.process([[], []], stop_on_halt=False)
+    # Each halted token keeps its own cursor, keyed by token and loop position.
+    assert sorted(eng.extra_data["_Iterators"]) == ["0:[0, 0]", "1:[0, 0]"]
+    eng.state.token_pos, eng.state.callback_pos = 0, [0, 2]
+    eng.restart("current", "next", objects=eng.objects[:1])
+    assert eng.objects == [["halted", 1, 2]]
+    assert sorted(eng.extra_data["_Iterators"]) == ["1:[0, 0]"]

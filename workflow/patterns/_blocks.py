@@ -13,6 +13,7 @@ import operator
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
+from .._loop import LOOPS
 from ..engine import Callbacks, GenericWorkflowEngine, JumpTask
 from ..errors import WorkflowDefinitionError, WorkflowError
 from ._jumps import BREAK
@@ -172,7 +173,7 @@ def CMP(a: Any, b: Any, op: str, *, comment: str | None = None) -> Task:
     return _Comparison(a, b, op)
 
 
-_ITERATORS = "_Iterators"
+_ITERATORS = LOOPS
 _ORDERS = ("ASC", "DSC")
 
 
@@ -203,7 +204,8 @@ def FOR(
     ``eng.extra_data["_Iterators"]``, under the token's index and the loop's
     position (e.g. ``"0:[1, 0]"``), as JSON data: it survives a halt inside
     ``branch`` (each token keeps its own), and is removed when the loop
-    ends. Entering the loop anew (from the next token, or after a
+    ends, or when the token completes after a :func:`BREAK` left the loop
+    early. Entering the loop anew (from the next token, or after a
     :func:`BREAK` left it) starts it over. The items and the loop's steps
     are no tasks: hooks, signals and logs see only the tasks of ``branch``.
 
