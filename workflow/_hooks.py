@@ -13,7 +13,7 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import signals
+from . import errors, signals
 from .errors import WorkflowError
 from .utils import classproperty
 
@@ -278,3 +278,43 @@ class ProcessingFactory:
     @staticmethod
     def after_object(eng: GenericWorkflowEngine, objects: Any, obj: Any) -> None:
         """Run after a token's tasks all succeeded."""
+
+
+#: The exception classes of this library, by name: a handler named like one
+#: of them handles that class (and its subclasses), never a stranger's class
+#: that happens to have the same name.
+_OWN_CLASSES: dict[str, type[BaseException]] = {
+    name: value
+    for name, value in vars(errors).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
+_OWN_CLASSES["Exception"] = Exception
+
+
+_handlers: dict[tuple[type, type], Any] = {}
+
+
+def handler_for(transitions: type[TransitionActions], exc: Exception) -> Any:
+    """Return the handler of ``transitions`` for ``exc``: the nearest class of its MRO with one.
+
+    A handler is named like the class it handles. For the library's own
+    classes (and ``Exception``) the name must be that very class: a task's
+    ``class StorageError(Exception)`` goes to the ``Exception`` handler, not
+    to the storage one. A handler a user's mapper adds for a class of their
+    own is found by its name, as in 2.x.
+    """
+    key = (transitions, type(exc))
+    handler = _handlers.get(key)
+    if handler is not None:
+        return handler
+    for klass in type(exc).__mro__:
+        name = klass.__name__
+        own = _OWN_CLASSES.get(name)
+        if own is not None and own is not klass:
+            continue
+        if any(name in vars(base) for base in transitions.__mro__ if base is not object):
+            if len(_handlers) >= 256:
+                _handlers.clear()
+            handler = _handlers[key] = getattr(transitions, name)
+            return handler
+    return transitions.Exception  # pragma: no cover - Exception is in every MRO

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from . import errors, signals
+from . import signals
 from ._hooks import (
     ActionMapper,
     Break,
@@ -23,8 +23,10 @@ from ._hooks import (
     TransitionActions,
     announce_halt,
     class_hooks,
+    handler_for,
 )
 from ._jump import JumpTask
+from ._observers import Observers, task_name
 from ._program import EDITS, Block, Program, program_of
 from .errors import BreakFromThisLoop, HaltProcessing, JumpCall, WorkflowError
 
@@ -67,63 +69,6 @@ class _Pass:
 _PASSES = {(error, halt): _Pass(error, halt) for error in (False, True) for halt in (False, True)}
 
 
-class _Observers:
-    """What watches the tasks of one pass, resolved once; ``None`` where nothing does.
-
-    The engine runs a task bare when nothing watches it, else through
-    :meth:`TokenLoop._observed`. Either way the same tasks run in
-    the same order: observing never changes what runs.
-    """
-
-    __slots__ = (
-        "after_each",
-        "bare",
-        "before_each",
-        "debug",
-        "execute",
-        "log",
-        "mapper",
-        "observed",
-    )
-
-    def __init__(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> None:
-        self.mapper = mapper
-        self.debug = eng.log.isEnabledFor(logging.DEBUG)
-        self.before_each = _unless_noop(
-            mapper.before_each_callback, ActionMapper.before_each_callback
-        )
-        self.after_each = _unless_noop(mapper.after_each_callback, ActionMapper.after_each_callback)
-        overridden = type(eng).execute_callback is not type(eng)._default_execute
-        self.execute = eng.execute_callback if overridden else None
-        self.log = eng.log if self.debug else None
-        self.observed = eng._observed
-        #: Whether only signal receivers could watch the tasks.
-        self.bare = (
-            self.before_each is None
-            and self.after_each is None
-            and self.execute is None
-            and self.log is None
-        )
-
-    def still_for(self, eng: GenericWorkflowEngine, mapper: type[ActionMapper]) -> bool:
-        """Tell whether these observers still hold for a new pass of ``eng`` with ``mapper``."""
-        return (
-            self.mapper is mapper
-            and self.debug is eng.log.isEnabledFor(logging.DEBUG)
-            and (self.log is None or self.log is eng.log)
-        )
-
-    def call(self) -> Any:
-        """Return how to call a task now: ``None`` (bare) or the observed call.
-
-        Asked once per token, so a receiver connected during a run counts from
-        the next token on.
-        """
-        if self.bare and not (signals.task_started.receivers or signals.task_finished.receivers):
-            return None
-        return self.observed
-
-
 class TokenLoop:
     """The token loop, mixed into :class:`~workflow.engine.GenericWorkflowEngine`."""
 
@@ -147,7 +92,7 @@ class TokenLoop:
         #: definitions it was taken from (see ``current_taskname``).
         self._running: Any = None
         self._running_version = -1
-        self._observers: _Observers | None = None
+        self._observers: Observers | None = None
         #: The program run last, tried first for the next token.
         self._last_program: Program | None = None
         self._pass = _PASSES[True, True]
@@ -169,7 +114,7 @@ class TokenLoop:
         if observers is None or not observers.still_for(
             cast("GenericWorkflowEngine", self), mapper
         ):
-            observers = self._observers = _Observers(cast("GenericWorkflowEngine", self), mapper)
+            observers = self._observers = Observers(cast("GenericWorkflowEngine", self), mapper)
         # The hooks that are no-ops are not called (None).
         before_object = factory.before_object
         if before_object is _NOOP_BEFORE_OBJECT:
@@ -223,7 +168,7 @@ class TokenLoop:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
                 except Exception as exc:
-                    handler = _handler_for(transitions, exc)
+                    handler = handler_for(transitions, exc)
                     if handler is _ANNOUNCING_HANDLER:
                         # The default halt handler: announce, then re-raise here
                         # rather than through it (one raise fewer per halt).
@@ -269,7 +214,7 @@ class TokenLoop:
         """
         observers = self._observers
         if observers is None:
-            observers = self._observers = _Observers(
+            observers = self._observers = Observers(
                 cast("GenericWorkflowEngine", self), self.processing_factory.action_mapper
             )
         prefix = tuple(self.state.callback_pos[:indent])
@@ -443,7 +388,7 @@ class TokenLoop:
                 where = [*self.state._prefix, *program.paths[ip]]
                 if observers.log is not None:
                     observers.log.debug(
-                        "token %d: task %s at %s", self.state.token_pos, _name(task), where
+                        "token %d: task %s at %s", self.state.token_pos, task_name(task), where
                     )
                 if signals.task_started.receivers:
                     signals.task_started.send(self, token=obj, task=task, callback_pos=where)
@@ -491,53 +436,3 @@ _NOOP_BEFORE_OBJECT = ProcessingFactory.before_object
 _NOOP_AFTER_OBJECT = ProcessingFactory.after_object
 _NOOP_BEFORE_CALLBACKS = ActionMapper.before_callbacks
 _NOOP_AFTER_CALLBACKS = ActionMapper.after_callbacks
-
-
-def _unless_noop(hook: Any, default: Any) -> Any:
-    """Return ``hook``, or ``None`` when it is the default no-op (so it is not called)."""
-    return None if hook is default else hook
-
-
-def _name(task: Any) -> str:
-    name = getattr(task, "__name__", None)
-    return name if isinstance(name, str) else repr(task)
-
-
-#: The exception classes of this library, by name: a handler named like one
-#: of them handles that class (and its subclasses), never a stranger's class
-#: that happens to have the same name.
-_OWN_CLASSES: dict[str, type[BaseException]] = {
-    name: value
-    for name, value in vars(errors).items()
-    if isinstance(value, type) and issubclass(value, BaseException)
-}
-_OWN_CLASSES["Exception"] = Exception
-
-
-_handlers: dict[tuple[type, type], Any] = {}
-
-
-def _handler_for(transitions: type[TransitionActions], exc: Exception) -> Any:
-    """Return the handler of ``transitions`` for ``exc``: the nearest class of its MRO with one.
-
-    A handler is named like the class it handles. For the library's own
-    classes (and ``Exception``) the name must be that very class: a task's
-    ``class StorageError(Exception)`` goes to the ``Exception`` handler, not
-    to the storage one. A handler a user's mapper adds for a class of their
-    own is found by its name, as in 2.x.
-    """
-    key = (transitions, type(exc))
-    handler = _handlers.get(key)
-    if handler is not None:
-        return handler
-    for klass in type(exc).__mro__:
-        name = klass.__name__
-        own = _OWN_CLASSES.get(name)
-        if own is not None and own is not klass:
-            continue
-        if any(name in vars(base) for base in transitions.__mro__ if base is not object):
-            if len(_handlers) >= 256:
-                _handlers.clear()
-            handler = _handlers[key] = getattr(transitions, name)
-            return handler
-    return transitions.Exception  # pragma: no cover - Exception is in every MRO

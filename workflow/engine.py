@@ -24,7 +24,8 @@ from ._hooks import (
 )
 from ._jump import JumpTask
 from ._legacy import LegacyEngineAPI
-from ._loop import TokenLoop, _name
+from ._loop import TokenLoop
+from ._observers import task_name
 from ._state import MachineState
 from .errors import (
     AbortProcessing,
@@ -412,7 +413,7 @@ class GenericWorkflowEngine(LegacyEngineAPI, TokenLoop):
             return None
         if isinstance(item, list):
             return str(item)
-        return _name(item)
+        return task_name(item)
 
     def __len__(self) -> int:
         return len(self.objects)
