@@ -171,3 +171,36 @@ def test_a_processing_factory_chosen_per_instance_is_asked_each_pass() -> None:
     eng.counting = True
     eng.process([["y"]])
     assert calls == [["y", "a"]]
+
+
+def test_engines_made_in_many_threads_while_definitions_change_are_all_told() -> None:
+    import threading
+
+    made: list[GenericWorkflowEngine] = []
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            for _ in range(200):
+                made.append(GenericWorkflowEngine())
+        except BaseException as error:  # pragma: no cover - what the test looks for
+            errors.append(error)
+
+    def change() -> None:
+        try:
+            tree = Block([])
+            for _ in range(200):
+                tree.append(append("x"))
+        except BaseException as error:  # pragma: no cover - what the test looks for
+            errors.append(error)
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    threads.append(threading.Thread(target=change))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(made) == 800
+    Block([]).append(1)  # one more change: every engine is told
+    assert all(eng.state._attention for eng in made)

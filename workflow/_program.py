@@ -18,6 +18,7 @@ What makes this safe:
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -34,16 +35,25 @@ __all__ = ["Block", "Program", "program_of"]
 class _Edits:
     """How many times a :class:`Block` changed, and the states to tell."""
 
-    __slots__ = ("count", "states")
+    __slots__ = ("count", "lock", "states")
 
     def __init__(self) -> None:
         self.count = 0
-        #: Every engine state, by id (a state is not hashable).
+        #: Every engine state, by id (a state is not hashable). Engines are made
+        #: in any thread: the lock keeps adding and telling apart.
         self.states: weakref.WeakValueDictionary[int, MachineState] = weakref.WeakValueDictionary()
+        self.lock = threading.Lock()
+
+    def add(self, state: MachineState) -> None:
+        """Remember ``state``, to tell it when a definition changes."""
+        with self.lock:
+            self.states[id(state)] = state
 
     def changed(self) -> None:
-        self.count += 1
-        for state in list(self.states.values()):
+        with self.lock:
+            self.count += 1
+            states = list(self.states.values())
+        for state in states:
             state._attention = True
 
 

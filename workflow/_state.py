@@ -68,7 +68,7 @@ class MachineState:
         self._ip = 0
         self._shown = -1
         self._attention = False
-        EDITS.states[id(self)] = self
+        EDITS.add(self)
 
     @property
     def token_pos(self) -> int:
