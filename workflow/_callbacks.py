@@ -55,15 +55,13 @@ class Callbacks:
         if func is None:
             return
         items = list(self.cleanup_callables([func]))
-        self._version += 1
-        self._programs.clear()
+        self._changed()
         self._definitions.setdefault(key, Block()).extend(items)
 
     def add_many(self, list_or_tuple: Any, key: str = "*") -> None:
         """Append every item of ``list_or_tuple`` (or one single task) under ``key``."""
         items = list(self.cleanup_callables(list_or_tuple))
-        self._version += 1
-        self._programs.clear()
+        self._changed()
         self._definitions.setdefault(key, Block()).extend(items)
 
     @classmethod
@@ -103,14 +101,12 @@ class Callbacks:
 
     def clear(self, key: str = "*") -> None:
         """Remove the definition under ``key``; no error if there is none."""
-        self._version += 1
-        self._programs.clear()
+        self._changed()
         self._definitions.pop(key, None)
 
     def clear_all(self) -> None:
         """Remove every definition."""
-        self._version += 1
-        self._programs.clear()
+        self._changed()
         self._definitions.clear()
 
     def empty(self) -> bool:
@@ -120,9 +116,13 @@ class Callbacks:
     def replace(self, funcs: Any, key: str = "*") -> None:
         """Replace the definition under ``key`` with ``funcs``."""
         items = list(self.cleanup_callables(funcs))
+        self._changed()
+        self._definitions[key] = Block(items)
+
+    def _changed(self) -> None:
+        """Note a change: engines see a new version; the programs are laid out anew."""
         self._version += 1
         self._programs.clear()
-        self._definitions[key] = Block(items)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{key!r}: {len(tree)} items" for key, tree in self._definitions.items())

@@ -89,18 +89,16 @@ def class_hooks(eng: GenericWorkflowEngine) -> tuple[Any, Any, Any, Any]:
     cached = _class_hooks.get(cls)
     if cached is not None:
         return cached
-    if cls in _class_hooks:  # properties that depend on the instance: asked each time
-        factory = eng.processing_factory
-        return (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
     factory = eng.processing_factory
     hooks = (factory, factory.action_mapper, factory.transition_exception_mapper, eng.signal)
-    try:
-        same = (cls.processing_factory, cls.signal) == (factory, hooks[3])
-    except AttributeError:  # pragma: no cover - defined per instance
-        same = False
-    if len(_class_hooks) >= 1024:
-        _class_hooks.clear()
-    _class_hooks[cls] = hooks if same else None
+    if cls not in _class_hooks:  # the first time: are they the class's own?
+        try:
+            same = (cls.processing_factory, cls.signal) == (factory, hooks[3])
+        except AttributeError:  # pragma: no cover - defined per instance
+            same = False
+        if len(_class_hooks) >= 1024:
+            _class_hooks.clear()
+        _class_hooks[cls] = hooks if same else None
     return hooks
 
 
@@ -144,6 +142,17 @@ def announce_halt(obj: Any, eng: GenericWorkflowEngine, exc: BaseException) -> N
     _signal(eng).workflow_halted(eng)
     if signals.token_halted.receivers:
         signals.token_halted.send(eng, token=obj, token_pos=eng.state.token_pos, exception=exc)
+
+
+def announce_error(eng: GenericWorkflowEngine, exc: BaseException) -> None:
+    """Log a task's error and send ``workflow_error``: the one place that sends it.
+
+    :meth:`TransitionActions.Exception` does it before it re-raises; the
+    database engines' handlers do it before they raise the error they built.
+    """
+    if not isinstance(exc, WorkflowError):
+        eng.log.debug("Task at %s raised %r", eng.state.callback_pos, exc)
+    _signal(eng).workflow_error(eng, exception=exc)
 
 
 def _jump_token(eng: GenericWorkflowEngine, offset: int) -> None:
@@ -235,9 +244,7 @@ class TransitionActions:
     def Exception(obj: Any, eng: GenericWorkflowEngine, callbacks: Any, exc_info: ExcInfo) -> None:
         """Announce a task's error with ``workflow_error`` and re-raise it."""
         exc = exc_info[1]
-        if not isinstance(exc, WorkflowError):
-            eng.log.debug("Task at %s raised %r", eng.state.callback_pos, exc)
-        _signal(eng).workflow_error(eng, exception=exc)
+        announce_error(eng, exc)
         try:
             raise exc
         finally:

@@ -169,16 +169,12 @@ class TokenLoop:
                             after_callbacks(obj, self)
                 except Exception as exc:
                     handler = handler_for(transitions, exc)
-                    if handler is _ANNOUNCING_HANDLER:
-                        # The default halt handler: announce, then re-raise here
-                        # rather than through it (one raise fewer per halt).
-                        announce_halt(obj, cast("GenericWorkflowEngine", self), exc)
-                        if stop_on_halt:
-                            raise
-                        self.log.info("token %d halted; going on with the next", token_pos)
-                        state._callback_pos = [0]
-                        continue
                     try:
+                        if handler is _ANNOUNCING_HANDLER:
+                            # The default halt handler: announce, then re-raise
+                            # here rather than through it (one raise fewer per halt).
+                            announce_halt(obj, cast("GenericWorkflowEngine", self), exc)
+                            raise
                         handler(obj, self, callbacks, sys.exc_info())
                     except Break:
                         break
@@ -234,15 +230,15 @@ class TokenLoop:
     def _run_tree(self, tree: list[Any], obj: Any, prefix: tuple[int, ...], call: Any) -> None:
         state = self.state
         program = self._last_program
+        # The program of the last token, when it still runs this tree (the
+        # test of Program.valid for a tracked tree, inlined: it runs per token).
         if not (
             program is not None
             and program.tree is tree
             and program.edits == EDITS.count
             and program.snapshot is None
         ):
-            programs = self.callbacks._programs
-            program = program_of(tree, programs if tree.__class__ is Block else None)
-            self._last_program = program
+            program = self._program_for(tree)
         position = state._callback_pos
         ip = 0 if len(position) == 1 and position[0] == 0 and not prefix else -1
         if ip < 0:
@@ -343,6 +339,12 @@ class TokenLoop:
                     state._attention,
                 ) = saved
 
+    def _program_for(self, tree: list[Any]) -> Program:
+        """Return the program of ``tree`` (laid out anew when it changed), and keep it."""
+        kept = self.callbacks._programs if tree.__class__ is Block else None
+        program = self._last_program = program_of(tree, kept)
+        return program
+
     def _go_on(
         self, tree: list[Any], program: Program, ip: int, offset: int | None
     ) -> tuple[Program, int]:
@@ -362,10 +364,7 @@ class TokenLoop:
         state._attention = False
         state._shown = -1
         if not program.valid(tree):
-            program = program_of(
-                tree, self.callbacks._programs if tree.__class__ is Block else None
-            )
-            state._program = program
+            program = state._program = self._program_for(tree)
         if offset is None:
             if len(path) == 1:
                 return program, len(program.code)

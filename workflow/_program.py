@@ -263,8 +263,3 @@ def program_of(tree: list[Any], kept: dict[int, Program] | None = None) -> Progr
         _loose.clear()
     cache[id(tree)] = program
     return program
-
-
-def block(items: Iterable[Any]) -> Block:
-    """Return a :class:`Block` of ``items`` (used by ``Callbacks``)."""
-    return Block(items)

@@ -127,10 +127,7 @@ class MachineState:
 
     def _current(self) -> list[int]:
         """Return a copy of the position, asking nothing of the running engine."""
-        program = self._program
-        if program is not None and self._shown != self._ip:
-            return [*self._prefix, *program.paths[self._ip]]
-        return list(self._callback_pos)
+        return list(self.position)
 
     @classproperty
     def _state_keys(cls) -> tuple[str, ...]:

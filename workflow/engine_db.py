@@ -62,7 +62,7 @@ import traceback
 from enum import Enum
 from typing import Any, cast
 
-from ._hooks import ExcInfo
+from ._hooks import ExcInfo, announce_error
 from .engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
 from .errors import WorkflowBaseError, WorkflowError
 from .utils import classproperty
@@ -296,14 +296,14 @@ class DbTransitionAction(TransitionActions):
         )
         if eng.ends_pass(error):
             db_eng.save(db_eng.known_statuses.ERROR)
+        announce_error(eng, exc)
         try:
-            TransitionActions.Exception(obj, eng, callbacks, exc_info)
-        except BaseException:
             if error is exc:
-                raise
+                raise exc
             raise error from exc
         finally:
-            del exc, exc_info
+            # Free the exception by reference counting: its traceback holds this frame.
+            del exc, error, exc_info
 
 
 class DbProcessingFactory(ProcessingFactory):

@@ -247,11 +247,6 @@ def FOR(
         if loops is None:
             loops = eng.extra_data[_ITERATORS] = {}
         token = eng.state.token_pos
-        if not fresh:
-            seen = last[0]
-            if seen is not None and seen[0] is loops and seen[1] == token:
-                state: list[Any] = seen[2]
-                return state
         pos = eng.state.position
         # Keyed by the token and the position of the loop's first item.
         where = places.get(pos) if fresh else None
@@ -261,7 +256,7 @@ def FOR(
                 places[pos] = where
         key = f"{token}:{where}"
         found = None if fresh else loops.get(key)
-        state = found if isinstance(found, list) else [0, None, None, key]
+        state: list[Any] = found if isinstance(found, list) else [0, None, None, key]
         loops[key] = state
         last[0] = (loops, token, state)
         return state

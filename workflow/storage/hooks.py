@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from .._hooks import ExcInfo
+from .._hooks import ExcInfo, announce_error
 from ..engine import GenericWorkflowEngine, ProcessingFactory, TransitionActions
 from ..errors import HaltProcessing, StorageError
 from ..utils import classproperty
@@ -104,13 +104,11 @@ class PersistentTransitionActions(TransitionActions):
             error = _persistent(eng).on_token_failed(obj, exc_info)
         except StorageError as failure:  # the failure could not be stored as it was
             error = failure
+        announce_error(eng, exc)
         try:
-            TransitionActions.Exception(obj, eng, callbacks, exc_info)
-        except BaseException:
-            if error is exc:
-                raise
-            if isinstance(error, StorageError):
-                raise error  # noqa: B904 - keeps its own cause; the task's exception is its context
+            if error is exc or isinstance(error, StorageError):
+                # A StorageError keeps its own cause; the task's exception is its context.
+                raise error
             raise error from exc
         finally:
             del exc, error, exc_info
