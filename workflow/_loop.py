@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import signals
 from ._hooks import (
-    ActionMapper,
     Break,
     Continue,
     ProcessingFactory,
     TransitionActions,
+    _class_hooks,
+    _handlers,
     announce_halt,
     class_hooks,
     handler_for,
@@ -106,29 +107,38 @@ class TokenLoop:
         (with ``stop_on_error`` false) ends only its token: the pass goes on
         with the next one, so one call is one pass whatever happens.
         """
-        factory, mapper, transitions, _ = class_hooks(cast("GenericWorkflowEngine", self))
+        eng: GenericWorkflowEngine = self  # type: ignore[assignment]
+        hooks = _class_hooks.get(self.__class__) or class_hooks(eng)
         state = self.state
-        self._pass = _PASSES[bool(stop_on_error), bool(stop_on_halt)]
-        factory.before_processing(self, objects)
+        self._pass = (
+            _PASSES.get((stop_on_error, stop_on_halt))
+            or _PASSES[bool(stop_on_error), bool(stop_on_halt)]
+        )
         observers = self._observers
-        if observers is None or not observers.still_for(
-            cast("GenericWorkflowEngine", self), mapper
+        log = self.log
+        if (
+            observers is None
+            or observers.hooks is not hooks
+            or observers.debug is not log.isEnabledFor(logging.DEBUG)
+            or (observers.log is not None and observers.log is not log)
         ):
-            observers = self._observers = Observers(cast("GenericWorkflowEngine", self), mapper)
-        # The hooks that are no-ops are not called (None).
-        before_object = factory.before_object
-        if before_object is _NOOP_BEFORE_OBJECT:
-            before_object = None
-        after_object = factory.after_object
-        if after_object is _NOOP_AFTER_OBJECT:
-            after_object = None
-        before_callbacks = mapper.before_callbacks
-        if before_callbacks is _NOOP_BEFORE_CALLBACKS:
-            before_callbacks = None
-        after_callbacks = mapper.after_callbacks
-        if after_callbacks is _NOOP_AFTER_CALLBACKS:
-            after_callbacks = None
-        chooser = type(self).callback_chooser is not type(self)._default_chooser
+            observers = self._observers = Observers(eng, hooks)
+        factory, _, transitions, _ = hooks
+        if observers.default_start:
+            # What the default before_processing does, without its three calls:
+            # a halted run restarted a thousand times starts a thousand passes.
+            if signals.workflow_started.receivers:
+                signals.workflow_started.send(self)
+            state.current_object_processed = False
+            self.objects = objects
+        else:
+            factory.before_processing(self, objects)
+        quiet_halts = observers.quiet_halts
+        before_object = observers.before_object
+        after_object = observers.after_object
+        before_callbacks = observers.before_callbacks
+        after_callbacks = observers.after_callbacks
+        chooser = observers.chooser
         token_started = signals.token_started
         token_finished = signals.token_finished
         task_started = signals.task_started
@@ -168,13 +178,24 @@ class TokenLoop:
                         if after_callbacks is not None:
                             after_callbacks(obj, self)
                 except Exception as exc:
-                    handler = handler_for(transitions, exc)
-                    try:
-                        if handler is _ANNOUNCING_HANDLER:
-                            # The default halt handler: announce, then re-raise
-                            # here rather than through it (one raise fewer per halt).
-                            announce_halt(obj, cast("GenericWorkflowEngine", self), exc)
+                    handler = _handlers.get((transitions, exc.__class__)) or handler_for(
+                        transitions, exc
+                    )
+                    if handler is _ANNOUNCING_HANDLER:
+                        # The default halt handler: announce, then re-raise here
+                        # rather than through it (two raises fewer per halt).
+                        if not (
+                            quiet_halts
+                            and not signals.workflow_halted.receivers
+                            and not signals.token_halted.receivers
+                        ):
+                            announce_halt(obj, eng, exc)
+                        if stop_on_halt:
                             raise
+                        self.log.info("token %d halted; going on with the next", token_pos)
+                        state._callback_pos = [0]
+                        continue
+                    try:
                         handler(obj, self, callbacks, sys.exc_info())
                     except Break:
                         break
@@ -210,9 +231,8 @@ class TokenLoop:
         """
         observers = self._observers
         if observers is None:
-            observers = self._observers = Observers(
-                cast("GenericWorkflowEngine", self), self.processing_factory.action_mapper
-            )
+            eng: GenericWorkflowEngine = self  # type: ignore[assignment]
+            observers = self._observers = Observers(eng, class_hooks(eng))
         prefix = tuple(self.state.callback_pos[:indent])
         self._run_tree(callbacks, obj, prefix, observers.call())
 
@@ -242,7 +262,10 @@ class TokenLoop:
         position = state._callback_pos
         ip = 0 if len(position) == 1 and position[0] == 0 and not prefix else -1
         if ip < 0:
-            ip = program.slot(position[len(prefix) :])
+            path = tuple(position[len(prefix) :])
+            ip = program.found.get(path, -1)
+            if ip < 0:
+                ip = program.slot(path)
         # A task may run the engine again (a nested run): keep its place.
         outer = state._program
         saved = (
@@ -431,7 +454,3 @@ def _routes_itself(obj: Any) -> bool:
 
 #: The halt handler that only announces and re-raises (see announce_halt).
 _ANNOUNCING_HANDLER = TransitionActions.HaltProcessing
-_NOOP_BEFORE_OBJECT = ProcessingFactory.before_object
-_NOOP_AFTER_OBJECT = ProcessingFactory.after_object
-_NOOP_BEFORE_CALLBACKS = ActionMapper.before_callbacks
-_NOOP_AFTER_CALLBACKS = ActionMapper.after_callbacks

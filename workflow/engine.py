@@ -279,8 +279,8 @@ class GenericWorkflowEngine(LegacyEngineAPI, TokenLoop):
             state._token_pos = -1
             state._callback_pos = [0]
             state.current_object_processed = False
-        if not initial_run:
-            self._move("next", "first")
+        if not initial_run:  # as restart('next', 'first')
+            self.state._callback_pos = [0]
         self._process(objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt)
 
     def restart(
@@ -303,13 +303,46 @@ class GenericWorkflowEngine(LegacyEngineAPI, TokenLoop):
         ``restart('next', 'first')`` goes on with the next token from its first
         task. ``'prev'`` never goes before the first token nor the first task.
         """
-        self._move(obj, task)
-        self.process(
-            self.objects if objects is None else objects,
-            stop_on_error=stop_on_error,
-            stop_on_halt=stop_on_halt,
-            reset_state=False,
-        )
+        state = self.state
+        token_pos = state._token_pos
+        position = state._callback_pos
+        if obj == "current" and task == "current":  # the usual resume, checked first
+            state._token_pos = token_pos - 1 if token_pos > 0 else -1
+        elif obj not in _MOVES:
+            raise WorkflowValueError(
+                f"restart(): obj must be one of {', '.join(_MOVES)}; got {obj!r}"
+            )
+        elif task not in _MOVES:
+            raise WorkflowValueError(
+                f"restart(): task must be one of {', '.join(_MOVES)}; got {task!r}"
+            )
+        elif obj == "first":
+            state._token_pos = -1
+        elif obj != "next":
+            token_pos -= 2 if obj == "prev" else 1
+            state._token_pos = token_pos if token_pos > -1 else -1
+        if task == "first":
+            state._callback_pos = [0]
+        elif task != "current":
+            position = list(position)
+            last = position[-1] + (1 if task == "next" else -1)
+            position[-1] = last if last > 0 else 0
+            state._callback_pos = position
+        if objects is None:
+            objects = self.objects
+        if (
+            type(self).process is GenericWorkflowEngine.process
+            and objects.__class__ is list
+            and objects
+            and self.callbacks._definitions
+        ):
+            # What process(reset_state=False) does, one frame less for the
+            # halts that leave through it.
+            self._process(objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt)
+        else:
+            self.process(
+                objects, stop_on_error=stop_on_error, stop_on_halt=stop_on_halt, reset_state=False
+            )
 
     def ends_pass(self, exc: BaseException) -> bool:
         """Tell whether ``exc``, raised by a task, ends the pass being made.
@@ -327,32 +360,6 @@ class GenericWorkflowEngine(LegacyEngineAPI, TokenLoop):
         if isinstance(exc, WorkflowError):
             return self._pass.stop_on_error
         return True
-
-    def _move(self, obj: str, task: str) -> None:
-        """Move the state as ``restart(obj, task)`` describes."""
-        if obj not in _MOVES:
-            raise WorkflowValueError(
-                f"restart(): obj must be one of {', '.join(_MOVES)}; got {obj!r}"
-            )
-        if task not in _MOVES:
-            raise WorkflowValueError(
-                f"restart(): task must be one of {', '.join(_MOVES)}; got {task!r}"
-            )
-        state = self.state
-        token_pos = state._token_pos
-        position = state._callback_pos
-        if obj == "first":
-            state._token_pos = -1
-        elif obj != "next":
-            token_pos -= 2 if obj == "prev" else 1
-            state._token_pos = token_pos if token_pos > -1 else -1
-        if task == "first":
-            state._callback_pos = [0]
-        elif task != "current":
-            position = list(position)
-            last = position[-1] + (1 if task == "next" else -1)
-            position[-1] = last if last > 0 else 0
-            state._callback_pos = position
 
     def _check_run(self, objects: Any) -> None:
         self._check_objects(objects)

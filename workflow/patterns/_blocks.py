@@ -246,7 +246,7 @@ def FOR(
         loops = eng.extra_data.get(_ITERATORS)
         if loops is None:
             loops = eng.extra_data[_ITERATORS] = {}
-        token = eng.state.token_pos
+        token = eng.state._token_pos
         pos = eng.state.position
         # Keyed by the token and the position of the loop's first item.
         where = places.get(pos) if fresh else None
@@ -270,7 +270,7 @@ def FOR(
         if (
             seen is not None
             and seen[0] is eng.extra_data.get(_ITERATORS)
-            and seen[1] == eng.state.token_pos
+            and seen[1] == eng.state._token_pos
         ):
             state: list[Any] = seen[2]
         else:
