@@ -41,6 +41,7 @@ steer a run::
             ├── WorkflowNotFoundError .. no stored workflow has that uuid (a LookupError)
             │   └── DefinitionNotFoundError  no stored definition has that name and version
             ├── DefinitionDisabledError  every version of a stored definition is disabled
+            ├── StoredRunError ......... a stored run cannot resume as it is (input, rows)
             └── TokenEncodingError ..... a token cannot be stored as JSON (a TypeError)
 
 The names and base classes are those of Invenio ``workflow`` 2.x, so code that
@@ -75,6 +76,7 @@ __all__ = [
     "SkipToken",
     "StopProcessing",
     "StorageError",
+    "StoredRunError",
     "TokenEncodingError",
     "WorkflowAPIError",
     "WorkflowBaseError",
@@ -508,6 +510,18 @@ class DefinitionDisabledError(_AboutADefinition):
 
     A new run needs an enabled version: enable one, or put a new one.
     :attr:`definition_name` names the definition.
+
+    .. versionadded:: 3.0
+    """
+
+
+class StoredRunError(StorageError):
+    """A stored run cannot resume as it is; raised by ``resume()`` before any task runs.
+
+    Its input was never stored whole (the process that started it stopped
+    first), a token row is missing or unreadable, or a token's stored
+    position leads outside the definition. The message names the workflow
+    and the token; nothing ran and the run's lock is released.
 
     .. versionadded:: 3.0
     """

@@ -175,9 +175,45 @@ def test_downgrading_to_the_first_revision_drops_only_the_new_tables(empty_store
     downgrade(empty_store, "0001")
     assert current_revision(empty_store) == "0001"
     assert table_names(empty_store) == FIRST_TABLES | {VERSION_TABLE}
-    assert empty_store.workflow(uid)["name"] == "kept"
+    with empty_store.engine.connect() as conn:  # the models are ahead of 0001
+        name = conn.execute(sa.text("SELECT name FROM wf_workflow WHERE uuid = :u"), {"u": uid})
+        assert name.scalar_one() == "kept"
     upgrade(empty_store)
     assert Definitions(empty_store).list() == []
+    assert empty_store.workflow(uid)["name"] == "kept"
+
+
+def test_upgrade_counts_the_tokens_of_the_runs_stored_before(empty_store: Store) -> None:
+    # Revision 0003 adds wf_workflow.token_count: a run whose input was stored
+    # gets its count; a NEW run without tokens keeps NULL (its input never came).
+    upgrade(empty_store, "0002")
+    now = datetime(2026, 12, 1, 12, 0, 0)
+    runs = {"halted": (WorkflowStatus.HALTED, 3), "new": (WorkflowStatus.NEW, 2)}
+    runs |= {"empty": (WorkflowStatus.NEW, 0), "done": (WorkflowStatus.COMPLETED, 0)}
+    with empty_store.engine.begin() as conn:
+        for name, (status, count) in runs.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO wf_workflow (uuid, name, status, token_pos, callback_pos, "
+                    "extra_data, created, modified) VALUES (:n, :n, :s, -1, '[0]', '{}', :t, :t)"
+                ),
+                {"n": name, "s": status.value, "t": now},
+            )
+            for position in range(count):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO wf_token (workflow_uuid, position, data, extra_data, "
+                        "status, created, modified) VALUES (:n, :p, '{}', '{}', 0, :t, :t)"
+                    ),
+                    {"n": name, "p": position, "t": now},
+                )
+    upgrade(empty_store)
+    counts = {name: empty_store.workflow(name)["token_count"] for name in runs}
+    assert counts == {"halted": 3, "new": 2, "empty": None, "done": 0}
+    downgrade(empty_store, "0002")
+    assert "token_count" not in {
+        column["name"] for column in sa.inspect(empty_store.engine).get_columns("wf_workflow")
+    }
 
 
 def test_migrated_log_table_holds_long_messages(empty_store: Store) -> None:

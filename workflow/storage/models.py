@@ -90,6 +90,9 @@ class WorkflowRecord(Base):
     #: The stored definition the run started with (declarative flows).
     definition_name: Mapped[str | None] = mapped_column(String(255), default=None)
     definition_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: How many tokens the run was given, written in the transaction that
+    #: stores them: ``None`` until its input is stored whole.
+    token_count: Mapped[int | None] = mapped_column(Integer, default=None)
     #: Who runs the workflow now, and until when the lock holds without renewal.
     lock_owner: Mapped[str | None] = mapped_column(String(255), default=None)
     lock_expires: Mapped[datetime | None] = mapped_column(Timestamp, default=None)

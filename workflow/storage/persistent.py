@@ -20,8 +20,10 @@ from ..engine import GenericWorkflowEngine, ProcessingFactory
 from ..engine_db import ObjectStatus, WorkflowStatus
 from ..errors import HaltProcessing, StorageError, TokenEncodingError, WorkflowError
 from ..utils import classproperty
+from . import run_checks
 from .heartbeat import LockHeartbeat
 from .hooks import PersistentProcessingFactory, PersistentTransitionActions
+from .run_checks import check_input, tokens_from_rows
 from .run_rows import RunRow, TokenChange
 from .run_writes import RunWriter
 from .store import Store
@@ -187,7 +189,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         # Lock first, then read: a holder we waited for may have moved on meanwhile.
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         self._unsaved.clear()
-        objects = self.load_tokens()
+        objects = self._load_run(check_positions=True)
         pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
         if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
             self._writes.release()
@@ -223,6 +225,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         """Reload the run from the database, then :meth:`GenericWorkflowEngine.restart` it."""
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         self._unsaved.clear()
+        stored = self._load_run(check_positions=False)
         row = self.storage.workflow(self.uuid)
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
@@ -230,7 +233,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             super().restart(
                 obj,
                 task,
-                self.load_tokens() if objects is None else objects,
+                stored if objects is None else objects,
                 stop_on_error=stop_on_error,
                 stop_on_halt=stop_on_halt,
             )
@@ -260,9 +263,13 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
     # -- reading the store ------------------------------------------------------------
 
     def load_tokens(self, status: ObjectStatus | None = None) -> list[Token]:
-        """Return the stored tokens of this run (optionally of one status), in order."""
+        """Return the stored tokens of this run (optionally of one status), in order.
+
+        :raises ~workflow.errors.StoredRunError: naming a token whose row
+            cannot be read (a status or position that is none).
+        """
         rows = self.storage.token_rows(self.uuid, None if status is None else status.value)
-        return [Token.from_row(row) for row in rows]
+        return tokens_from_rows(self.uuid, rows)
 
     @property
     def completed_tokens(self) -> list[Token]:
@@ -442,6 +449,21 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._writes.finish(self._run_row(), status, message, self._take_unsaved())
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _load_run(self, *, check_positions: bool) -> list[Token]:
+        """Read the run's tokens under its lock, refusing what cannot resume (and unlocking).
+
+        :raises ~workflow.errors.StoredRunError: see :mod:`workflow.storage.run_checks`.
+        """
+        try:
+            objects = self.load_tokens()
+            check_input(self.uuid, self.storage.workflow(self.uuid)["token_count"], objects)
+            if check_positions:
+                run_checks.check_positions(self.uuid, objects, self.callback_chooser)
+        except BaseException:
+            self._writes.release(quietly=True)
+            raise
+        return objects
 
     def _stop_token(self, operation: str, change: TokenChange, exc: BaseException) -> None:
         """Store a token that halted or failed; the run stops with it if ``exc`` ends the pass."""

@@ -74,6 +74,9 @@ _UPDATE_WORKFLOW = workflows.update().where(  # fenced: only the lock's holder w
     workflows.c.uuid == sa.bindparam("w_uuid"),
     workflows.c.lock_owner == sa.bindparam("w_owner"),
 )
+_COUNT_TOKENS = workflows.update().where(  # once: the first to store the tokens wins
+    workflows.c.uuid == sa.bindparam("w_uuid"), workflows.c.token_count.is_(None)
+)
 _TAKE_LOCK = workflows.update().where(
     workflows.c.uuid == sa.bindparam("w_uuid"),
     sa.or_(
@@ -175,14 +178,14 @@ class RunWriter:
     def store_tokens(self, items: Sequence[Any]) -> list[Token]:
         """Store ``items`` as the run's tokens, all ``INITIAL``, and return them.
 
+        One transaction stores them all with their number
+        (``wf_workflow.token_count``), so a run's input is stored whole or
+        not at all; its conditional write decides between two processes
+        storing the tokens of one run.
+
         :raises WorkflowError: when the run has tokens already.
         :raises TokenEncodingError: naming the first item that cannot be stored.
         """
-        if self.store.token_rows(self.uuid):
-            raise WorkflowError(
-                f"workflow {self.uuid} already has tokens; use resume() to go on with it",
-                id_workflow=self.uuid,
-            )
         objects = [Token(item, position=index) for index, item in enumerate(items)]
         now = utcnow()
         rows = [
@@ -198,15 +201,24 @@ class RunWriter:
             )
             for token in objects
         ]
-        if rows:
-            try:
-                with self.transaction("store tokens") as conn:
+        try:
+            with self.transaction("store tokens") as conn:
+                counted = conn.execute(
+                    _COUNT_TOKENS, {"w_uuid": self.uuid, "token_count": len(rows), "modified": now}
+                )
+                if counted.rowcount != 1:
+                    self.store.workflow(self.uuid)  # WorkflowNotFoundError when it is gone
+                    raise WorkflowError(
+                        f"workflow {self.uuid} already has tokens; use resume() to go on with it",
+                        id_workflow=self.uuid,
+                    )
+                if rows:
                     insert_tokens(conn, rows)
-            except TokenEncodingError as error:
-                # One statement stores them all: encode them one by one to name the culprit.
-                changes = [TokenChange(token, token.status, None) for token in objects]
-                found = find_unstorable(self.store.codec, changes, None, otherwise=error.message)
-                raise self._error(found.message, found.token, "store tokens") from error
+        except TokenEncodingError as error:
+            # One statement stores them all: encode them one by one to name the culprit.
+            changes = [TokenChange(token, token.status, None) for token in objects]
+            found = find_unstorable(self.store.codec, changes, None, otherwise=error.message)
+            raise self._error(found.message, found.token, "store tokens") from error
         return objects
 
     def start(self, run: RunRow) -> None:

@@ -1,0 +1,131 @@
+"""What ``resume()`` checks in a stored run before it runs a task of it.
+
+A run is read back from rows that a crash, a person or another program may
+have left in any state. Resuming guesses nothing: the run's input must have
+been stored whole (``wf_workflow.token_count``, written in the transaction
+that stores the tokens), every token row must be there and readable, and
+every stored position must lead to a task of the definition. Anything else
+is a :class:`~workflow.errors.StoredRunError` naming the workflow and the
+token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..engine_db import ObjectStatus
+from ..errors import StoredRunError
+from .token import Token
+
+__all__ = ["check_input", "check_positions", "tokens_from_rows"]
+
+
+def tokens_from_rows(uuid: str, rows: Sequence[dict[str, Any]]) -> list[Token]:
+    """Build the tokens of run ``uuid`` from its rows, refusing a row that cannot be one."""
+    loaded = []
+    for row in rows:
+        position = row["position"]
+        problem = _row_problem(row)
+        if problem is not None:
+            raise StoredRunError(
+                f"workflow {uuid}: the stored token {position} cannot be read: {problem}",
+                workflow=uuid,
+                token=position,
+                operation="resume",
+            )
+        loaded.append(Token.from_row(row))
+    return loaded
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    status = row["status"]
+    if status not in _STATUSES:
+        return f"its status {status!r} is none of {sorted(_STATUSES)}"
+    if not isinstance(row["extra_data"], (dict, type(None))):
+        return f"its extra_data is {type(row['extra_data']).__name__}, not an object"
+    if row["callback_pos"] is not None and not _is_path(row["callback_pos"]):
+        return f"its position {row['callback_pos']!r} is not a list of indexes"
+    return None
+
+
+_STATUSES = {status.value for status in ObjectStatus}
+
+
+def _is_path(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(type(index) is int for index in value)  # bool is no index
+    )
+
+
+def check_input(uuid: str, token_count: int | None, loaded: Sequence[Token]) -> None:
+    """Refuse a run whose input was not stored whole, or whose token rows are not all there."""
+    if token_count is None:
+        raise StoredRunError(
+            f"workflow {uuid} has no input to resume: its tokens were never stored whole "
+            "(the process that started it stopped before they were); nothing ran, so start "
+            "it again with process() (`workflow run`)",
+            workflow=uuid,
+            operation="resume",
+        )
+    positions = [token.position for token in loaded]
+    if positions == list(range(token_count)):
+        return
+    expected = set(range(token_count))
+    missing = sorted(expected - set(positions))
+    unexpected = sorted(set(positions) - expected)
+    found = f"{len(loaded)} are stored"
+    if missing:
+        found += f", positions {_listed(missing)} are missing"
+    if unexpected:
+        found += f", positions {_listed(unexpected)} are not the run's"
+    raise StoredRunError(
+        f"workflow {uuid} was given {token_count} tokens but {found}; restore the rows "
+        "before resuming (resume never guesses what a missing token held)",
+        workflow=uuid,
+        token=(missing or unexpected)[0],
+        operation="resume",
+    )
+
+
+def _listed(positions: list[int]) -> str:
+    shown = ", ".join(map(str, positions[:10]))
+    return shown + (f" and {len(positions) - 10} more" if len(positions) > 10 else "")
+
+
+def check_positions(uuid: str, loaded: Sequence[Token], tree_of: Callable[[Token], Any]) -> None:
+    """Refuse a token that did not complete and whose stored position leads nowhere.
+
+    ``tree_of(token)`` is the callback tree the token runs (``None``: none).
+    A position must lead through nested lists to an item of the tree, every
+    index within its list.
+    """
+    for token in loaded:
+        if token.callback_pos is None or token.status is ObjectStatus.COMPLETED:
+            continue
+        tree = tree_of(token)
+        if not isinstance(tree, list):
+            continue
+        problem = _path_problem(tree, token.callback_pos)
+        if problem is not None:
+            raise StoredRunError(
+                f"workflow {uuid}: token {token.position} is stored at position "
+                f"{token.callback_pos}, which is not in the definition ({problem}); "
+                "fix the row or the definition before resuming",
+                workflow=uuid,
+                token=token.position,
+                operation="resume",
+            )
+
+
+def _path_problem(tree: list[Any], path: list[int]) -> str | None:
+    items: Any = tree
+    for depth, index in enumerate(path):
+        if not isinstance(items, list):
+            return f"the item at depth {depth - 1} is a task, not a list"
+        if not 0 <= index < len(items):
+            return f"index {index} at depth {depth} is outside a list of {len(items)} items"
+        items = items[index]
+    return None
