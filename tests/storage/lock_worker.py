@@ -3,6 +3,7 @@
 Usage::
 
     python tests/storage/lock_worker.py URL UUID [--tokens N] [--lock-ttl SECONDS]
+        [--lock-wait SECONDS]
 
 With ``--tokens`` the worker processes ``N`` new tokens, otherwise it resumes the
 stored run. The workflow's ``extra_data`` steers the tasks of :data:`DEFINITION`:
@@ -68,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("uuid")
     parser.add_argument("--tokens", type=int, default=None)
     parser.add_argument("--lock-ttl", type=float, default=60.0)
+    parser.add_argument("--lock-wait", type=float, default=0.0)
     args = parser.parse_args(argv)
     store = Store(args.url, lock_ttl=args.lock_ttl)
     try:
-        eng = PersistentWorkflowEngine.from_uuid(args.uuid, store=store, definition=DEFINITION)
+        eng = PersistentWorkflowEngine.from_uuid(
+            args.uuid, store=store, definition=DEFINITION, lock_wait=args.lock_wait
+        )
         if args.tokens is None:
             eng.resume()
         else:

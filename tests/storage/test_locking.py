@@ -296,3 +296,34 @@ def test_an_engine_that_lost_its_lock_raises_at_its_next_checkpoint_and_writes_n
     intruder.resume()
     assert statuses(store, eng.uuid) == [COMPLETED] * 3
     assert [t.data for t in intruder.load_tokens()] == [{"marks": 2}] * 3
+
+
+RESUMERS = 8
+RACE_TOKENS = 40
+
+
+def test_eight_processes_resuming_one_halted_run_run_it_once_without_an_error(
+    store: Store, start_worker: Callable[..., Worker], files: dict[str, Any]
+) -> None:
+    # Eight real processes resume one halted run at once, each willing to wait
+    # 60 s for the lock. While one runs (a checkpoint per token), the others
+    # poll the lock: no deadlock or serialisation failure may reach them (on
+    # MariaDB four of eight used to end with "Deadlock found"), and every task
+    # call happens once.
+    uid = PersistentWorkflowEngine.with_name(
+        "raced", store=store, extra_data={**files, "hold_at": None, "halt_at": 0}
+    ).uuid
+    first = start_worker(uid, "--tokens", str(RACE_TOKENS))
+    assert first.line() == "halted waiting for the next process"
+    assert first.finish() == 0
+    workers = [start_worker(uid, "--lock-wait", "60") for _ in range(RESUMERS)]
+    outcomes = Counter()
+    for worker in workers:
+        line = worker.line(timeout=120)
+        outcomes[line] += 1
+        assert worker.finish(timeout=120) == 0, f"{line}: {worker.stderr()}"
+    assert outcomes == Counter({"finished": RESUMERS})
+    assert Counter(token for _, token in calls(files)) == Counter(range(RACE_TOKENS))
+    assert len({pid for pid, token in calls(files) if token > 0}) == 1  # one process ran them
+    assert statuses(store, uid) == [COMPLETED] * RACE_TOKENS
+    assert store.workflow(uid)["lock_owner"] is None

@@ -316,18 +316,18 @@ class RunWriter:
                     obj_status=status,
                 )
             now = utcnow()
+            values = self._key(modified=now)
+            if keep_lock:
+                values["lock_expires"] = self._expiry(now)
+            else:
+                values["lock_owner"] = values["lock_expires"] = None
+            self._fenced(conn, values)  # the run's row before any other (see _write_run)
             update_token(
                 conn, {"w_uuid": self.uuid, "w_position": position, "data": data, "modified": now}
             )
             self._log(
                 conn, position, status.value, status.value, row.callback_pos, "data updated", now
             )
-            values = self._key(modified=now)
-            if keep_lock:
-                values["lock_expires"] = self._expiry(now)
-            else:
-                values["lock_owner"] = values["lock_expires"] = None
-            self._fenced(conn, values)
 
     # -- how a transaction is written ------------------------------------------------------
 
@@ -349,9 +349,10 @@ class RunWriter:
         try:
             position = None if change is None else change.token.position
             with self.transaction(operation, token=position) as conn:
+                self._write_run(conn, run, status, release, now)
                 for each in changes:
                     self._save(conn, each, now)
-                self._write_run(conn, run, status, message, release, now)
+                self._log_run(conn, run, status, message, now)
         except TokenEncodingError as error:
             problem: TokenEncodingError = error
         else:
@@ -387,12 +388,17 @@ class RunWriter:
                 now,
             )
 
+    # Every transaction of a run writes the run's row first: the row lock it
+    # takes is the first lock of the transaction, as in a waiter's attempt to
+    # take the run's lock, so the two never wait on each other crosswise (a
+    # status-log insert before it took a shared lock on the row through its
+    # foreign key, and MariaDB then found a deadlock).
+
     def _write_run(
         self,
         conn: sa.Connection,
         run: RunRow,
         status: WorkflowStatus | None,
-        message: str,
         release: bool,
         now: datetime,
         *,
@@ -408,6 +414,16 @@ class RunWriter:
         else:
             values["lock_expires"] = self._expiry(now)
         self._fenced(conn, values)
+
+    def _log_run(
+        self,
+        conn: sa.Connection,
+        run: RunRow,
+        status: WorkflowStatus | None,
+        message: str,
+        now: datetime,
+    ) -> None:
+        """Log the run's change of status, if it changes, after its tokens' changes."""
         if status is not None and status is not self.status:
             self._log(conn, None, self.status.value, status.value, run.callback_pos, message, now)
 
@@ -499,11 +515,11 @@ class RunWriter:
         token = next(iter(culprits), None)
         try:
             with self.transaction(operation, token=token) as conn:
+                error = WorkflowStatus.ERROR
+                self._write_run(conn, run, error, True, now, extra_data=run_extra_data)
                 for change in stored:
                     self._save(conn, change, now)
-                self._write_run(
-                    conn, run, WorkflowStatus.ERROR, message, True, now, extra_data=run_extra_data
-                )
+                self._log_run(conn, run, error, message, now)
         except StorageError:
             log.warning("could not store the failure of workflow %s", self.uuid, exc_info=True)
             self.release(quietly=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 import time
@@ -32,7 +33,9 @@ from .models import Base, utcnow
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
 from .run_writes import insert_workflow, log_status_change, release_lock, take_lock, update_workflow
 
-__all__ = ["DEFAULT_URL", "Store", "map_errors"]
+__all__ = ["DEFAULT_URL", "Store", "is_contention", "map_errors"]
+
+log = logging.getLogger(__name__)
 
 #: The database used when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///workflow.sqlite"
@@ -72,6 +75,32 @@ def map_errors(
         raise DatabaseUnavailableError(f"the database is unavailable: {exc}", **context) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise StorageError(f"the {operation} failed: {exc}", **context) from exc
+
+
+#: What the databases answer when a transaction lost a race for row locks and
+#: may simply be tried again: MariaDB's deadlock (1213) and lock wait timeout
+#: (1205); PostgreSQL's serialization failure, deadlock and lock not available.
+_MARIADB_CONTENTION = {1205, 1213}
+_POSTGRESQL_CONTENTION = {"40001", "40P01", "55P03"}
+
+
+def is_contention(error: StorageError) -> bool:
+    """Tell whether ``error`` says the database lost a race for locks (worth trying again).
+
+    A deadlock victim, a serialisation failure, a lock wait timeout, or
+    SQLite's "database is locked".
+    """
+    cause = error.__cause__
+    if not isinstance(cause, sa_exc.DBAPIError):
+        return False
+    original = cause.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _POSTGRESQL_CONTENTION
+    args = getattr(original, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _MARIADB_CONTENTION
+    return isinstance(cause, sa_exc.OperationalError) and "database is locked" in str(original)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -322,14 +351,23 @@ class Store:
         while True:
             now = utcnow()
             expires = now + timedelta(seconds=self.lock_ttl)
-            with self.transaction("acquire lock", workflow=uid) as conn:
-                taken = take_lock(conn, uid, owner, now, expires)
-                if not taken:
-                    row = conn.execute(
-                        sa.select(workflows.c.lock_owner, workflows.c.lock_expires).where(
-                            workflows.c.uuid == uid
-                        )
-                    ).first()
+            try:
+                with self.transaction("acquire lock", workflow=uid) as conn:
+                    taken = take_lock(conn, uid, owner, now, expires)
+                    if not taken:
+                        row = conn.execute(
+                            sa.select(workflows.c.lock_owner, workflows.c.lock_expires).where(
+                                workflows.c.uuid == uid
+                            )
+                        ).first()
+            except StorageError as failure:
+                if not is_contention(failure) or time.monotonic() >= deadline:
+                    raise
+                # The database chose this attempt as the victim of a deadlock
+                # (or a serialisation failure): the lock is busy; wait as for a holder.
+                log.debug("taking the lock of workflow %s: %s; retrying", uid, failure)
+                time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+                continue
             if taken:
                 return
             if row is None:
