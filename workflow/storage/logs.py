@@ -306,24 +306,19 @@ class DatabaseLogHandler(logging.Handler):
                 )
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
-        # Shut the socket of a psycopg write that overstays (see __init__).
-        watchdog = threading.Timer(self.timeout, self._sever)
-        watchdog.daemon = True
-        failure: Exception | None = None
-        if self._watched:
-            watchdog.start()
-        try:
-            with map_errors("write log records"), self.engine.begin() as conn:
-                conn.execute(syslog.insert(), batch)
-        except Exception as error:  # whatever failed, logging must go on
-            failure = error
-        finally:
-            watchdog.cancel()
+        failure = self._insert(batch)
+        if failure is not None and not self._failing:  # only the writer reads _failing
+            text = (str(failure).splitlines() or [""])[0][:300]
+            records = "record" if len(batch) == 1 else "records"
+            self._say(  # before a waiting flush() returns
+                f"dropped {len(batch)} log {records}, the database failed "
+                f"({type(failure).__name__}: {text}); the records lost until it works again "
+                "are counted in .dropped"
+            )
+        self._failing = failure is not None
         with self._cond:
             self._handled += len(batch)
-            if failure is None:
-                self._failing = False
-            else:
+            if failure is not None:
                 self.dropped += len(batch)
                 self._retry_at = time.monotonic() + max(self.flush_interval, MIN_BACKOFF)
                 # A flush waits for these: one failure answers it, do not try each batch.
@@ -331,17 +326,23 @@ class DatabaseLogHandler(logging.Handler):
                 del self.buffer[:waited]
                 self._handled += waited
                 self.dropped += waited
-            report = failure is not None and not self._failing
-            self._failing = failure is not None
             self._cond.notify_all()
-        if report and failure is not None:
-            text = (str(failure).splitlines() or [""])[0][:300]
-            records = "record" if len(batch) == 1 else "records"
-            self._say(
-                f"dropped {len(batch)} log {records}, the database failed "
-                f"({type(failure).__name__}: {text}); the records lost until it works again "
-                "are counted in .dropped"
-            )
+
+    def _insert(self, batch: list[dict[str, Any]]) -> Exception | None:
+        """Insert ``batch`` in one transaction; return what failed, if anything."""
+        # Shut the socket of a psycopg write that overstays (see __init__).
+        watchdog = threading.Timer(self.timeout, self._sever)
+        watchdog.daemon = True
+        if self._watched:
+            watchdog.start()
+        try:
+            with map_errors("write log records"), self.engine.begin() as conn:
+                conn.execute(syslog.insert(), batch)
+        except Exception as error:  # whatever failed, logging must go on
+            return error
+        finally:
+            watchdog.cancel()
+        return None
 
     def _remember_connection(self, dbapi_connection: Any, record: Any) -> None:
         self._connection = dbapi_connection
