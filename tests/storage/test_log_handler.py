@@ -314,6 +314,8 @@ def test_what_is_logged_while_the_handler_writes_is_not_written_again(
     [
         ({"capacity": 0}, "capacity must be 1 or more, not 0"),
         ({"flush_interval": -1.0}, "flush_interval must be 0 or more, not -1.0"),
+        ({"capacity": 10, "queue_size": 5}, r"queue_size must be capacity \(10\) or more, not 5"),
+        ({"timeout": 0}, "timeout must be more than 0, not 0"),
     ],
 )
 def test_bad_options_are_refused(store: Store, options: dict[str, Any], message: str) -> None:

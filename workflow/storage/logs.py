@@ -136,6 +136,7 @@ class DatabaseLogHandler(logging.Handler):
         self._queued = 0  # records ever put in buffer
         self._handled = 0  # of those, records written or dropped
         self._flush_to = 0  # flush() waits until _handled reaches this
+        self._stalled_at = -1  # _handled when a flush() last ran out of time
         self._urgent = False  # a record of level ERROR waits
         self._first_at = 0.0  # when the oldest waiting record arrived
         self._retry_at = 0.0  # no write before this, after a failure
@@ -214,12 +215,11 @@ class DatabaseLogHandler(logging.Handler):
             if threading.get_ident() == self._writer_id:
                 return False  # the writer cannot wait for itself
             self._flush_to = max(self._flush_to, target)
-            if self._thread is None:
-                self._start_writer()
             self._cond.notify_all()
             while self._handled < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._stalled_at = self._handled
                     return False
                 self._cond.wait(remaining)
             return True
@@ -228,10 +228,13 @@ class DatabaseLogHandler(logging.Handler):
         """Write what is queued within the bound of :meth:`flush`, then stop the writer.
 
         Records still queued then are dropped and counted, as are records
-        logged afterwards. A writer still waiting for the database is left
-        to finish in the background: it is a daemon thread.
+        logged afterwards. When a flush just ran out of time and the writer
+        has not written since, close does not wait again. A writer still
+        waiting for the database is left to finish in the background: it is
+        a daemon thread.
         """
-        finished = self._drain(None)
+        # logging.shutdown() flushes, then closes: wait once for a writer that is stuck.
+        finished = self._drain(0 if self._stalled_at == self._handled else None)
         with self._cond:
             self._stopped = True
             left = len(self.buffer)
@@ -275,6 +278,7 @@ class DatabaseLogHandler(logging.Handler):
             with self._cond:
                 batch = self._next_batch()
             if batch is None:
+                self._writer_id = None  # its ident may be given to another thread
                 return
             self._write(batch)
 
@@ -334,7 +338,8 @@ class DatabaseLogHandler(logging.Handler):
         watchdog = threading.Timer(self.timeout, self._sever)
         watchdog.daemon = True
         if self._watched:
-            watchdog.start()
+            with contextlib.suppress(RuntimeError):  # no new threads at interpreter exit
+                watchdog.start()
         try:
             with map_errors("write log records"), self.engine.begin() as conn:
                 conn.execute(syslog.insert(), batch)
