@@ -114,7 +114,7 @@ def test_a_run_logging_to_a_black_holed_server_is_not_held_and_drops_records(
     eng = run_logging(store, logger, tokens=100)
     took = time.monotonic() - started
 
-    assert took < 5  # it waited for the server until its timeouts before: over 30 s
+    assert took < 5  # the run used to wait as long as the server did not answer
     assert_completed_chatty(store, eng, tokens=100)
     assert counter.count == 1000
     # What is neither queued nor dropped is the one batch the writer holds.
