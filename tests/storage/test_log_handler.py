@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -85,6 +85,7 @@ def test_a_record_is_written_with_its_level_origin_message_and_time(
     attach(handler)
     before = utcnow()
     logger.warning("disk %s is %d%% full", "sda", 93)
+    handler.flush()
     [row] = rows(store)
     assert row["level"] == logging.WARNING
     assert row["logger_name"] == "tests.log_handler"
@@ -99,8 +100,10 @@ def test_a_record_is_written_with_its_level_origin_message_and_time(
 def test_the_stored_rows_map_to_syslog_records(
     store: Store, logger: logging.Logger, attach: Any
 ) -> None:
-    attach(DatabaseLogHandler(store, capacity=1))
+    handler = DatabaseLogHandler(store, capacity=1)
+    attach(handler)
     logger.info("mapped")
+    handler.flush()
     with store.session() as session:
         [record] = session.scalars(sa.select(SyslogRecord)).all()
         assert repr(record) == "<SyslogRecord tests.log_handler 20: 'mapped'>"
@@ -109,9 +112,11 @@ def test_the_stored_rows_map_to_syslog_records(
 def test_the_workflow_uuid_given_as_extra_is_stored(
     store: Store, logger: logging.Logger, attach: Any
 ) -> None:
-    attach(DatabaseLogHandler(store, capacity=1))
+    handler = DatabaseLogHandler(store, capacity=1)
+    attach(handler)
     uid = store.create_workflow("logged")
     logger.info("about a run", extra={"workflow_uuid": uid})
+    handler.flush()
     [row] = rows(store)
     assert row["workflow_uuid"] == uid
 
@@ -126,6 +131,7 @@ def test_the_message_is_formatted_with_the_traceback(
         {}["missing"]
     except KeyError:
         logger.exception("lookup failed")
+    handler.flush()
     [message] = messages(store)
     assert message.startswith("ERROR lookup failed\nTraceback (most recent call last):")
     assert message.endswith("KeyError: 'missing'")
@@ -138,45 +144,53 @@ def test_records_below_the_handler_level_are_not_written(
     attach(handler)
     logger.debug("too detailed")
     logger.info("kept")
+    handler.flush()
     assert messages(store) == ["kept"]
 
 
 # -- when it is written -------------------------------------------------------------
 
 
-def test_records_are_buffered_until_capacity(
+def wait_for(condition: Callable[[], bool], *, seconds: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {seconds} s"
+        time.sleep(0.02)
+
+
+def test_records_wait_in_the_queue_until_capacity(
     store: Store, logger: logging.Logger, attach: Any
 ) -> None:
     handler = DatabaseLogHandler(store, capacity=3, flush_interval=60)
     attach(handler)
     logger.info("one")
     logger.info("two")
-    assert messages(store) == []
-    assert len(handler.buffer) == 2
+    assert len(handler.buffer) == 2  # not due: the writer leaves them
     logger.info("three")
-    assert messages(store) == ["one", "two", "three"]
+    wait_for(lambda: messages(store) == ["one", "two", "three"])  # without a flush
     assert handler.buffer == []
 
 
-def test_an_error_record_writes_the_buffer_at_once(
+def test_an_error_record_is_written_at_once_with_the_records_before_it(
     store: Store, logger: logging.Logger, attach: Any
 ) -> None:
-    attach(DatabaseLogHandler(store, capacity=100, flush_interval=60))
+    handler = DatabaseLogHandler(store, capacity=100, flush_interval=60)
+    attach(handler)
     logger.info("context")
-    assert messages(store) == []
+    assert len(handler.buffer) == 1
     logger.error("failure")
-    assert messages(store) == ["context", "failure"]
+    wait_for(lambda: messages(store) == ["context", "failure"])
 
 
-def test_a_record_after_the_flush_interval_writes_the_buffer(
+def test_a_quiet_loggers_record_is_written_after_the_flush_interval(
     store: Store, logger: logging.Logger, attach: Any
 ) -> None:
-    attach(DatabaseLogHandler(store, capacity=100, flush_interval=0.2))
-    logger.info("first")
-    assert messages(store) == []
-    time.sleep(0.25)
-    logger.info("later")
-    assert messages(store) == ["first", "later"]
+    handler = DatabaseLogHandler(store, capacity=100, flush_interval=0.5)
+    attach(handler)
+    logger.info("alone")
+    wait_for(lambda: messages(store) == ["alone"])  # no other record, no flush
+    assert handler.buffer == []
 
 
 def test_flush_and_close_write_the_buffer(
@@ -236,6 +250,7 @@ def test_what_sqlalchemy_logs_is_never_written(
     try:
         logger.info("from the application")  # its write logs statements too
         echoing.workflows()
+        handler.flush()
     finally:
         statement_log.removeHandler(handler)
         echoing.dispose()
@@ -281,11 +296,12 @@ def test_what_is_logged_while_the_handler_writes_is_not_written_again(
     def log_the_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         logger.info("running %s", statement.split()[0])
 
-    event.listen(store.engine, "before_cursor_execute", log_the_statement)
+    event.listen(handler.engine, "before_cursor_execute", log_the_statement)
     try:
         logger.info("from the application")
+        handler.flush()
     finally:
-        event.remove(store.engine, "before_cursor_execute", log_the_statement)
+        event.remove(handler.engine, "before_cursor_execute", log_the_statement)
     assert messages(store) == ["from the application"]
     assert handler.dropped == 0
 
@@ -298,6 +314,8 @@ def test_what_is_logged_while_the_handler_writes_is_not_written_again(
     [
         ({"capacity": 0}, "capacity must be 1 or more, not 0"),
         ({"flush_interval": -1.0}, "flush_interval must be 0 or more, not -1.0"),
+        ({"capacity": 10, "queue_size": 5}, r"queue_size must be capacity \(10\) or more, not 5"),
+        ({"timeout": 0}, "timeout must be more than 0, not 0"),
     ],
 )
 def test_bad_options_are_refused(store: Store, options: dict[str, Any], message: str) -> None:
@@ -389,6 +407,7 @@ def test_a_dropped_log_table_mid_run_loses_records_but_not_the_run(
     eng = run_with_breakage(store, lambda: syslog.drop(store.engine))
 
     assert_completed(store, eng)
+    handler.flush()  # the records queued after the drop fail: dropped
     assert handler.dropped > 0
     assert len(handler.buffer) < handler.capacity  # memory stays bounded
     assert_reported_once(capsys.readouterr().err, problem="wf_syslog")
@@ -408,12 +427,14 @@ def test_records_written_before_the_breakage_are_kept(
     renamed: list[bool] = []
 
     def hide_the_table() -> None:
+        handler.flush()  # what was logged so far is written
         with store.engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE wf_syslog RENAME TO wf_syslog_hidden"))
         renamed.append(True)
 
     eng = run_with_breakage(store, hide_the_table)
     assert_completed(store, eng)
+    handler.flush()  # what was logged since fails: dropped
     with store.engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE wf_syslog_hidden RENAME TO wf_syslog"))
     kept = messages(store)
@@ -434,25 +455,19 @@ def test_a_log_file_locked_by_another_process_mid_run_loses_records_but_not_the_
     log_url = f"sqlite:///{tmp_path / 'logs.sqlite'}"
     logs = Store(log_url)
     logs.create_all()
-
-    @event.listens_for(logs.engine, "connect")
-    def wait_briefly(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.execute("PRAGMA busy_timeout=50")  # after the store's 30 s
-
-    logs.dispose()  # connect again, with the short timeout
     other = sqlite3.connect(tmp_path / "logs.sqlite", isolation_level=None)
-    handler = DatabaseLogHandler(logs, capacity=4, flush_interval=60)
+    handler = DatabaseLogHandler(logs, capacity=4, flush_interval=60, timeout=0.05)
     attach(handler, to=engine_logger)
     try:
         started = time.monotonic()
         eng = run_with_breakage(store, lambda: other.execute("BEGIN EXCLUSIVE"))
         took = time.monotonic() - started
+        handler.flush()  # tries while the file is locked
         other.execute("ROLLBACK")
 
         assert_completed(store, eng)
         assert handler.dropped > 0
-        # After the first failure the handler does not wait on the lock for every batch.
-        assert took < 2
+        assert took < 2  # the run never waits on the lock
         assert_reported_once(capsys.readouterr().err, problem="database is locked")
 
         engine_logger.info("unlocked")
@@ -484,18 +499,21 @@ def test_sessions_killed_under_the_handler_lose_one_batch_but_not_the_run(
             armed.clear()
             assert outage.kill() >= 1
 
-    event.listen(outage.store.engine, "before_cursor_execute", kill_at_next_log_write)
     handler = DatabaseLogHandler(outage.store, capacity=4, flush_interval=60)
+    # The handler writes through an engine of its own: watch and kill its sessions.
+    event.listen(handler.engine, "connect", outage._remember)
+    event.listen(handler.engine, "before_cursor_execute", kill_at_next_log_write)
     attach(handler, to=engine_logger)
     try:
         eng = run_with_breakage(store, lambda: armed.append(True))
+        handler.flush()
         assert armed == []  # the sessions were killed under the handler's insert
         assert_completed(store, eng)
         assert handler.dropped >= 1
         assert_reported_once(capsys.readouterr().err, problem="unavailable")
 
         engine_logger.info("after the outage")
-        handler.flush()  # an explicit flush tries at once; the pool connects again
+        handler.flush()  # a flush tries at once; the pool connects again
         assert messages(store)[-1] == "after the outage"
     finally:
         outage.close()
@@ -512,22 +530,25 @@ def test_a_database_that_never_answers_costs_bounded_memory_and_one_report(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     down = Store(UNREACHABLE)
-    attempts: list[int] = []
-    event.listen(down.engine, "do_connect", lambda *args: attempts.append(1))
     handler = DatabaseLogHandler(down, capacity=3, flush_interval=60)
+    attempts: list[int] = []
+    event.listen(handler.engine, "do_connect", lambda *args: attempts.append(1))
     attach(handler, to=engine_logger)
     try:
         eng = run_with_breakage(store, lambda: None, tokens=20)
         assert_completed(store, eng, tokens=20)
-        assert len(handler.buffer) < 3
-        logged = handler.dropped + len(handler.buffer)
-        assert logged >= 20 * 4  # at least the debug line of every task
-        # One attempt, then the batches due within the next minute are dropped unsent.
-        assert len(attempts) == 1
+        # At most one attempt during the run: after a failure, the writer waits a minute.
+        assert len(attempts) <= 1
+        handler.flush()  # a flush always tries, once, and drops what it waited for
+        assert 1 <= len(attempts) <= 2
+        assert handler.buffer == []
+        assert handler.dropped >= 20 * 4  # at least the debug line of every task
         assert_reported_once(capsys.readouterr().err, problem="unavailable")
 
-        handler.flush()  # an explicit flush always tries, and fails quietly again
-        assert len(attempts) == 2
+        tried = len(attempts)
+        engine_logger.info("again")
+        handler.flush()  # tries again, and fails quietly
+        assert len(attempts) == tried + 1
         assert handler.buffer == []
         assert capsys.readouterr().err == ""
     finally:
@@ -547,5 +568,6 @@ def test_without_raise_exceptions_a_failure_is_not_reported(
     attach(handler)
     syslog.drop(store.engine)
     logger.error("lost")
+    handler.flush()
     assert handler.dropped == 1
     assert capsys.readouterr().err == ""

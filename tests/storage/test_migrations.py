@@ -222,6 +222,7 @@ def test_migrated_log_table_holds_long_messages(empty_store: Store) -> None:
     handler = DatabaseLogHandler(empty_store)
     record = logging.LogRecord("long", logging.ERROR, __file__, 1, "é" * 70_000, None, None)
     handler.handle(record)
+    handler.close()  # writes what the writer thread has not written yet
     assert handler.dropped == 0
     with empty_store.session() as session:
         [message] = session.scalars(sa.select(SyslogRecord.message)).all()
