@@ -34,7 +34,19 @@ VALUES = {
     "object": (object, "", "a builtins.object"),
     "set": (lambda: {"a"}, "", "a builtins.set"),
     "nan": (lambda: {1: float("nan")}, ".1", "the float nan"),
+    "nan key": (lambda: {float("nan"): 1}, "", "the dict key nan"),
+    "huge int": (lambda: 10**5000, "", "an int of over 4300 digits"),
+    "lone surrogate": (lambda: "\ud800", "", "a string with a lone surrogate"),
+    "surrogate key": (lambda: {"\udc00x": 1}, "", "a dict key with a lone surrogate"),
+    "too deep": (lambda: nested(40), "[0]" * 31, "nested deeper than 31 levels"),
 }
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def spoiling(where: str, how: str, value: Any, calls: Counter[tuple[str, int]]) -> list[Any]:

@@ -23,7 +23,7 @@ from ..utils import classproperty
 from . import run_checks
 from .heartbeat import LockHeartbeat
 from .hooks import PersistentProcessingFactory, PersistentTransitionActions
-from .run_checks import check_input, tokens_from_rows
+from .run_checks import check_input, check_run_row, tokens_from_rows
 from .run_rows import RunRow, TokenChange
 from .run_writes import RunWriter
 from .store import Store
@@ -79,6 +79,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         #: that the two never wait on each other's row locks (a deadlock on MariaDB).
         self._db_guard = threading.RLock()
         row = store.workflow(uuid)
+        check_run_row(row)
         self.name: str = row["name"]
         self._writes = RunWriter(
             store, uuid, self.owner, WorkflowStatus(row["status"]), guard=self._db_guard

@@ -14,11 +14,39 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..engine_db import ObjectStatus
+from ..engine_db import ObjectStatus, WorkflowStatus
 from ..errors import StoredRunError
+from .codec import UnreadableValue
 from .token import Token
 
-__all__ = ["check_input", "check_positions", "tokens_from_rows"]
+__all__ = ["check_input", "check_positions", "check_run_row", "tokens_from_rows"]
+
+
+def check_run_row(row: dict[str, Any]) -> None:
+    """Refuse the row of a run whose columns cannot be read (before an engine uses it)."""
+    uuid = row["uuid"]
+    for column in ("extra_data", "callback_pos"):
+        value = row[column]
+        if isinstance(value, UnreadableValue):
+            problem = f"holds no JSON ({value.error})"
+        elif column == "extra_data" and not isinstance(value, (dict, type(None))):
+            problem = f"is {type(value).__name__}, not an object"
+        elif column == "callback_pos" and value is not None and not _is_path(value):
+            problem = f"{value!r} is not a list of indexes"
+        else:
+            continue
+        raise StoredRunError(
+            f"workflow {uuid}: its stored {column} cannot be read: the column {problem}",
+            workflow=uuid,
+            operation="load workflow",
+        )
+    if row["status"] not in _RUN_STATUSES:
+        raise StoredRunError(
+            f"workflow {uuid}: its stored status {row['status']!r} is none of "
+            f"{sorted(_RUN_STATUSES)}",
+            workflow=uuid,
+            operation="load workflow",
+        )
 
 
 def tokens_from_rows(uuid: str, rows: Sequence[dict[str, Any]]) -> list[Token]:
@@ -39,6 +67,9 @@ def tokens_from_rows(uuid: str, rows: Sequence[dict[str, Any]]) -> list[Token]:
 
 
 def _row_problem(row: dict[str, Any]) -> str | None:
+    for column in ("data", "extra_data", "callback_pos"):
+        if isinstance(row[column], UnreadableValue):
+            return f"its {column} column holds no JSON ({row[column].error})"
     status = row["status"]
     if status not in _STATUSES:
         return f"its status {status!r} is none of {sorted(_STATUSES)}"
@@ -50,6 +81,7 @@ def _row_problem(row: dict[str, Any]) -> str | None:
 
 
 _STATUSES = {status.value for status in ObjectStatus}
+_RUN_STATUSES = {status.value for status in WorkflowStatus}
 
 
 def _is_path(value: Any) -> bool:
