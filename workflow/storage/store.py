@@ -299,6 +299,40 @@ class Store:
         with self.transaction("load status changes", workflow=uid) as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def stored_rows(self, uid: str) -> dict[str, list[dict[str, Any]]]:
+        """Return the rows of run ``uid`` as stored, for reading a run that may be damaged.
+
+        Nothing is decoded: JSON and timestamp columns come back as the text
+        the database holds, so that a damaged value cannot stop the others
+        from being read. The keys are ``"workflow"`` (one row, or none),
+        ``"tokens"`` (by position) and ``"status_changes"`` (oldest first).
+
+        .. versionadded:: 3.0
+        """
+
+        def as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+            return [
+                sa.cast(column, sa.Text).label(column.name)
+                if isinstance(column.type, (sa.JSON, sa.DateTime))
+                else column
+                for column in table.columns
+            ]
+
+        queries = {
+            "workflow": sa.select(*as_text(workflows)).where(workflows.c.uuid == uid),
+            "tokens": sa.select(*as_text(tokens))
+            .where(tokens.c.workflow_uuid == uid)
+            .order_by(tokens.c.position),
+            "status_changes": sa.select(*as_text(status_changes))
+            .where(status_changes.c.workflow_uuid == uid)
+            .order_by(status_changes.c.id),
+        }
+        with self.transaction("load stored rows", workflow=uid) as conn:
+            return {
+                key: [dict(row) for row in conn.execute(query).mappings()]
+                for key, query in queries.items()
+            }
+
     # -- locks ------------------------------------------------------------------
 
     def transition_rows(self, uid: str) -> list[dict[str, Any]]:
