@@ -37,6 +37,9 @@ __all__ = ["DEFAULT_URL", "Store", "map_errors"]
 #: The database used when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///workflow.sqlite"
 
+#: How many times :meth:`Store.acquire` asks again when the database broke a deadlock.
+_DEADLOCK_RETRIES = 10
+
 
 @contextmanager
 def map_errors(
@@ -351,19 +354,29 @@ class Store:
 
         :param wait: seconds to keep trying while another process holds it.
         :raises WorkflowLockedError: when the lock is still held after ``wait``.
+
+        A try the database gave up to break a deadlock (MariaDB, PostgreSQL) is
+        made again.
         """
         deadline = time.monotonic() + wait
+        deadlocks = 0
         while True:
             now = utcnow()
             expires = now + timedelta(seconds=self.lock_ttl)
-            with self.transaction("acquire lock", workflow=uid) as conn:
-                taken = take_lock(conn, uid, owner, now, expires)
-                if not taken:
-                    row = conn.execute(
-                        sa.select(workflows.c.lock_owner, workflows.c.lock_expires).where(
-                            workflows.c.uuid == uid
-                        )
-                    ).first()
+            try:
+                with self.transaction("acquire lock", workflow=uid) as conn:
+                    taken = take_lock(conn, uid, owner, now, expires)
+                    if not taken:
+                        row = conn.execute(
+                            sa.select(workflows.c.lock_owner, workflows.c.lock_expires).where(
+                                workflows.c.uuid == uid
+                            )
+                        ).first()
+            except StorageError as failure:
+                deadlocks += 1
+                if not _deadlock(failure) or deadlocks > _DEADLOCK_RETRIES:
+                    raise
+                continue  # the next try takes the lock or reads who holds it
             if taken:
                 return
             if row is None:
@@ -394,6 +407,17 @@ class Store:
     def release(self, conn: Connection, uid: str, owner: str) -> None:
         """Release the lock of ``uid`` held by ``owner``, inside ``conn``'s transaction."""
         release_lock(conn, uid, owner)
+
+
+def _deadlock(error: StorageError) -> bool:
+    """Tell whether the database gave up ``error``'s transaction to break a deadlock.
+
+    MariaDB and PostgreSQL do that to one of several processes that queue for
+    one row; the transaction can simply be tried again.
+    """
+    original = getattr(error.__cause__, "orig", None)
+    code = getattr(original, "sqlstate", None) or (getattr(original, "args", None) or [None])[0]
+    return code in (1213, "40P01", "40001")
 
 
 def _as_utc(value: datetime | None) -> datetime:
