@@ -48,46 +48,34 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(ctx: Context) -> int:
-    """List the stored workflows."""
+    """List the stored workflows; exit with 1, naming them, when values cannot be read."""
     from workflow.engine_db import WorkflowStatus
+
+    from ._stored_run import read_workflows
 
     args = ctx.args
     status = None if args.status is None else WorkflowStatus[args.status.upper()]
-    rows = ctx.store(write=False).workflows(status=status, limit=args.limit)
-    result = [
-        {
-            "uuid": row["uuid"],
-            "name": row["name"],
-            "status": WorkflowStatus(row["status"]).name,
-            "definition": (
-                {"name": row["definition_name"], "version": row["definition_version"]}
-                if row.get("definition_name")
-                else None
-            ),
-            "created": row["created"],
-            "modified": row["modified"],
-        }
-        for row in rows
-    ]
+    result, problems = read_workflows(ctx.store(write=False), status=status, limit=args.limit)
 
     def text() -> str:
         if not result:
             return "no workflows"
         return table(
-            [
-                (
-                    row["uuid"],
-                    row["status"],
-                    f"{row['modified']:%Y-%m-%d %H:%M:%S}",
-                    row["name"],
-                )
-                for row in result
-            ],
+            [(row["uuid"], row["status"], _when(row["modified"]), row["name"]) for row in result],
             ["UUID", "STATUS", "MODIFIED (UTC)", "NAME"],
         )
 
     ctx.out.result(result, text)
-    return 0
+    return _damaged(ctx, "the database", problems)
+
+
+def _damaged(ctx: Context, what: str, problems: list[str]) -> int:
+    """Name the values that could not be read, if any, and return the exit code."""
+    if not problems:
+        return ExitCode.OK
+    listed = "".join(f"\n  {problem}" for problem in problems)
+    ctx.out.note(f"{what} has values that cannot be read:{listed}")
+    return ExitCode.ERROR
 
 
 def _render_show(result: dict[str, Any]) -> str:
@@ -140,11 +128,7 @@ def cmd_show(ctx: Context) -> int:
     if problems:
         result["unreadable"] = problems
     ctx.out.result(result, lambda: _render_show(result))
-    if not problems:
-        return 0
-    listed = "".join(f"\n  {problem}" for problem in problems)
-    ctx.out.note(f"workflow {result['uuid']} has values that cannot be read:{listed}")
-    return ExitCode.ERROR
+    return _damaged(ctx, f"workflow {result['uuid']}", problems)
 
 
 def cmd_db_upgrade(ctx: Context) -> int:

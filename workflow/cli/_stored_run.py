@@ -9,6 +9,7 @@ value that cannot be read is shown as :class:`Unreadable`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,13 @@ from ._targets import META_KEY
 if TYPE_CHECKING:
     from workflow.storage import Store
 
-__all__ = ["Unreadable", "read_run"]
+__all__ = ["Unreadable", "read_run", "read_workflows"]
 
 _WAITING = ("HALTED", "WAITING")
 _StatusKind = type[WorkflowStatus] | type[ObjectStatus]
 _SHOWN_CHARACTERS = 200
+#: A naive timestamp as the databases write it as text.
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?")
 
 
 class Unreadable(dict[str, str]):
@@ -92,8 +95,12 @@ class _Reader:
         """Parse a stored timestamp."""
         if text is None:
             return None
+        match = _TIMESTAMP.fullmatch(str(text))
         try:
-            return datetime.fromisoformat(str(text))
+            if match is None:
+                raise ValueError(text)
+            fraction = f".{match[2]:0<6}" if match[2] else ""  # PostgreSQL drops zeros
+            return datetime.fromisoformat(match[1] + fraction)
         except ValueError:
             return self.mark(where, "not a timestamp", text)
 
@@ -139,6 +146,32 @@ def read_run(store: Store, uid: str) -> tuple[dict[str, Any], list[str]]:
         "extra_data": extra_data,
         "status_changes": changes,
     }
+    return result, read.problems
+
+
+def read_workflows(
+    store: Store, *, status: WorkflowStatus | None, limit: int | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return what ``workflow list`` shows of the stored runs, and what could not be read."""
+    read = _Reader(store)
+    rows = store.stored_workflow_rows(status=None if status is None else status.value, limit=limit)
+    result = []
+    for row in rows:
+        where = f"workflow {row['uuid']}"
+        result.append(
+            {
+                "uuid": row["uuid"],
+                "name": row["name"],
+                "status": read.status(f"{where} status", row["status"], WorkflowStatus),
+                "definition": (
+                    {"name": row["definition_name"], "version": row["definition_version"]}
+                    if row["definition_name"]
+                    else None
+                ),
+                "created": read.when(f"{where} created", row["created"]),
+                "modified": read.when(f"{where} modified", row["modified"]),
+            }
+        )
     return result, read.problems
 
 

@@ -312,21 +312,12 @@ class Store:
 
         .. versionadded:: 3.0
         """
-
-        def as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
-            return [
-                sa.cast(column, sa.Text).label(column.name)
-                if isinstance(column.type, (sa.JSON, sa.DateTime))
-                else column
-                for column in table.columns
-            ]
-
         queries = {
-            "workflow": sa.select(*as_text(workflows)).where(workflows.c.uuid == uid),
-            "tokens": sa.select(*as_text(tokens))
+            "workflow": sa.select(*_as_text(workflows)).where(workflows.c.uuid == uid),
+            "tokens": sa.select(*_as_text(tokens))
             .where(tokens.c.workflow_uuid == uid)
             .order_by(tokens.c.position),
-            "status_changes": sa.select(*as_text(status_changes))
+            "status_changes": sa.select(*_as_text(status_changes))
             .where(status_changes.c.workflow_uuid == uid)
             .order_by(status_changes.c.id),
         }
@@ -335,6 +326,20 @@ class Store:
                 key: [dict(row) for row in conn.execute(query).mappings()]
                 for key, query in queries.items()
             }
+
+    def stored_workflow_rows(
+        self, *, status: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return :meth:`workflows` rows as stored (see :meth:`stored_rows`), newest first.
+
+        .. versionadded:: 3.0
+        """
+        query = sa.select(*_as_text(workflows))
+        if status is not None:
+            query = query.where(workflows.c.status == status)
+        query = query.order_by(workflows.c.created.desc(), workflows.c.uuid).limit(limit)
+        with self.transaction("list workflows") as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     # -- locks ------------------------------------------------------------------
 
@@ -407,6 +412,16 @@ class Store:
     def release(self, conn: Connection, uid: str, owner: str) -> None:
         """Release the lock of ``uid`` held by ``owner``, inside ``conn``'s transaction."""
         release_lock(conn, uid, owner)
+
+
+def _as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The columns of ``table``, its JSON and timestamp columns as the text stored."""
+    return [
+        sa.cast(column, sa.Text).label(column.name)
+        if isinstance(column.type, (sa.JSON, sa.DateTime))
+        else column
+        for column in table.columns
+    ]
 
 
 def _deadlock(error: StorageError) -> bool:
