@@ -225,3 +225,53 @@ def test_argparse_type_errors_are_argument_type_errors() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="'x' is not a whole number"):
         _argtypes.count("x")
     assert _argtypes.seconds("0") == 0.0
+
+
+def test_limits_of_data_lines_and_documents(tmp_path: Path) -> None:
+    with pytest.raises(CLIError, match=r"^--data: \$\.a: NaN is not a number JSON allows"):
+        parse_json('{"a": NaN}', "--data")
+    (tmp_path / "t.jsonl").write_text('1\n{"n": ' + "9" * 1001 + "}\n")
+    with pytest.raises(CLIError, match=r"t\.jsonl: line 2 \(token 1\): \$\.n: an integer of 1001"):
+        read_tokens(str(tmp_path / "t.jsonl"))
+    (tmp_path / "deep.json").write_text('{"a": ' + DEEP + "}")
+    with pytest.raises(CLIError, match=r"deep\.json: token 0: \$\.a\[0\]\[0\]"):
+        read_tokens(str(tmp_path / "deep.json"))
+    (tmp_path / "list.json").write_text(DEEP)  # a list of one token: itself too deep
+    with pytest.raises(
+        CLIError, match=r"list\.json: token 0: \$\[0\]\[0\].* \(a path of 100 steps\)"
+    ):
+        read_tokens(str(tmp_path / "list.json"))
+    (tmp_path / "mid.json").write_text(f"[1, {nested(101)}]")
+    with pytest.raises(CLIError, match=r"mid\.json: token 1: \$\.a\[0\].*: nested deeper than 100"):
+        read_tokens(str(tmp_path / "mid.json"))
+    long_float = "9" * 50 + "e400"
+    with pytest.raises(CLIError, match=rf"the number {'9' * 37}\.\.\. is out of the range"):
+        parse_json(long_float, "--data")
+
+
+def test_the_depth_scan_tolerates_what_follows_the_culprit() -> None:
+    assert _limits._too_deep('[1, {"a": [[]]}]', 3) == [1, "a", 0]
+    assert _limits._too_deep('] , {"k": [], "j": 1}', 5) == []  # no culprit: the top
+    assert repr(decode("NaN")) == "<refused: NaN is not a number JSON allows (no NaN or Infinity)>"
+    with pytest.raises(LimitError, match=r"^\$\.a: nested deeper than 1 levels"):
+        check({"a": []}, max_depth=1)
+
+
+def test_import_problems_in_process(workdir: Path) -> None:
+    from workflow.cli._context import import_modules
+
+    (workdir / "in_process_syntax.py").write_text("def f(:\n")
+    (workdir / "in_process_raises.py").write_text("raise LookupError('gone')\n")
+    with pytest.raises(CLIError, match=r"SyntaxError: .* \(at .*in_process_syntax\.py:1\)$"):
+        import_modules(["in_process_syntax"])
+    with pytest.raises(CLIError, match=r"LookupError: gone \(at .*in_process_raises\.py:1\)$"):
+        import_modules(["in_process_raises"])
+
+
+def test_a_name_too_long_for_the_database_is_refused_before_it_is_stored(
+    cli: Any, workdir: Path
+) -> None:
+    result = cli("run", DEFINITION, "--name", "x" * 256)
+    assert result.code == 2
+    assert "the workflow name is 256 characters long, at most 255 fit" in result.err
+    assert not (workdir / "workflow.sqlite").exists()

@@ -138,3 +138,23 @@ def test_a_target_cannot_reach_into_another_module(workdir: Path) -> None:
     import_modules([TASKS])
     with pytest.raises(CLIError, match=r"time is a module; name it before the colon \(time:"):
         load_python(f"{TASKS}:time.sleep")
+
+
+def test_resume_in_process_refuses_and_explains(open_store: Any, cli: Any) -> None:
+    from workflow.storage import PersistentWorkflowEngine
+    from workflow.storage.schema import upgrade
+
+    store = open_store()
+    upgrade(store)
+    meta = {"imports": ["evil"], "target": "evil:definition", "checkpoint": "token"}
+    chosen = PersistentWorkflowEngine.with_name("x", store=store, extra_data={"cli": meta})
+    refused = cli("resume", chosen.uuid)
+    assert refused.code == 2
+    assert "was started with --import evil to run evil:definition" in refused.err
+    assert "pass --import evil (or list them in $WORKFLOW_IMPORT_ALLOW)" in refused.err
+
+    odd = {"imports": [TASKS], "target": f"{TASKS}:definition", "checkpoint": "never"}
+    damaged = PersistentWorkflowEngine.with_name("y", store=store, extra_data={"cli": odd})
+    result = cli("resume", damaged.uuid)
+    assert result.code == 2
+    assert "records the checkpoint policy 'never', which is none of token, task, halt" in result.err

@@ -134,3 +134,25 @@ def test_show_of_a_sound_run_exits_0_and_names_no_problem(real: Any) -> None:
     shown = real("--json", "show", uuid)
     assert (shown.code, shown.err) == (0, "")
     assert "unreadable" not in shown.json()
+
+
+def test_show_and_list_in_process(cli: Any, workdir: Path) -> None:
+    uuid = cli("--json", "run", "review.json", "--tokens", "in.jsonl").json()["uuid"]
+    damage(
+        workdir,
+        "UPDATE wf_token SET data = 'nope', extra_data = '{}' WHERE position = 0",
+        "UPDATE wf_token SET callback_pos = '[true]', status = 'x' WHERE position = 1",
+        "UPDATE wf_transition SET callback_pos = '{' WHERE message = 'started'",
+        "UPDATE wf_workflow SET status = 42, modified = 'later'",
+    )
+    shown = cli("show", uuid)
+    assert shown.code == 1
+    assert "flow      review version 1" in shown.out
+    assert "  token 0 data: invalid JSON (Expecting value: line 1 column 1 (char 0))" in shown.err
+    assert "  token 1 callback_pos: not a list of whole numbers" in shown.err
+    assert "  token 1 status: 'x' is no ObjectStatus" in shown.err
+    listed = cli("--json", "list")
+    assert listed.code == 1
+    assert listed.json()[0]["status"] == "UNKNOWN(42)"
+    assert listed.json()[0]["modified"] == {"unreadable": "not a timestamp", "stored": "later"}
+    assert "UNKNOWN(42)  <unreadable: not a timestamp>  review" in cli("list").out

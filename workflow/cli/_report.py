@@ -34,14 +34,11 @@ def _halt_messages(changes: list[dict[str, Any]]) -> dict[int, str]:
     return messages
 
 
-def token_info(
-    token: Token, *, flow: bool, halts: dict[int, str], data: bool = False
-) -> dict[str, Any]:
+def token_info(token: Token, *, flow: bool, halts: dict[int, str]) -> dict[str, Any]:
     """Describe one token: status, position, why it halted or what failed.
 
     :param flow: the token is a flow's context, which records its halt step.
     :param halts: the halt messages of the run's status log, by token.
-    :param data: include the token's data and its whole last error.
     """
     info: dict[str, Any] = {
         "position": token.position,
@@ -58,10 +55,6 @@ def token_info(
         info["halted"] = halt
     if token.last_error:
         info["error"] = last_line(token.last_error)
-    if data:
-        info["data"] = token.data
-        info["extra_data"] = token.extra_data
-        info["last_error"] = token.last_error
     return info
 
 
@@ -75,13 +68,11 @@ def exit_code(status: str, tokens: list[dict[str, Any]]) -> ExitCode:
     return ExitCode.OK
 
 
-def outcome(engine: PersistentWorkflowEngine, *, data: bool = False) -> dict[str, Any]:
+def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
     """Return the state of the stored run of ``engine``, as JSON-ready data."""
     flow = engine.definition_name is not None
     halts = _halt_messages(engine.status_changes())
-    tokens = [
-        token_info(token, flow=flow, halts=halts, data=data) for token in engine.load_tokens()
-    ]
+    tokens = [token_info(token, flow=flow, halts=halts) for token in engine.load_tokens()]
     status = engine.status.name
     meta = engine.extra_data.get("cli")
     meta = meta if isinstance(meta, dict) else {}
