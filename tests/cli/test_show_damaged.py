@@ -156,3 +156,15 @@ def test_show_and_list_in_process(cli: Any, workdir: Path) -> None:
     assert listed.json()[0]["status"] == "UNKNOWN(42)"
     assert listed.json()[0]["modified"] == {"unreadable": "not a timestamp", "stored": "later"}
     assert "UNKNOWN(42)  <unreadable: not a timestamp>  review" in cli("list").out
+
+
+def test_show_in_process_reads_a_flow_run_beside_a_damaged_row(cli: Any, workdir: Path) -> None:
+    uuid = cli("--json", "run", "review.json", "--tokens", "in.jsonl").json()["uuid"]
+    damage(workdir, f"UPDATE wf_workflow SET extra_data = '[{'1, ' * 100}1]'")
+    shown = cli("--json", "show", uuid)
+    assert shown.code == 1
+    result = shown.json()
+    assert result["extra_data"]["unreadable"] == "not a JSON object"
+    assert result["extra_data"]["stored"] == "[" + "1, " * 66 + "1..."
+    assert [t["halted"]["step"] for t in result["tokens"]] == ["approve", "approve"]
+    assert cli("show", "no-such-run").code == 2

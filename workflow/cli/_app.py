@@ -8,7 +8,7 @@ from pathlib import Path
 import workflow
 
 from . import _argtypes, _commands_definitions, _commands_inspect, _commands_run
-from ._context import ENV_DATABASE
+from ._context import ENV_DATABASE, ENV_IMPORT_ALLOW
 from ._logging import LEVELS
 
 __all__ = ["EPILOG", "build_parser"]
@@ -51,7 +51,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, late: bool) -> None:
         action="append",
         metavar="MODULE",
         default=default([]),
-        help="import MODULE first, e.g. to register tasks (repeatable)",
+        help="import MODULE first, e.g. to register tasks (repeatable); `resume` imports "
+        f"only these and those ${ENV_IMPORT_ALLOW} lists",
     )
     group.add_argument(
         "--log-level",

@@ -35,7 +35,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
 _LONGEST_PATH = 120
 
-Path = list["str | int"]
+#: Where a value is: object keys and list indexes from the top of the document.
+JSONPath = list[str | int]
 
 
 class LimitError(ValueError):
@@ -45,7 +46,7 @@ class LimitError(ValueError):
     :param problem: what is wrong with it.
     """
 
-    def __init__(self, path: Path, problem: str) -> None:
+    def __init__(self, path: JSONPath, problem: str) -> None:
         super().__init__(f"{format_path(path)}: {problem}")
         self.path = path
         self.problem = problem
@@ -63,7 +64,7 @@ class _Refused:
         return f"<refused: {self.problem}>"
 
 
-def format_path(path: Path) -> str:
+def format_path(path: JSONPath) -> str:
     """Return ``path`` as ``$.key[2]["odd key"]``; a long one keeps its ends and its length."""
     parts = ["$"]
     for part in path:
@@ -117,13 +118,13 @@ def _deeper_than(max_depth: int) -> str:
     return f"nested deeper than {max_depth} levels of lists and objects"
 
 
-def _too_deep(text: str, max_depth: int) -> Path:
+def _too_deep(text: str, max_depth: int) -> JSONPath:
     """Return the path of the first list or object of ``text`` deeper than ``max_depth``.
 
     A scan of brackets, commas and strings: it needs no stack of its own,
     so it works where the parser ran out of one.
     """
-    path: Path = []
+    path: JSONPath = []
     awaiting_key: list[bool] = []  # per open object: the next string is a key
     for match in _TOKENS.finditer(text):
         token = match.group()
@@ -152,7 +153,7 @@ def check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
 
     :raises LimitError: for the first problem, in document order.
     """
-    stack: list[tuple[Any, Path]] = [(value, [])]
+    stack: list[tuple[Any, JSONPath]] = [(value, [])]
     while stack:
         item, path = stack.pop()
         if isinstance(item, _Refused):

@@ -251,7 +251,8 @@ def check_resume_imports(ctx: Context, engine: PersistentWorkflowEngine) -> list
     """
     imports, spec = _recorded(engine)
     needed = [*imports, *([spec.partition(":")[0]] if spec else [])]
-    refused = [name for name in dict.fromkeys(needed) if name not in allowed_imports(ctx)]
+    allowed = allowed_imports(ctx)
+    refused = [name for name in dict.fromkeys(needed) if name not in allowed]
     if refused:
         started = " ".join(f"--import {name}" for name in imports) or "no --import"
         runs = f" to run {spec}" if spec else ""
