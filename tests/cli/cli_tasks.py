@@ -6,6 +6,8 @@ repository on ``PYTHONPATH``).
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any, ClassVar
 
 from workflow.flows import task
@@ -49,3 +51,20 @@ class InvenioStyle:
 
 not_a_list = 42
 empty: list[Any] = []
+
+
+def nap(obj: Any, eng: Any) -> None:
+    """Take a moment, so that other processes resuming the run meet it while it runs."""
+    obj.data["naps"] = obj.data.get("naps", 0) + 1
+    time.sleep(0.5)
+
+
+def flaky(obj: Any, eng: Any) -> None:
+    """Count the tries; fail while a file called ``broken`` is in the working directory."""
+    obj.data["tries"] = obj.data.get("tries", 0) + 1
+    if os.path.exists("broken"):
+        raise RuntimeError("broken")
+
+
+#: A callback list that takes half a second per token after its halt, and may fail.
+slow = [mark, nap, flaky, finish]

@@ -149,14 +149,21 @@ def test_resume_refuses_data_for_non_dict_tokens(open_store: Any, cli: Any) -> N
     assert "token 0 holds str data" in result.err
 
 
-def test_resume_without_halted_tokens_and_of_a_completed_run(cli: Any) -> None:
-    _, uuid = run_uuid(cli, DEFINITION)
-    no_halt = cli("resume", uuid, "--data", "{}")
+def test_resume_without_halted_tokens_and_of_a_completed_run(cli: Any, workdir: Path) -> None:
+    (workdir / "failing.json").write_text('{"fail": true}')
+    _, failed = run_uuid(cli, DEFINITION, "--tokens", "failing.json")
+    no_halt = cli("resume", failed, "--data", "{}")
     assert no_halt.code == ExitCode.USAGE
     assert "has no halted token to give --data to" in no_halt.err
+    _, uuid = run_uuid(cli, DEFINITION)
     done = cli("resume", uuid)
     assert done.code == ExitCode.OK
-    assert "already completed: nothing to resume" in done.err
+    assert done.err.strip() == f"run {uuid} is already completed: nothing to resume"
+    with_data = cli("resume", uuid, "--data", "{}")
+    assert with_data.code == ExitCode.OK
+    assert "nothing to resume (--data is not used)" in with_data.err
+    as_json = cli("--json", "resume", uuid).json()
+    assert (as_json["resumed"], as_json["status"]) == (False, "COMPLETED")
 
 
 def test_resume_of_a_run_not_started_here(open_store: Any, cli: Any) -> None:
@@ -215,9 +222,6 @@ def test_resume_with_lock_wait_goes_on_once_the_other_lock_lapses(cli: Any) -> N
     assert "is being run by another process" not in waited.err
     assert waited.code == ExitCode.ERROR  # the run went on: its failing token fails again
     assert "token 2 failed" in waited.out
-    bad = cli("resume", uuid, "--lock-wait", "-1")
-    assert bad.code == ExitCode.USAGE
-    assert "--lock-wait must be 0 or more seconds, not -1.0" in bad.err
 
 
 # -- list, show, db ----------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import workflow
 
-from . import _commands_definitions, _commands_inspect, _commands_run
-from ._context import ENV_DATABASE
+from . import _argtypes, _commands_definitions, _commands_inspect, _commands_run
+from ._context import ENV_DATABASE, ENV_IMPORT_ALLOW
 from ._logging import LEVELS
 
 __all__ = ["EPILOG", "build_parser"]
@@ -51,7 +51,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, late: bool) -> None:
         action="append",
         metavar="MODULE",
         default=default([]),
-        help="import MODULE first, e.g. to register tasks (repeatable)",
+        help="import MODULE first, e.g. to register tasks (repeatable); `resume` imports "
+        f"only these and those ${ENV_IMPORT_ALLOW} lists",
     )
     group.add_argument(
         "--log-level",
@@ -65,14 +66,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, late: bool) -> None:
     )
     group.add_argument(
         "--log-max-bytes",
-        type=int,
+        type=_argtypes.count,
         metavar="N",
         default=default(10_000_000),
         help="rotate the log file at N bytes (default: 10000000; 0: never)",
     )
     group.add_argument(
         "--log-backups",
-        type=int,
+        type=_argtypes.count,
         metavar="N",
         default=default(5),
         help="keep N rotated log files (default: 5)",

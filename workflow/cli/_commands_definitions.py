@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any
 
+from ._argtypes import positive
 from ._context import Context
-from ._output import table
+from ._output import dumps, table
 from ._targets import definition_lookup, format_flow_errors, load_flow_file, task_registry
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing.set_defaults(handler=cmd_list)
     show = actions.add_parser("show", parents=[common], help="show a stored flow")
     show.add_argument("name", metavar="NAME")
-    show.add_argument("--version", type=int, metavar="N", help="default: the latest")
+    show.add_argument("--version", type=positive, metavar="N", help="default: the latest")
     show.set_defaults(handler=cmd_show)
     for action, text in [
         ("disable", "stop new runs of a flow (runs already started can resume)"),
@@ -58,7 +58,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     ]:
         command = actions.add_parser(action, parents=[common], help=text)
         command.add_argument("name", metavar="NAME")
-        command.add_argument("--version", type=int, metavar="N", help="default: every version")
+        command.add_argument("--version", type=positive, metavar="N", help="default: every version")
         command.set_defaults(handler=cmd_change, change=action)
 
 
@@ -167,7 +167,7 @@ def cmd_show(ctx: Context) -> int:
         state = "enabled" if shown.enabled else "disabled"
         others = ", ".join(str(d.version) for d in versions)
         header = f"flow {shown.name!r} version {shown.version} ({state}; versions: {others})"
-        return header + "\n" + json.dumps(shown.body, indent=2, ensure_ascii=False)
+        return header + "\n" + dumps(shown.body)
 
     ctx.out.result(result, text)
     return 0

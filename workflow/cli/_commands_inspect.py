@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
-from ._context import Context, import_storage
-from ._output import table
-from ._report import outcome
+from ._argtypes import positive
+from ._context import Context, ExitCode, import_storage
+from ._output import printable, table
 
 __all__ = ["STATUSES", "register"]
 
 #: The workflow statuses ``list --status`` accepts (:class:`~workflow.engine_db.WorkflowStatus`).
 STATUSES = ("new", "running", "halted", "error", "completed", "waiting")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -31,7 +25,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--status", type=str.lower, choices=STATUSES, help="only workflows with this status"
     )
     listing.add_argument(
-        "--limit", type=_positive, metavar="N", help="at most N workflows (default: all)"
+        "--limit", type=positive, metavar="N", help="at most N workflows (default: all)"
     )
     listing.set_defaults(handler=cmd_list)
 
@@ -54,80 +48,47 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(ctx: Context) -> int:
-    """List the stored workflows."""
+    """List the stored workflows; exit with 1, naming them, when values cannot be read."""
     from workflow.engine_db import WorkflowStatus
+
+    from ._stored_run import read_workflows
 
     args = ctx.args
     status = None if args.status is None else WorkflowStatus[args.status.upper()]
-    rows = ctx.store(write=False).workflows(status=status, limit=args.limit)
-    result = [
-        {
-            "uuid": row["uuid"],
-            "name": row["name"],
-            "status": WorkflowStatus(row["status"]).name,
-            "definition": (
-                {"name": row["definition_name"], "version": row["definition_version"]}
-                if row.get("definition_name")
-                else None
-            ),
-            "created": row["created"],
-            "modified": row["modified"],
-        }
-        for row in rows
-    ]
+    result, problems = read_workflows(ctx.store(write=False), status=status, limit=args.limit)
 
     def text() -> str:
         if not result:
             return "no workflows"
         return table(
-            [
-                (
-                    row["uuid"],
-                    row["status"],
-                    f"{row['modified']:%Y-%m-%d %H:%M:%S}",
-                    row["name"],
-                )
-                for row in result
-            ],
+            [(row["uuid"], row["status"], _when(row["modified"]), row["name"]) for row in result],
             ["UUID", "STATUS", "MODIFIED (UTC)", "NAME"],
         )
 
     ctx.out.result(result, text)
-    return 0
+    return _damaged(ctx, "the database", problems)
 
 
-def _status_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from workflow.engine_db import ObjectStatus, WorkflowStatus
-
-    def name(value: int | None, token: bool) -> str | None:
-        if value is None:
-            return None
-        return (ObjectStatus if token else WorkflowStatus)(value).name
-
-    return [
-        {
-            "created": row["created"],
-            "token": row["token_position"],
-            "from": name(row["from_status"], row["token_position"] is not None),
-            "to": name(row["to_status"], row["token_position"] is not None),
-            "callback_pos": row["callback_pos"],
-            "message": row["message"],
-        }
-        for row in rows
-    ]
+def _damaged(ctx: Context, what: str, problems: list[str]) -> int:
+    """Name the values that could not be read, if any, and return the exit code."""
+    if not problems:
+        return ExitCode.OK
+    listed = "".join(f"\n  {problem}" for problem in problems)
+    ctx.out.note(f"{what} has values that cannot be read:{listed}")
+    return ExitCode.ERROR
 
 
 def _render_show(result: dict[str, Any]) -> str:
     definition = result["definition"]
     lines = [
         f"workflow  {result['uuid']}",
-        f"name      {result['name']}",
+        f"name      {printable(result['name'])}",
         f"status    {result['status']}",
     ]
     if definition:
-        lines.append(f"flow      {definition['name']} version {definition['version']}")
+        lines.append(f"flow      {printable(definition['name'])} version {definition['version']}")
     if result["target"]:
-        lines.append(f"target    {result['target']}")
+        lines.append(f"target    {printable(str(result['target']))}")
     lines += ["", "tokens:"]
     rows = []
     for token in result["tokens"]:
@@ -140,7 +101,7 @@ def _render_show(result: dict[str, Any]) -> str:
     lines += ["", "status changes:"]
     log = [
         (
-            f"{row['created']:%Y-%m-%d %H:%M:%S}",
+            _when(row["created"]),
             "workflow" if row["token"] is None else f"token {row['token']}",
             f"{row['from'] or '-'} -> {row['to']}",
             row["message"],
@@ -151,15 +112,23 @@ def _render_show(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _when(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if isinstance(value, datetime) else str(value)
+
+
 def cmd_show(ctx: Context) -> int:
-    """Show one workflow with its tokens and its status log."""
-    storage = import_storage()
-    engine = storage.PersistentWorkflowEngine.from_uuid(ctx.args.uuid, store=ctx.store(write=False))
-    result = outcome(engine, data=True)
-    result["extra_data"] = engine.extra_data
-    result["status_changes"] = _status_changes(engine.status_changes())
+    """Show one workflow with its tokens and its status log.
+
+    A damaged run is shown too: what cannot be read is marked, and the
+    command exits with 1 listing it.
+    """
+    from ._stored_run import read_run
+
+    result, problems = read_run(ctx.store(write=False), ctx.args.uuid)
+    if problems:
+        result["unreadable"] = problems
     ctx.out.result(result, lambda: _render_show(result))
-    return 0
+    return _damaged(ctx, f"workflow {result['uuid']}", problems)
 
 
 def cmd_db_upgrade(ctx: Context) -> int:

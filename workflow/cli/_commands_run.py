@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._argtypes import count, positive, seconds
 from ._context import CLIError, Context, import_storage
 from ._inputs import parse_json, read_tokens
 from ._progress import progress
@@ -20,6 +21,9 @@ __all__ = ["register"]
 log = logging.getLogger("workflow.cli")
 
 _WAITING = ("HALTED", "WAITING")
+
+#: The longest workflow name the database holds (``wf_workflow.name``).
+MAX_NAME_LENGTH = 255
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -39,7 +43,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "or module:attribute naming a Python callback list",
     )
     run.add_argument("--definition", metavar="NAME", help="run the stored definition NAME")
-    run.add_argument("--version", type=int, metavar="N", help="with --definition: run version N")
+    run.add_argument(
+        "--version", type=positive, metavar="N", help="with --definition: run version N"
+    )
     run.add_argument(
         "--tokens",
         metavar="FILE",
@@ -71,7 +77,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     resume.add_argument(
         "--lock-wait",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
         help="wait up to SECONDS for another process running the workflow to let go "
@@ -79,7 +85,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     resume.add_argument(
         "--token",
-        type=int,
+        type=count,
         metavar="N",
         help="give --data to token N only (default: every halted token)",
     )
@@ -92,6 +98,13 @@ def _run(ctx: Context, engine: PersistentWorkflowEngine, action: Any, total: int
         action(stop_on_error=False, stop_on_halt=False)
     result = outcome(engine)
     log.info("workflow %s %s: %s", engine.uuid, engine.status.name, result["counts"])
+    return _report(ctx, result, resumed=ctx.args.command == "resume")
+
+
+def _report(ctx: Context, result: dict[str, Any], *, resumed: bool) -> int:
+    """Print the ``outcome()`` of a stored run; with ``resume``, say whether it ran."""
+    if ctx.args.command == "resume":
+        result["resumed"] = resumed
     ctx.out.result(result, lambda: render_outcome(result))
     return int(result["exit_code"])
 
@@ -99,12 +112,19 @@ def _run(ctx: Context, engine: PersistentWorkflowEngine, action: Any, total: int
 def cmd_run(ctx: Context) -> int:
     """Run a definition over the tokens in a new stored workflow."""
     args = ctx.args
-    records = read_tokens(args.tokens)
+    records = read_tokens(args.tokens)  # all of the input is checked before the run is stored
     target: Target = run_target(ctx)
+    tokens = [target.token(record) for record in records]
+    name = args.name or target.name
+    if len(name) > MAX_NAME_LENGTH:
+        raise CLIError(
+            f"the workflow name is {len(name)} characters long, at most {MAX_NAME_LENGTH} "
+            "fit: give a shorter --name"
+        )
     storage = import_storage()
     meta = {"target": target.spec, "imports": args.imports, "checkpoint": args.checkpoint}
     engine = storage.PersistentWorkflowEngine.with_name(
-        args.name or target.name,
+        name,
         store=ctx.store(),
         definition=target.callbacks,
         extra_data={META_KEY: meta},
@@ -112,7 +132,6 @@ def cmd_run(ctx: Context) -> int:
         definition_name=target.definition_name,
         definition_version=target.definition_version,
     )
-    tokens = [target.token(record) for record in records]
     log.info("workflow %s (%s) runs %d token(s)", engine.uuid, engine.name, len(tokens))
     return _run(ctx, engine, lambda **kw: engine.process(tokens, **kw), len(tokens))
 
@@ -179,6 +198,11 @@ def _unanswered(engine: PersistentWorkflowEngine) -> list[int]:
 def cmd_resume(ctx: Context) -> int:
     """Resume a stored run, giving ``--data`` to its halted tokens first.
 
+    Everything happens under the run's lock, taken first: of several
+    commands resuming one run, one runs it; the others fail naming the
+    holder of the lock, or, once the run completed, say that there is
+    nothing left to resume.
+
     A flow's halt step waits for an answer: the run resumes only once every
     token halted at one has its answer, so that no token goes past its halt
     step without one. Until then, ``--token N --data JSON`` stores the answer
@@ -189,16 +213,58 @@ def cmd_resume(ctx: Context) -> int:
     if args.token is not None and args.data is None:
         raise CLIError("--token N says which token gets --data; give --data too")
     storage = import_storage()
-    if args.lock_wait < 0:
-        raise CLIError(f"--lock-wait must be 0 or more seconds, not {args.lock_wait}")
     engine = storage.PersistentWorkflowEngine.from_uuid(
         args.uuid, store=ctx.store(), lock_wait=args.lock_wait
     )
-    meta = engine.extra_data.get(META_KEY) or {}
-    if meta.get("checkpoint"):
-        engine.checkpoint = storage.CheckpointPolicy(meta["checkpoint"])
-    target = resume_target(ctx, engine)
+    target = resume_target(ctx, engine)  # imports only what the user allows
     engine.callbacks.replace(target.callbacks)
+    engine.storage.acquire(engine.uuid, engine.owner, wait=args.lock_wait)
+    try:
+        _reload(engine, storage)
+        return _resume_locked(ctx, engine, target, data)
+    finally:
+        _release(engine)
+
+
+def _release(engine: PersistentWorkflowEngine) -> None:
+    """Release the run's lock if this command still holds it (a resume releases it itself)."""
+    from workflow.errors import StorageError
+
+    try:
+        with engine.storage.transaction("release lock", workflow=engine.uuid) as conn:
+            engine.storage.release(conn, engine.uuid, engine.owner)
+    except StorageError:  # the error that stopped the command is the one to report
+        log.debug("could not release the lock of workflow %s", engine.uuid, exc_info=True)
+
+
+def _reload(engine: PersistentWorkflowEngine, storage: Any) -> None:
+    """Read the run again now that its lock is held: another process may have moved it on."""
+    from workflow.engine_db import WorkflowStatus
+
+    row = engine.storage.workflow(engine.uuid)
+    engine.status = WorkflowStatus(row["status"])
+    engine.extra_data = row["extra_data"] or {}
+    checkpoint = (engine.extra_data.get(META_KEY) or {}).get("checkpoint")
+    if checkpoint:
+        try:
+            engine.checkpoint = storage.CheckpointPolicy(checkpoint)
+        except ValueError:
+            raise CLIError(
+                f"workflow {engine.uuid} records the checkpoint policy {checkpoint!r}, "
+                "which is none of token, task, halt"
+            ) from None
+
+
+def _resume_locked(
+    ctx: Context, engine: PersistentWorkflowEngine, target: Target, data: Any
+) -> int:
+    """Give ``data`` and resume the run, holding its lock; report what happened."""
+    args = ctx.args
+    pending = sum(token.status.name != "COMPLETED" for token in engine.load_tokens())
+    if not pending and engine.status.name == "COMPLETED":
+        unused = " (--data is not used)" if args.data is not None else ""
+        ctx.out.note(f"run {engine.uuid} is already completed: nothing to resume{unused}")
+        return _report(ctx, outcome(engine), resumed=False)
     if args.data is not None:
         tokens = _waiting(engine, target, args.token)
         if not tokens:
@@ -216,12 +282,7 @@ def cmd_resume(ctx: Context) -> int:
                 f"stored the answer; token(s) {_positions(unanswered)} still wait for theirs "
                 "(--token N --data JSON): the run resumes once every one has its answer"
             )
-            result = outcome(engine)
-            ctx.out.result(result, lambda: render_outcome(result))
-            return int(result["exit_code"])
-    pending = sum(token.status.name != "COMPLETED" for token in engine.load_tokens())
-    if not pending and engine.status.name == "COMPLETED":
-        ctx.out.note(f"workflow {engine.uuid} already completed: nothing to resume")
+            return _report(ctx, outcome(engine), resumed=False)
     return _run(ctx, engine, engine.resume, pending)
 
 

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,16 @@ if TYPE_CHECKING:
 
     from ._logging import LogSetup
 
-__all__ = ["ENV_DATABASE", "CLIError", "Context", "ExitCode", "database_url"]
+__all__ = ["ENV_DATABASE", "ENV_IMPORT_ALLOW", "CLIError", "Context", "ExitCode", "database_url"]
 
 log = logging.getLogger("workflow.cli")
 
 #: The environment variable naming the database when ``--database`` is not given.
 ENV_DATABASE = "WORKFLOW_DATABASE_URL"
+
+#: The environment variable listing the modules ``workflow resume`` may import
+#: without ``--import`` (names separated by commas or spaces).
+ENV_IMPORT_ALLOW = "WORKFLOW_IMPORT_ALLOW"
 
 _DEFAULT_URL = "sqlite:///workflow.sqlite"  # workflow.storage.DEFAULT_URL, without importing it
 
@@ -186,12 +191,33 @@ def _shown(store: Store) -> str:
 def import_modules(names: list[str]) -> None:
     """Import the modules of ``--import`` (they register tasks, say), from the working directory.
 
-    :raises CLIError: naming the module that cannot be imported.
+    :raises CLIError: naming the module that cannot be imported, and the file
+        and line of the problem when it is in the module's code (a syntax
+        error, an exception raised on import).
     """
     if names and "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in names:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise CLIError(f"cannot import module {name!r}: {exc}") from exc
+        except (Exception, SystemExit) as exc:
+            raise CLIError(f"cannot import module {name!r}: {_import_problem(name, exc)}") from exc
+
+
+def _import_problem(name: str, exc: BaseException) -> str:
+    """Say what went wrong importing ``name``, and where when it was in code of its own."""
+    what = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing is not None and (name == missing or name.startswith(f"{missing}.")):
+        return what  # the module itself (or its package) is missing: nothing of it ran
+    if isinstance(exc, SyntaxError):
+        what = f"{type(exc).__name__}: {exc.msg}"
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else None
+    else:
+        frames = [
+            frame
+            for frame in traceback.extract_tb(exc.__traceback__)
+            if not frame.filename.startswith("<frozen ")  # the import machinery
+        ]
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    return f"{what} (at {where})" if where else what

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._output import printable
+
 if TYPE_CHECKING:
     from workflow.storage import Store
 
-__all__ = ["FORMAT", "LEVELS", "LogSetup"]
+__all__ = ["FORMAT", "LEVELS", "LogSetup", "TerminalFormatter"]
 
 #: The format of every log line (that of the JSON flow framework).
 FORMAT = "%(asctime)s %(levelname)s %(module)s %(funcName)s %(message)s"
@@ -25,6 +27,18 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 #: Libraries whose INFO lines say nothing about the user's runs: shown from DEBUG on.
 QUIET = ("alembic",)
+
+
+class TerminalFormatter(logging.Formatter):
+    """Format records with every control character escaped (see :func:`printable`).
+
+    Log lines name workflows, steps and errors that a run's data may have
+    chosen; the files and the console they go to are read on terminals.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the formatted record, tracebacks keeping their lines."""
+        return printable(super().format(record), newlines=True)
 
 
 class LogSetup:
@@ -48,7 +62,7 @@ class LogSetup:
         self.root = logging.getLogger()
         self._previous_level = self.root.level
         self.handlers: list[logging.Handler] = []
-        formatter = logging.Formatter(FORMAT)
+        formatter = TerminalFormatter(FORMAT)
         # Open the file first: when it cannot be opened, nothing is installed yet.
         rotating = None
         if log_file is not None:

@@ -6,14 +6,16 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ._context import ExitCode
+from ._output import printable
 
 if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
 
-__all__ = ["exit_code", "last_line", "outcome", "render_outcome", "token_info"]
+__all__ = ["OUTCOMES", "exit_code", "last_line", "outcome", "render_outcome", "token_info"]
 
 _WAITING = ("HALTED", "WAITING")
-_OUTCOMES = {ExitCode.OK: "completed", ExitCode.ERROR: "failed", ExitCode.HALTED: "halted"}
+#: What each exit code of a run says in its report.
+OUTCOMES = {ExitCode.OK: "completed", ExitCode.ERROR: "failed", ExitCode.HALTED: "halted"}
 
 
 def last_line(text: str | None) -> str | None:
@@ -32,14 +34,11 @@ def _halt_messages(changes: list[dict[str, Any]]) -> dict[int, str]:
     return messages
 
 
-def token_info(
-    token: Token, *, flow: bool, halts: dict[int, str], data: bool = False
-) -> dict[str, Any]:
+def token_info(token: Token, *, flow: bool, halts: dict[int, str]) -> dict[str, Any]:
     """Describe one token: status, position, why it halted or what failed.
 
     :param flow: the token is a flow's context, which records its halt step.
     :param halts: the halt messages of the run's status log, by token.
-    :param data: include the token's data and its whole last error.
     """
     info: dict[str, Any] = {
         "position": token.position,
@@ -56,10 +55,6 @@ def token_info(
         info["halted"] = halt
     if token.last_error:
         info["error"] = last_line(token.last_error)
-    if data:
-        info["data"] = token.data
-        info["extra_data"] = token.extra_data
-        info["last_error"] = token.last_error
     return info
 
 
@@ -73,14 +68,14 @@ def exit_code(status: str, tokens: list[dict[str, Any]]) -> ExitCode:
     return ExitCode.OK
 
 
-def outcome(engine: PersistentWorkflowEngine, *, data: bool = False) -> dict[str, Any]:
+def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
     """Return the state of the stored run of ``engine``, as JSON-ready data."""
     flow = engine.definition_name is not None
     halts = _halt_messages(engine.status_changes())
-    tokens = [
-        token_info(token, flow=flow, halts=halts, data=data) for token in engine.load_tokens()
-    ]
+    tokens = [token_info(token, flow=flow, halts=halts) for token in engine.load_tokens()]
     status = engine.status.name
+    meta = engine.extra_data.get("cli")
+    meta = meta if isinstance(meta, dict) else {}
     counts = Counter(token["status"].lower() for token in tokens)
     code = exit_code(status, tokens)
     return {
@@ -90,10 +85,11 @@ def outcome(engine: PersistentWorkflowEngine, *, data: bool = False) -> dict[str
         "definition": (
             {"name": engine.definition_name, "version": engine.definition_version} if flow else None
         ),
-        "target": (engine.extra_data.get("cli") or {}).get("target"),
+        "target": meta.get("target"),
+        "imports": [name for name in meta.get("imports") or [] if isinstance(name, str)],
         "counts": {"total": len(tokens), **dict(sorted(counts.items()))},
         "tokens": tokens,
-        "outcome": _OUTCOMES[code],
+        "outcome": OUTCOMES[code],
         "exit_code": int(code),
     }
 
@@ -101,12 +97,12 @@ def outcome(engine: PersistentWorkflowEngine, *, data: bool = False) -> dict[str
 def _describe_token(token: dict[str, Any]) -> str | None:
     if "halted" in token:
         halt = token["halted"]
-        where = f" at step {halt['step']!r}" if halt.get("step") else ""
-        message = f": {halt['message']}" if halt.get("message") else ""
+        where = f" at step {printable(repr(halt['step']))}" if halt.get("step") else ""
+        message = f": {printable(str(halt['message']))}" if halt.get("message") else ""
         answered = " (answered)" if halt.get("answered") else ""
         return f"  token {token['position']} halted{where}{message}{answered}"
     if token["status"] == "ERROR":
-        return f"  token {token['position']} failed: {token.get('error')}"
+        return f"  token {token['position']} failed: {printable(str(token.get('error')))}"
     return None
 
 
@@ -124,9 +120,10 @@ def render_outcome(result: dict[str, Any]) -> str:
         if definition
         else result["target"] or result["name"]
     )
-    lines = [f"workflow {result['uuid']} ({source}) {result['outcome']}: {summary}"]
+    lines = [f"workflow {result['uuid']} ({printable(source)}) {result['outcome']}: {summary}"]
     lines += [line for line in map(_describe_token, result["tokens"]) if line]
     if result["exit_code"] == ExitCode.HALTED:
+        imports = "".join(f" --import {name}" for name in result["imports"])
         data = " --data JSON" if definition else ""
-        lines.append(f"resume with: workflow resume {result['uuid']}{data}")
+        lines.append(f"resume with: workflow resume {result['uuid']}{printable(imports)}{data}")
     return "\n".join(lines)

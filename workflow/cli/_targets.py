@@ -9,13 +9,15 @@ in the workflow's ``extra_data["cli"]``.
 from __future__ import annotations
 
 import importlib
+import os
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflow.errors import WorkflowKeyError
 
-from ._context import CLIError, Context, import_modules
+from ._context import ENV_IMPORT_ALLOW, CLIError, Context, import_modules
 
 if TYPE_CHECKING:
     from workflow.flows import Flow, FlowError
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FLOW_SUFFIXES",
     "Target",
+    "allowed_imports",
+    "check_resume_imports",
     "definition_lookup",
     "format_flow_errors",
     "load_flow_file",
@@ -154,6 +158,11 @@ def load_python(spec: str) -> list[Any]:
             found = getattr(found, part)
         except AttributeError:
             raise CLIError(f"module {module_name!r} has no attribute {attribute!r}") from None
+        if isinstance(found, types.ModuleType):
+            raise CLIError(
+                f"{spec}: {part} is a module; name it before the colon "
+                f"({found.__name__}:ATTRIBUTE), so that only the modules named are imported"
+            )
     if not isinstance(found, (list, tuple)) and hasattr(found, "workflow"):
         found = found.workflow
     if callable(found) and not isinstance(found, (list, tuple)):
@@ -200,17 +209,72 @@ def run_target(ctx: Context) -> Target:
     raise CLIError(f"{target!r} is not {_TARGET_FORMS}")
 
 
+def allowed_imports(ctx: Context) -> set[str]:
+    """Return the modules a resume may import: ``--import`` and ``$WORKFLOW_IMPORT_ALLOW``.
+
+    The variable lists module names separated by commas or spaces; each name
+    allows that module exactly (not its submodules).
+    """
+    configured = os.environ.get(ENV_IMPORT_ALLOW, "").replace(",", " ").split()
+    return {*ctx.args.imports, *configured}
+
+
+def _recorded(engine: PersistentWorkflowEngine) -> tuple[list[str], str | None]:
+    """Return the modules a stored run was started with, and its ``module:attribute``.
+
+    :raises CLIError: when the record is not what ``workflow run`` writes.
+    """
+    meta = engine.extra_data.get(META_KEY) or {}
+    imports = (meta.get("imports") or []) if isinstance(meta, dict) else None
+    spec = meta.get("target") if isinstance(meta, dict) else None
+    if (
+        not isinstance(imports, list)
+        or not all(isinstance(name, str) for name in imports)
+        or not isinstance(spec, (str, type(None)))
+    ):
+        raise CLIError(
+            f"workflow {engine.uuid} has an invalid record of how it was started "
+            f"(extra_data[{META_KEY!r}] = {meta!r}): it cannot be resumed by the workflow command"
+        )
+    return imports, spec or None
+
+
+def check_resume_imports(ctx: Context, engine: PersistentWorkflowEngine) -> list[str]:
+    """Return the modules to import to resume ``engine``'s run, once each is allowed.
+
+    A run records the modules it was started with in its ``extra_data``,
+    which its tasks can write: those modules are imported again only when
+    the person resuming allows them (:func:`allowed_imports`).
+
+    :raises CLIError: naming the modules the run was started with and how to
+        allow those that are not.
+    """
+    imports, spec = _recorded(engine)
+    needed = [*imports, *([spec.partition(":")[0]] if spec else [])]
+    allowed = allowed_imports(ctx)
+    refused = [name for name in dict.fromkeys(needed) if name not in allowed]
+    if refused:
+        started = " ".join(f"--import {name}" for name in imports) or "no --import"
+        runs = f" to run {spec}" if spec else ""
+        allow = " ".join(f"--import {name}" for name in refused)
+        raise CLIError(
+            f"workflow {engine.uuid} was started with {started}{runs}; a resume imports only "
+            f"the modules you allow: pass {allow} (or list them in ${ENV_IMPORT_ALLOW})"
+        )
+    return needed
+
+
 def resume_target(ctx: Context, engine: PersistentWorkflowEngine) -> Target:
     """Build the definition a stored run started with again.
 
     :raises CLIError: when the run was not started by this command and stores
-        no definition.
+        no definition, or was started with modules not allowed
+        (:func:`check_resume_imports`).
     """
-    meta = engine.extra_data.get(META_KEY) or {}
-    import_modules(list(meta.get("imports") or []))
+    import_modules(check_resume_imports(ctx, engine))
     if engine.definition_name is not None:
         return stored_target(ctx, engine.definition_name, engine.definition_version)
-    spec = meta.get("target")
+    _, spec = _recorded(engine)
     if spec:
         return Target(name=spec, callbacks=load_python(spec), spec=spec)
     raise CLIError(

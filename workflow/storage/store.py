@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 #: The database used when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///workflow.sqlite"
 
+#: How many times :meth:`Store.acquire` tries again after losing a race for
+#: row locks (see :func:`is_contention`), even when it may not wait.
+_CONTENTION_RETRIES = 10
+
 
 @contextmanager
 def map_errors(
@@ -328,6 +332,45 @@ class Store:
         with self.transaction("load status changes", workflow=uid) as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def stored_rows(self, uid: str) -> dict[str, list[dict[str, Any]]]:
+        """Return the rows of run ``uid`` as stored, for reading a run that may be damaged.
+
+        Nothing is decoded: JSON and timestamp columns come back as the text
+        the database holds, so that a damaged value cannot stop the others
+        from being read. The keys are ``"workflow"`` (one row, or none),
+        ``"tokens"`` (by position) and ``"status_changes"`` (oldest first).
+
+        .. versionadded:: 3.0
+        """
+        queries = {
+            "workflow": sa.select(*_as_text(workflows)).where(workflows.c.uuid == uid),
+            "tokens": sa.select(*_as_text(tokens))
+            .where(tokens.c.workflow_uuid == uid)
+            .order_by(tokens.c.position),
+            "status_changes": sa.select(*_as_text(status_changes))
+            .where(status_changes.c.workflow_uuid == uid)
+            .order_by(status_changes.c.id),
+        }
+        with self.transaction("load stored rows", workflow=uid) as conn:
+            return {
+                key: [dict(row) for row in conn.execute(query).mappings()]
+                for key, query in queries.items()
+            }
+
+    def stored_workflow_rows(
+        self, *, status: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Return :meth:`workflows` rows as stored (see :meth:`stored_rows`), newest first.
+
+        .. versionadded:: 3.0
+        """
+        query = sa.select(*_as_text(workflows))
+        if status is not None:
+            query = query.where(workflows.c.status == status)
+        query = query.order_by(workflows.c.created.desc(), workflows.c.uuid).limit(limit)
+        with self.transaction("list workflows") as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
     # -- locks ------------------------------------------------------------------
 
     def transition_rows(self, uid: str) -> list[dict[str, Any]]:
@@ -346,8 +389,14 @@ class Store:
 
         :param wait: seconds to keep trying while another process holds it.
         :raises WorkflowLockedError: when the lock is still held after ``wait``.
+
+        A try the database gave up as the loser of a race for row locks (a
+        deadlock, a serialisation failure, SQLite's "database is locked": see
+        :func:`is_contention`) counts as a busy lock and is made again, at
+        least ten times even without ``wait``.
         """
         deadline = time.monotonic() + wait
+        contended = 0
         while True:
             now = utcnow()
             expires = now + timedelta(seconds=self.lock_ttl)
@@ -361,12 +410,15 @@ class Store:
                             )
                         ).first()
             except StorageError as failure:
-                if not is_contention(failure) or time.monotonic() >= deadline:
+                contended += 1
+                if not is_contention(failure) or (
+                    time.monotonic() >= deadline and contended > _CONTENTION_RETRIES
+                ):
                     raise
                 # The database chose this attempt as the victim of a deadlock
                 # (or a serialisation failure): the lock is busy; wait as for a holder.
                 log.debug("taking the lock of workflow %s: %s; retrying", uid, failure)
-                time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+                time.sleep(min(0.05, max(deadline - time.monotonic(), 0.01)))
                 continue
             if taken:
                 return
@@ -398,6 +450,16 @@ class Store:
     def release(self, conn: Connection, uid: str, owner: str) -> None:
         """Release the lock of ``uid`` held by ``owner``, inside ``conn``'s transaction."""
         release_lock(conn, uid, owner)
+
+
+def _as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The columns of ``table``, its JSON and timestamp columns as the text stored."""
+    return [
+        sa.cast(column, sa.Text).label(column.name)
+        if isinstance(column.type, (sa.JSON, sa.DateTime))
+        else column
+        for column in table.columns
+    ]
 
 
 def _as_utc(value: datetime | None) -> datetime:
