@@ -37,7 +37,6 @@ from ..errors import (
     WorkflowLockedError,
     WorkflowObjectStatusError,
 )
-from .models import utcnow
 from .run_rows import (
     RunRow,
     StatusChangeInsert,
@@ -187,7 +186,7 @@ class RunWriter:
         :raises TokenEncodingError: naming the first item that cannot be stored.
         """
         objects = [Token(item, position=index) for index, item in enumerate(items)]
-        now = utcnow()
+        now = self.store.now()
         rows = [
             TokenInsert(
                 workflow_uuid=self.uuid,
@@ -315,7 +314,7 @@ class RunWriter:
                     id_object=position,
                     obj_status=status,
                 )
-            now = utcnow()
+            now = self.store.now()
             values = self._key(modified=now)
             if keep_lock:
                 values["lock_expires"] = self._expiry(now)
@@ -345,7 +344,7 @@ class RunWriter:
         changes = [TokenChange(done, ObjectStatus.COMPLETED, None) for done in completed]
         if change is not None:
             changes.append(change)
-        now = utcnow()
+        now = self.store.now()
         try:
             position = None if change is None else change.token.position
             with self.transaction(operation, token=position) as conn:
@@ -511,7 +510,7 @@ class RunWriter:
                 text = f"{change.error.rstrip()}\n\nThis failure could not be stored: {text}"
             point = resume_point(change.token)
             stored.append(TokenChange(change.token, ObjectStatus.ERROR, point, text, text, True))
-        now = utcnow()
+        now = self.store.now()
         token = next(iter(culprits), None)
         try:
             with self.transaction(operation, token=token) as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import socket
 import time
@@ -39,6 +40,15 @@ log = logging.getLogger(__name__)
 
 #: The database used when none is given: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///workflow.sqlite"
+
+#: Seconds between two readings of a server database's clock (see :meth:`Store.now`).
+CLOCK_CHECK_INTERVAL = 300.0
+#: How each server database tells its time, as naive UTC.
+_DATABASE_CLOCK = {
+    "postgresql": "SELECT timezone('utc', clock_timestamp())",
+    "mysql": "SELECT UTC_TIMESTAMP(6)",
+    "mariadb": "SELECT UTC_TIMESTAMP(6)",
+}
 
 #: How many times :meth:`Store.acquire` tries again after losing a race for
 #: row locks (see :func:`is_contention`), even when it may not wait.
@@ -154,6 +164,11 @@ class Store:
         if self.sql_engine.dialect.name == "sqlite":
             event.listen(self.sql_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = sessionmaker(self.sql_engine, expire_on_commit=False)
+        #: This machine's clock (naive UTC); the store corrects it by the
+        #: database's (see :meth:`now`).
+        self._client_clock = utcnow
+        self._offset = timedelta(0)
+        self._offset_measured = -math.inf
 
     @staticmethod
     def create_engine(url: str, *, codec: JSONCodec | None = None, **kwargs: Any) -> Engine:
@@ -239,7 +254,7 @@ class Store:
             raise WorkflowValueError(
                 f"definition_version={definition_version!r} needs a definition_name"
             )
-        now = utcnow()
+        now = self.now()
         uid = str(uuid.uuid4())
         with self.transaction("create workflow", workflow=uid) as conn:
             insert_workflow(
@@ -377,6 +392,39 @@ class Store:
         """Return :meth:`status_change_rows` (its former name, kept working)."""
         return self.status_change_rows(uid)
 
+    def now(self) -> datetime:
+        """Return the database's time (naive UTC): what lock expiry is judged by.
+
+        Processes on machines whose clocks differ by more than ``lock_ttl``
+        would otherwise take a live holder's lock over early. A server
+        database's clock is read now and then (every
+        :data:`CLOCK_CHECK_INTERVAL` seconds) and this machine's clock is
+        corrected by the difference, to within half the round trip of that
+        query. SQLite runs on this machine: its clock is this one.
+
+        .. versionadded:: 3.0
+        """
+        if (
+            self.sql_engine.dialect.name != "sqlite"
+            and time.monotonic() - self._offset_measured > CLOCK_CHECK_INTERVAL
+        ):
+            self._measure_offset()
+        return self._client_clock() + self._offset
+
+    def _measure_offset(self) -> None:
+        query = _DATABASE_CLOCK.get(self.sql_engine.dialect.name)
+        if query is None:  # pragma: no cover - the three supported databases have one
+            self._offset_measured = math.inf
+            return
+        with self.transaction("read the database clock") as conn:
+            before = self._client_clock()
+            database = conn.execute(sa.text(query)).scalar_one()
+            after = self._client_clock()
+        if isinstance(database, str):  # pragma: no cover - drivers return datetimes
+            database = datetime.fromisoformat(database)
+        self._offset = database.replace(tzinfo=None) - (before + (after - before) / 2)
+        self._offset_measured = time.monotonic()
+
     def new_owner(self) -> str:
         """Return a name for a lock holder: host, process id and a random part."""
         return _owner_name()
@@ -398,7 +446,7 @@ class Store:
         deadline = time.monotonic() + wait
         contended = 0
         while True:
-            now = utcnow()
+            now = self.now()
             expires = now + timedelta(seconds=self.lock_ttl)
             try:
                 with self.transaction("acquire lock", workflow=uid) as conn:
@@ -443,7 +491,7 @@ class Store:
 
         :returns: whether ``owner`` holds the lock (and it was renewed).
         """
-        expires = utcnow() + timedelta(seconds=self.lock_ttl)
+        expires = self.now() + timedelta(seconds=self.lock_ttl)
         with self.transaction("renew lock", workflow=uid) as conn:
             return update_workflow(conn, {"w_uuid": uid, "w_owner": owner, "lock_expires": expires})
 
