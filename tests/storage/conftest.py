@@ -7,6 +7,7 @@ Point the suite at other servers with ``WORKFLOW_TEST_POSTGRESQL_URL`` and
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,17 @@ def store(db_url: str) -> Iterator[Store]:
     store.create_all()
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    """A logger of its own at DEBUG, whose handlers are closed afterwards."""
+    log = logging.getLogger("tests.storage.logged")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    yield log
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    log.setLevel(logging.NOTSET)
+    log.propagate = True

@@ -38,20 +38,6 @@ syslog = cast(sa.Table, SyslogRecord.__table__)
 
 
 @pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    """A logger of its own at DEBUG, whose handlers are removed afterwards."""
-    log = logging.getLogger("tests.log_handler")
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    yield log
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-    log.setLevel(logging.NOTSET)
-    log.propagate = True
-
-
-@pytest.fixture
 def attach(logger: logging.Logger) -> Iterator[Any]:
     """Attach handlers to loggers (the test's by default); detached afterwards."""
     attached: list[tuple[logging.Logger, logging.Handler]] = []
@@ -88,7 +74,7 @@ def test_a_record_is_written_with_its_level_origin_message_and_time(
     handler.flush()
     [row] = rows(store)
     assert row["level"] == logging.WARNING
-    assert row["logger_name"] == "tests.log_handler"
+    assert row["logger_name"] == "tests.storage.logged"
     assert row["module"] == "test_log_handler"
     assert row["func_name"] == "test_a_record_is_written_with_its_level_origin_message_and_time"
     assert row["message"] == "disk sda is 93% full"
@@ -106,7 +92,7 @@ def test_the_stored_rows_map_to_syslog_records(
     handler.flush()
     with store.session() as session:
         [record] = session.scalars(sa.select(SyslogRecord)).all()
-        assert repr(record) == "<SyslogRecord tests.log_handler 20: 'mapped'>"
+        assert repr(record) == "<SyslogRecord tests.storage.logged 20: 'mapped'>"
 
 
 def test_the_workflow_uuid_given_as_extra_is_stored(

@@ -45,20 +45,6 @@ class Counter(logging.Handler):
 
 
 @pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    """A logger of its own at DEBUG, whose handlers are closed afterwards."""
-    log = logging.getLogger("tests.log_outages")
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    yield log
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
-    log.setLevel(logging.NOTSET)
-    log.propagate = True
-
-
-@pytest.fixture
 def proxy(db_url: str) -> Iterator[BlackHoleProxy]:
     """A proxy to the server under test, forwarding until told otherwise."""
     with BlackHoleProxy.to(db_url) as proxy:

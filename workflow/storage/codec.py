@@ -213,15 +213,15 @@ class JSONCodec:
         """Why ``part`` itself (not what it holds) cannot be stored; ``""`` when it can."""
         if part is None or isinstance(part, bool):
             return ""
-        if isinstance(part, str):
-            return "" if _is_unicode(part) else f"a string with a lone surrogate; {_CHANGE}"
-        if isinstance(part, int):
-            return "" if _printable(part) else f"an int of over {_MAX_DIGITS} digits; {_CHANGE}"
-        if isinstance(part, float):
-            return "" if math.isfinite(part) else f"the float {part!r}; {_CHANGE}"
+        if isinstance(part, (str, int, float)):
+            return _scalar_problem(part, key=False)
         if isinstance(part, dict):
             for key in part:
-                why = _why_not_key(key)
+                if key is None or isinstance(key, bool):
+                    continue
+                if not isinstance(key, (str, int, float)):
+                    return f"a dict key of type {type(key).__qualname__} ({key!r:.40}); {_CHANGE}"
+                why = _scalar_problem(key, key=True)
                 if why:
                     return why
             return ""
@@ -247,16 +247,21 @@ def _parts(value: Any, path: str) -> Iterator[tuple[str, int, Any]]:
         stack.extend(reversed(items))
 
 
-def _why_not_key(key: Any) -> str:
-    if key is None or isinstance(key, bool):
-        return ""
-    if isinstance(key, str):
-        return "" if _is_unicode(key) else f"a dict key with a lone surrogate; {_CHANGE}"
-    if isinstance(key, int):
-        return "" if _printable(key) else f"a dict key of over {_MAX_DIGITS} digits; {_CHANGE}"
-    if isinstance(key, float):
-        return "" if math.isfinite(key) else f"the dict key {key!r}; {_CHANGE}"
-    return f"a dict key of type {type(key).__qualname__} ({key!r:.40}); {_CHANGE}"
+#: How a problem names a string, an int and a float: as a value, or as a dict key.
+_NAMES = {
+    False: ("a string", "an int", "the float"),
+    True: ("a dict key", "a dict key", "the dict key"),
+}
+
+
+def _scalar_problem(value: str | int | float, *, key: bool) -> str:
+    """Why a string or number (a value, or a dict ``key``) cannot be stored; ``""`` if it can."""
+    text, number, real = _NAMES[key]
+    if isinstance(value, str):
+        return "" if _is_unicode(value) else f"{text} with a lone surrogate; {_CHANGE}"
+    if isinstance(value, int):
+        return "" if _printable(value) else f"{number} of over {_MAX_DIGITS} digits; {_CHANGE}"
+    return "" if math.isfinite(value) else f"{real} {value!r}; {_CHANGE}"
 
 
 def _is_unicode(text: str) -> bool:
