@@ -66,8 +66,8 @@ show cat orders-out.jsonl
 cat orders-out.jsonl
 
 say "a reviewer approves the suspicious orders; the run resumes"
-show workflow resume "$uuid" --data "'{\"approved\": true}'"
-workflow resume "$uuid" --data '{"approved": true}'
+show workflow resume "$uuid" --import examples.pipeline.tasks --data "'{\"approved\": true}'"
+workflow resume "$uuid" --import examples.pipeline.tasks --data '{"approved": true}'
 
 say "the reviewed orders are written too"
 show tail -n 3 orders-out.jsonl

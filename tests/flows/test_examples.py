@@ -317,5 +317,6 @@ def test_pipeline_runs_through_the_cli_as_run_example_does(
     result = json.loads(capsys.readouterr().out)
     waiting = [token["position"] for token in result["tokens"] if "halted" in token]
     assert waiting == [3, 6, 9]
-    assert cli.main([*database, "resume", result["uuid"], "--data", '{"approved": true}']) == 0
+    resume = [*database, "--import", "examples.pipeline.tasks", "resume", result["uuid"]]
+    assert cli.main([*resume, "--data", '{"approved": true}']) == 0
     assert [line["status"] for line in written(workdir)] == ["accepted"] * 9 + ["approved"] * 3

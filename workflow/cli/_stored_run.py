@@ -99,13 +99,13 @@ class _Reader:
         if text is None:
             return None
         match = _TIMESTAMP.fullmatch(str(text))
-        try:
-            if match is None:
-                raise ValueError(text)
+        if match is not None:
             fraction = f".{match[2]:0<6}" if match[2] else ""  # PostgreSQL drops zeros
-            return datetime.fromisoformat(match[1] + fraction)
-        except ValueError:
-            return self.mark(where, "not a timestamp", text)
+            try:
+                return datetime.fromisoformat(match[1] + fraction)
+            except ValueError:  # the shape of a timestamp, but no date (month 13)
+                pass
+        return self.mark(where, "not a timestamp", text)
 
 
 _JSON_NAMES: dict[type, str] = {dict: "object", list: "list"}
