@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import FlowError, FlowValidationError
 from ._compile import compile_body
 from ._graph import GraphFormat, render
+from ._limits import check_document
 from ._load import ParseFailure, from_procedures, procedures_path, read_file
 from ._registry import TaskRegistry, default_registry
 from ._validate import DefinitionLookup, validate_body, version_of
@@ -107,16 +108,21 @@ def load_flow(
     """
     registry = default_registry if registry is None else registry
     fallback = "flow"
-    if not isinstance(source, str | PathLike):  # the definition itself (checked below)
-        data: Any = copy.deepcopy(dict(source) if isinstance(source, Mapping) else source)
+    given = not isinstance(source, str | PathLike)  # the definition itself (checked below)
+    if given:
+        data: Any = dict(source) if isinstance(source, Mapping) else source
     else:
+        assert isinstance(source, str | PathLike)
         path = Path(source)
         fallback = path.stem or fallback
         try:
             data = read_file(path)
         except ParseFailure as failure:
             raise FlowValidationError([failure.error]) from None
-    body, errors = _our_format(data, fallback)
+    too_big = check_document(data, _name_of(data, fallback))
+    if too_big is not None:  # nothing recursive has seen the document yet
+        raise FlowValidationError([too_big])
+    body, errors = _our_format(copy.deepcopy(data) if given else data, fallback)
     if not errors:
         errors = validate_body(body, registry=registry, definitions=definitions)
         if isinstance(data, dict) and "procedures" in data:
@@ -165,6 +171,11 @@ def _pin_calls(steps: list[Any], definitions: DefinitionLookup) -> None:
             _pin_calls(step.get(key, []), definitions)
         for branch in step.get("parallel", []):
             _pin_calls(branch, definitions)
+
+
+def _name_of(data: Any, fallback: str) -> str:
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else fallback
 
 
 def _our_format(data: Any, fallback: str) -> tuple[Any, list[FlowError]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FlowError
+from ._limits import MAX_FILE_BYTES
 
 __all__ = ["ParseFailure", "from_procedures", "read_file"]
 
@@ -22,13 +23,23 @@ class ParseFailure(Exception):
 def read_file(path: Path) -> Any:
     """Return the data of a ``.json``, ``.yaml`` or ``.yml`` file.
 
+    Reads at most :data:`~workflow.flows.MAX_FILE_BYTES` bytes. YAML files
+    may not use aliases (``*name``), which let a few bytes stand for
+    millions of values, and may not nest deeper than
+    :data:`~workflow.flows.MAX_DOCUMENT_DEPTH`.
+
     :raises ParseFailure: naming the file, and the line and column of a syntax error.
     """
     name = path.stem or "<unnamed>"
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ParseFailure(FlowError(name, None, "$", f"cannot read {path}: {exc}")) from exc
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"{path} is larger than {MAX_FILE_BYTES} bytes, the most a flow file may have"
+        raise ParseFailure(FlowError(name, None, "$", message))
     if path.suffix.lower() in (".yaml", ".yml"):
         return _parse_yaml(text, path, name)
     try:
@@ -36,17 +47,20 @@ def read_file(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         message = f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         raise ParseFailure(FlowError(name, None, "$", message)) from exc
+    except RecursionError:  # the decoder's own guard: far deeper than any limit
+        message = f"{path} is nested too deeply to read"
+        raise ParseFailure(FlowError(name, None, "$", message)) from None
 
 
 def _parse_yaml(text: str, path: Path, name: str) -> Any:
     try:
-        import yaml
+        from ._yaml import YAMLError, load_yaml
     except ImportError:
         message = f"{path} is YAML, which needs PyYAML: pip install 'workflow[yaml]'"
         raise ParseFailure(FlowError(name, None, "$", message)) from None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return load_yaml(text)
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)

@@ -14,6 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import DefinitionDisabledError, FlowError
+from ._limits import (
+    MAX_NESTING,
+    MAX_STEPS,
+    MAX_VALUE_DEPTH,
+    check_document,
+    key_path,
+    value_depth,
+)
 from ._refs import COMPARISONS, LOGICAL, parse_reference, references_in
 from ._registry import TaskRegistry
 from ._shape import (
@@ -48,10 +56,32 @@ def version_of(stored: Any) -> int | None:
     return version if type(version) is int else None
 
 
-def _key_path(path: str, key: object) -> str:
-    if isinstance(key, str) and NAME_PATTERN.match(key):
-        return f"{path}.{key}"
-    return f"{path}[{key!r}]"
+_key_path = key_path
+
+#: The keys of a step that hold other steps, not values.
+_BLOCK_KEYS = frozenset({"then", "else", "do", "parallel"})
+
+
+class _Budget:
+    """The steps a flow may still have: one budget for it and every flow it calls."""
+
+    def __init__(self) -> None:
+        self.left = MAX_STEPS
+
+
+def count_steps(steps: object) -> int:
+    """Return how many steps ``steps`` holds, the steps inside steps included."""
+    count = 0
+    stack: list[object] = [steps]
+    while stack:
+        block = stack.pop()
+        if not isinstance(block, list):
+            continue
+        for step in block:
+            if isinstance(step, dict):
+                count += 1
+                stack.extend(child for _, child in blocks(step, ""))
+    return count
 
 
 class _Scope:
@@ -72,11 +102,15 @@ class Validator:
         definitions: DefinitionLookup | None,
         *,
         calling: tuple[str, ...] = (),
+        level: int = 0,
+        budget: _Budget | None = None,
     ) -> None:
         self.flow = name
         self.registry = registry
         self.definitions = definitions
         self.calling = (*calling, name)
+        self.level = level  # the nesting level of the list being checked
+        self.budget = _Budget() if budget is None else budget
         self.errors: list[FlowError] = []
         self.first_seen: dict[str, str] = {}
         self.loop_names: set[str] = set()
@@ -108,33 +142,59 @@ class Validator:
         if not isinstance(steps, list) or not steps:
             self.error(None, "$.steps", "a flow needs a non-empty list of 'steps'")
             return self.errors
-        self._collect_names(steps, "$.steps", frozenset())
-        self._check_list(steps, "$.steps", _Scope(set(), frozenset()), in_parallel=False)
+        if not self.calling[:-1]:  # the flow itself; a called flow is counted by its caller
+            total = count_steps(steps)
+            if total > MAX_STEPS:
+                message = f"the flow has {total} steps; at most {MAX_STEPS} are allowed"
+                self.error(None, "$.steps", message)
+                return self.errors
+            self.budget.left -= total
+        self._collect_names(steps, "$.steps")
+        self._nested(steps, "$.steps", None, _Scope(set(), frozenset()), in_parallel=False)
         return self.errors
+
+    def _nested(
+        self, steps: list[Any], path: str, name: str | None, scope: _Scope, *, in_parallel: bool
+    ) -> None:
+        """Check a list of steps one level deeper than the current one, within the limit."""
+        if self.level >= MAX_NESTING:
+            self.error(name, path, f"steps are nested more than {MAX_NESTING} levels deep")
+            return
+        self.level += 1
+        try:
+            self._check_list(steps, path, scope, in_parallel=in_parallel)
+        finally:
+            self.level -= 1
 
     # -- pass 1: names ----------------------------------------------------------
 
-    def _collect_names(self, steps: list[Any], path: str, loop_vars: frozenset[str]) -> None:
-        for index, step in enumerate(steps):
-            where = f"{path}[{index}]"
-            if not isinstance(step, dict):
-                continue
-            name = step.get("name")
-            if isinstance(name, str) and NAME_PATTERN.match(name):
-                if name in self.first_seen:
-                    self.error(
-                        name,
-                        f"{where}.name",
-                        f"duplicate step name {name!r} (first at {self.first_seen[name]})",
-                    )
-                else:
-                    self.first_seen[name] = f"{where}.name"
-                    self.all_names.add(name)
-            for key, child in blocks(step, where):
-                self._collect_names(child, key, loop_vars)
-            var = step.get("as")
-            if "for_each" in step and isinstance(var, str) and NAME_PATTERN.match(var):
-                self.loop_names.add(var)
+    def _collect_names(self, steps: list[Any], path: str) -> None:
+        """Record every step name and loop variable, in document order, and the duplicates."""
+        stack: list[tuple[str, list[Any]]] = [(path, steps)]
+        while stack:
+            where_list, block = stack.pop()
+            nested: list[tuple[str, list[Any]]] = []
+            for index, step in enumerate(block):
+                if isinstance(step, dict):
+                    self._collect_name(step, f"{where_list}[{index}]")
+                    nested.extend(blocks(step, f"{where_list}[{index}]"))
+            stack.extend(reversed(nested))
+
+    def _collect_name(self, step: dict[str, Any], where: str) -> None:
+        name = step.get("name")
+        if isinstance(name, str) and NAME_PATTERN.match(name):
+            if name in self.first_seen:
+                self.error(
+                    name,
+                    f"{where}.name",
+                    f"duplicate step name {name!r} (first at {self.first_seen[name]})",
+                )
+            else:
+                self.first_seen[name] = f"{where}.name"
+                self.all_names.add(name)
+        var = step.get("as")
+        if "for_each" in step and isinstance(var, str) and NAME_PATTERN.match(var):
+            self.loop_names.add(var)
 
     # -- pass 2: shapes, order, references --------------------------------------
 
@@ -205,8 +265,16 @@ class Validator:
         description = step.get("description")
         if description is not None and not isinstance(description, str):
             self.error(name, f"{path}.description", "description must be a string")
+        too_deep = False
+        for key, value in step.items():
+            if key not in _BLOCK_KEYS and value_depth(value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH:
+                message = f"the value is nested more than {MAX_VALUE_DEPTH} levels deep"
+                self.error(name, _key_path(path, key), message)
+                too_deep = True
         kinds = [kind for kind in KINDS if kind in step]
-        if not kinds:
+        if too_deep:
+            pass  # checking the value further would walk it; the error says enough
+        elif not kinds:
             keys = ", ".join(repr(kind) for kind in KINDS)
             self.error(name, path, f"a step needs one of the keys {keys}")
         elif len(kinds) > 1:
@@ -340,7 +408,7 @@ class Validator:
         if not isinstance(block, list) or (required and not block):
             self.error(name, f"{path}.{key}", f"{key!r} must be a non-empty list of steps")
             return
-        self._check_list(block, f"{path}.{key}", scope, in_parallel=in_parallel)
+        self._nested(block, f"{path}.{key}", name, scope, in_parallel=in_parallel)
 
     def _check_if(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
@@ -402,7 +470,7 @@ class Validator:
                 self.error(name, f"{where}[{index}]", "a branch must be a non-empty list of steps")
                 continue
             inner = _Scope(set(scope.visible), scope.loop_vars)
-            self._check_list(branch, f"{where}[{index}]", inner, in_parallel=True)
+            self._nested(branch, f"{where}[{index}]", name, inner, in_parallel=True)
             seen |= inner.visible - scope.visible
         scope.visible |= seen
 
@@ -459,9 +527,29 @@ class Validator:
         except DefinitionDisabledError as exc:
             self.error(name, f"{path}.flow", f"flow {called!r} cannot be called: {exc}")
             return
-        inner = Validator(called, self.registry, self.definitions, calling=self.calling)
-        for problem in inner.check(body):
+        steps = count_steps(body.get("steps") if isinstance(body, dict) else None)
+        if steps > self.budget.left:
+            message = f"with the flows it calls, the flow has more than {MAX_STEPS} steps"
+            self.error(name, f"{path}.flow", message)
+            return
+        self.budget.left -= steps
+        for problem in self._check_called(called, body):
             self.error(name, f"{path}.flow", f"called flow is invalid: {problem}")
+
+    def _check_called(self, called: str, body: object) -> list[FlowError]:
+        """Return the errors of a called flow, checked as one more level of the caller."""
+        too_big = check_document(body, called)
+        if too_big is not None:
+            return [too_big]
+        inner = Validator(
+            called,
+            self.registry,
+            self.definitions,
+            calling=self.calling,
+            level=self.level,
+            budget=self.budget,
+        )
+        return inner.check(body)
 
 
 def validate_body(
