@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -126,7 +127,7 @@ def load_flow(
     if not errors:
         errors = validate_body(body, registry=registry, definitions=definitions)
         if isinstance(data, dict) and "procedures" in data:
-            errors = [_back_to_procedures(error) for error in errors]
+            errors = [_back_to_procedures(error, data, registry) for error in errors]
     if errors:
         raise FlowValidationError(errors)
     if definitions is not None:
@@ -184,5 +185,18 @@ def _our_format(data: Any, fallback: str) -> tuple[Any, list[FlowError]]:
     return data, []
 
 
-def _back_to_procedures(error: FlowError) -> FlowError:
-    return FlowError(error.flow, error.step, procedures_path(error.path), error.message)
+def _back_to_procedures(
+    error: FlowError, document: dict[str, Any], registry: TaskRegistry
+) -> FlowError:
+    """Return ``error`` with its path in the ``procedures`` document it was translated from.
+
+    Only a document without errors of its own shape is validated, so each
+    step is the procedure at the same index, with a ``mod`` string.
+    """
+    match = re.fullmatch(r"\$\.steps\[(\d+)\]\.task", error.path)
+    known_module = False
+    if match is not None:
+        mod = document["procedures"][int(match.group(1))]["mod"]
+        known_module = any(name.startswith(f"{mod}.") for name in registry.names())
+    path = procedures_path(error.path, known_module=known_module)
+    return FlowError(error.flow, error.step, path, error.message)

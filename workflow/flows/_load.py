@@ -101,14 +101,14 @@ def from_procedures(body: dict[str, Any], name: str) -> tuple[dict[str, Any], li
             if key not in ("name", "mod", "method", "params", "description"):
                 message = f"unknown key {key!r} (allowed: method, mod, name, params)"
                 errors.append(FlowError(flow_name, label, f"{where}.{key}", message))
-        mod, method = procedure.get("mod"), procedure.get("method")
-        step: dict[str, Any] = {"name": step_name}
-        if isinstance(mod, str) and isinstance(method, str) and mod and method:
-            step["task"] = f"{mod}.{method}"
-        else:
-            message = "a procedure needs 'mod' and 'method' strings (its task is mod.method)"
-            errors.append(FlowError(flow_name, label, where, message))
-            step["task"] = ""
+        parts = [procedure.get("mod"), procedure.get("method")]
+        step: dict[str, Any] = {"name": step_name, "task": ""}
+        for key, part in zip(("mod", "method"), parts, strict=True):
+            if not isinstance(part, str) or not part:
+                message = f"a procedure needs a non-empty string {key!r} (its task is mod.method)"
+                errors.append(FlowError(flow_name, label, f"{where}.{key}", message))
+        if all(isinstance(part, str) and part for part in parts):
+            step["task"] = f"{parts[0]}.{parts[1]}"
         if "params" in procedure:
             step["params"] = procedure["params"]
         steps.append(step)
@@ -118,11 +118,16 @@ def from_procedures(body: dict[str, Any], name: str) -> tuple[dict[str, Any], li
     return translated, errors
 
 
-def procedures_path(path: str) -> str:
-    """Map a path of the translated flow back into the ``procedures`` document."""
+def procedures_path(path: str, *, known_module: bool = False) -> str:
+    """Map a path of the translated flow back into the ``procedures`` document.
+
+    A step's ``task`` is the procedure's ``mod`` and ``method``: a task that
+    is not found is reported at ``method`` when its ``mod`` names some task
+    (``known_module``), and at ``mod`` otherwise.
+    """
     if not path.startswith("$.steps"):
         return path
     path = "$.procedures" + path[len("$.steps") :]
     if path.endswith(".task"):
-        return path[: -len(".task")] + ".mod"
+        return path[: -len(".task")] + (".method" if known_module else ".mod")
     return path
