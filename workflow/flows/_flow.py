@@ -103,7 +103,9 @@ def load_flow(
     :param version: the stored version this body is; by default its
         ``version`` field, if any.
     :raises FlowValidationError: listing every problem, each with the flow,
-        the step and the JSON path; nothing has run.
+        the step and the JSON path; nothing has run. A flow past one of the
+        limits (:data:`MAX_NESTING`, :data:`MAX_STEPS`, ...) is invalid, and
+        a YAML file may not use aliases (``*name``).
 
     .. versionadded:: 3.0
     """
