@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from workflow.cli import ExitCode
-from workflow.flows import MAX_DOCUMENT_DEPTH, MAX_NESTING
+from workflow.flows import MAX_DOCUMENT_DEPTH, MAX_NESTING, MAX_VALUE_DEPTH
 
 from ..flows.test_limits import ALIAS_BOMB
 
@@ -52,6 +52,26 @@ def test_flows_past_the_limits_exit_2_naming_the_problem(
     assert result.code == ExitCode.USAGE
     assert message in result.out + result.err
     assert "Traceback" not in result.out + result.err
+
+
+@pytest.mark.parametrize("kind", ["if", "parallel", "for_each"])
+def test_a_flow_at_every_limit_validates_runs_and_draws(cli: Any, kind: str) -> None:
+    value: Any = "@_input.n"
+    for _ in range(MAX_VALUE_DEPTH - 1):
+        value = [value]
+    step: dict[str, Any] = {"name": "s1", "task": "cli_double", "params": {"deep": value}}
+    for level in range(2, MAX_NESTING + 1):
+        name = f"s{level}"
+        if kind == "if":
+            step = {"name": name, "if": True, "then": [step]}
+        elif kind == "parallel":
+            step = {"name": name, "parallel": [[step]]}
+        else:
+            step = {"name": name, "for_each": [1], "as": f"v{level}", "do": [step]}
+    Path("limits.json").write_text(json.dumps({"name": "limits", "steps": [step]}))
+    assert cli("validate", "limits.json").code == ExitCode.OK
+    assert cli("graph", "limits.json", "--format", "dot").code == ExitCode.OK
+    assert cli("run", "limits.json", "--tokens", "in.jsonl").code == ExitCode.OK
 
 
 def test_a_long_needs_chain_validates_runs_and_draws(cli: Any) -> None:

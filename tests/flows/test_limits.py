@@ -194,6 +194,17 @@ def test_calls_count_towards_the_steps_of_the_calling_flow(registry: TaskRegistr
     ]
 
 
+def test_a_called_flow_that_is_not_plain_data_is_invalid(registry: TaskRegistry) -> None:
+    outer = {"name": "outer", "steps": [{"name": "call", "flow": "inner"}]}
+    inner = {"name": "inner", "steps": "none", "when": {1, 2}}
+    step, path, message = only_error(outer, registry, definitions=lambda name, version: inner)
+    assert (step, path) == ("call", "$.steps[0].flow")
+    assert message == ("called flow is invalid: flow 'inner', at $.when: a set is not a JSON value")
+    inner = {"name": "inner", "steps": "none"}
+    *_, message = only_error(outer, registry, definitions=lambda name, version: inner)
+    assert message.endswith("a flow needs a non-empty list of 'steps'")
+
+
 def test_calls_of_calls_cannot_multiply_past_the_step_limit(registry: TaskRegistry) -> None:
     # Ten flows, each calling the next ten times: 10**10 steps once compiled.
     def lookup(name: str, version: int | None) -> dict[str, Any]:
