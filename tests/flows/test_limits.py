@@ -22,6 +22,7 @@ from workflow.flows import (
     TaskRegistry,
     load_flow,
 )
+from workflow.flows._validate import MAX_HINTS
 
 from .conftest import run
 
@@ -368,3 +369,18 @@ def test_yaml_dates_are_refused_where_they_stand(registry: TaskRegistry, tmp_pat
     step, error_path, message = only_error(path, registry)
     assert (step, error_path) == ("s", "$.steps[0].params.when")
     assert message == "a date is not a JSON value"
+
+
+def test_only_the_first_errors_get_a_hint(registry: TaskRegistry) -> None:
+    refs = [f"@load{i}" for i in range(MAX_HINTS + 50)]
+    body = {
+        "name": "hints",
+        "steps": [
+            {"name": "load", "task": "echo"},
+            {"name": "use", "task": "echo", "params": {"refs": refs}},
+        ],
+    }
+    with pytest.raises(FlowValidationError) as info:
+        load_flow(body, registry=registry)
+    hinted = [e for e in info.value.errors if e.message.endswith("(did you mean 'load'?)")]
+    assert (len(info.value.errors), len(hinted)) == (MAX_HINTS + 50, MAX_HINTS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import DefinitionDisabledError, FlowError
@@ -62,11 +62,20 @@ _key_path = key_path
 _BLOCK_KEYS = frozenset({"then", "else", "do", "parallel"})
 
 
+#: How many errors of one validation get a "did you mean" hint.
+MAX_HINTS = 100
+
+
 class _Budget:
-    """The steps a flow may still have: one budget for it and every flow it calls."""
+    """What one validation may still spend, shared with the flows it calls.
+
+    :ivar left: the steps the flow may still have.
+    :ivar hints: the "did you mean" hints it may still give.
+    """
 
     def __init__(self) -> None:
         self.left = MAX_STEPS
+        self.hints = MAX_HINTS
 
 
 def count_steps(steps: object) -> int:
@@ -118,6 +127,19 @@ class Validator:
 
     def error(self, step: str | None, path: str, message: str) -> None:
         self.errors.append(FlowError(self.flow, step, path, message))
+
+    def _hint(self, name: str, known: Callable[[], Iterable[str]]) -> str:
+        """Return `` (did you mean 'x'?)`` for a close ``known()`` name, for the first few errors.
+
+        A close match costs about a millisecond among a thousand names, so a
+        flow of a hundred thousand unknown names gets hints for the first
+        :data:`MAX_HINTS` only.
+        """
+        if self.budget.hints <= 0:
+            return ""
+        self.budget.hints -= 1
+        close = difflib.get_close_matches(name, list(known()), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     # -- the flow ---------------------------------------------------------------
 
@@ -227,7 +249,7 @@ class Validator:
                 elif needed == name:
                     self.error(name, at, "a step cannot need itself")
                 elif needed not in by_name:
-                    hint = _hint(needed, by_name)
+                    hint = self._hint(needed, lambda: by_name)
                     where_else = " in another list" if needed in self.all_names else ""
                     self.error(
                         name,
@@ -303,7 +325,7 @@ class Validator:
         if not isinstance(task, str) or not task:
             self.error(name, f"{path}.task", f"task must be a registered task name, not {task!r}")
         elif task not in self.registry:
-            hint = _hint(task, self.registry.names())
+            hint = self._hint(task, self.registry.names)
             self.error(name, f"{path}.task", f"unknown task {task!r}{hint}")
         elif isinstance(params, dict):
             self._check_signature(task, params, name, path)
@@ -359,10 +381,10 @@ class Validator:
         elif target in self.loop_names:
             self.error(name, path, f"{text} uses loop variable {target!r} outside its loop")
         else:
-            known = sorted(scope.visible | scope.loop_vars | SYSTEM_NAMES)
-            self.error(
-                name, path, f"{text} refers to unknown step {target!r}{_hint(target, known)}"
+            hint = self._hint(
+                target, lambda: sorted(scope.visible | scope.loop_vars | SYSTEM_NAMES)
             )
+            self.error(name, path, f"{text} refers to unknown step {target!r}{hint}")
 
     def _check_condition(self, cond: object, name: str | None, path: str, scope: _Scope) -> None:
         if not isinstance(cond, dict):
@@ -571,11 +593,6 @@ def validate_body(
 def _document_order(error: FlowError) -> tuple[int, ...]:
     """Sort key: the list indices along the error's path (ties keep the order found)."""
     return tuple(int(index) for index in re.findall(r"\[(\d+)\]", error.path))
-
-
-def _hint(name: str, known: Any) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _positive_int(value: object) -> bool:
