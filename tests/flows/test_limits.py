@@ -384,3 +384,14 @@ def test_only_the_first_errors_get_a_hint(registry: TaskRegistry) -> None:
         load_flow(body, registry=registry)
     hinted = [e for e in info.value.errors if e.message.endswith("(did you mean 'load'?)")]
     assert (len(info.value.errors), len(hinted)) == (MAX_HINTS + 50, MAX_HINTS)
+
+
+def test_a_yaml_file_of_too_many_values_is_refused_while_it_is_read(
+    registry: TaskRegistry, tmp_path: Path
+) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("name: many\nsteps: [" + "1," * MAX_DOCUMENT_VALUES + "]\n")
+    *_, message = only_error(path, registry)
+    assert message.startswith(
+        f"{path} is not valid YAML: the document has more than {MAX_DOCUMENT_VALUES} values"
+    )

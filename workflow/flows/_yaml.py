@@ -16,9 +16,15 @@ from typing import Any, NoReturn
 import yaml
 from yaml.composer import ComposerError
 from yaml.error import Mark
-from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, Event
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    NodeEvent,
+)
 
-from ._limits import MAX_DOCUMENT_DEPTH
+from ._limits import MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_VALUES
 
 __all__ = ["YAMLError", "load_yaml"]
 
@@ -36,9 +42,14 @@ class _FlowLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._values = 0
 
     def get_event(self) -> Any:
         event = super().get_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, NodeEvent):
+            self._values += 1
+            if self._values > MAX_DOCUMENT_VALUES:  # stop reading early: PyYAML is slow
+                _refuse(f"the document has more than {MAX_DOCUMENT_VALUES} values", event)
         if isinstance(event, AliasEvent):
             _refuse("flow files cannot use aliases (*name); write the value out", event)
         if isinstance(event, CollectionStartEvent):
@@ -59,8 +70,9 @@ def _refuse(problem: str, event: Event) -> NoReturn:
 def load_yaml(text: str) -> Any:
     """Return the data of one YAML document, as :func:`yaml.safe_load` does.
 
-    :raises yaml.YAMLError: for a syntax error, an alias, or a document
-        nested deeper than :data:`~workflow.flows.MAX_DOCUMENT_DEPTH`.
+    :raises yaml.YAMLError: for a syntax error, an alias, a document nested
+        deeper than :data:`~workflow.flows.MAX_DOCUMENT_DEPTH`, or one of more
+        than :data:`~workflow.flows.MAX_DOCUMENT_VALUES` values.
     """
     loader = _FlowLoader(text)
     try:
