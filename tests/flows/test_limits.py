@@ -22,7 +22,7 @@ from workflow.flows import (
     TaskRegistry,
     load_flow,
 )
-from workflow.flows._validate import MAX_HINTS
+from workflow.flows._limits import MAX_HINTS
 
 from .conftest import run
 

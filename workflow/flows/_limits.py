@@ -11,16 +11,19 @@ from __future__ import annotations
 import datetime
 
 from ..errors import FlowError
-from ._shape import NAME_PATTERN
+from ._shape import NAME_PATTERN, blocks
 
 __all__ = [
     "MAX_DOCUMENT_DEPTH",
     "MAX_DOCUMENT_VALUES",
     "MAX_FILE_BYTES",
+    "MAX_HINTS",
     "MAX_NESTING",
     "MAX_STEPS",
     "MAX_VALUE_DEPTH",
+    "Budget",
     "check_document",
+    "count_steps",
     "key_path",
     "value_depth",
 ]
@@ -49,6 +52,10 @@ MAX_DOCUMENT_DEPTH = 160
 #: counting a value each time it is used.
 MAX_DOCUMENT_VALUES = 100_000
 
+#: How many errors of one validation get a "did you mean" hint: finding a
+#: close name costs about a millisecond among a thousand names.
+MAX_HINTS = 100
+
 #: What a flow is made of: JSON's types (a tuple is written as a list).
 _SCALARS = (str, int, float, bool, type(None))
 _STEP_BLOCKS = ("then", "else", "do")
@@ -59,6 +66,33 @@ def key_path(path: str, key: object) -> str:
     if isinstance(key, str) and NAME_PATTERN.match(key):
         return f"{path}.{key}"
     return f"{path}[{key!r}]"
+
+
+class Budget:
+    """What one validation may still spend, shared with the flows it calls.
+
+    :ivar left: the steps the flow may still have, of :data:`MAX_STEPS`.
+    :ivar hints: the "did you mean" hints it may still give, of :data:`MAX_HINTS`.
+    """
+
+    def __init__(self) -> None:
+        self.left = MAX_STEPS
+        self.hints = MAX_HINTS
+
+
+def count_steps(steps: object) -> int:
+    """Return how many steps the list ``steps`` holds, the steps inside steps included."""
+    count = 0
+    stack: list[object] = [steps]
+    while stack:
+        block = stack.pop()
+        if not isinstance(block, list):
+            continue
+        for step in block:
+            if isinstance(step, dict):
+                count += 1
+                stack.extend(child for _, child in blocks(step, ""))
+    return count
 
 
 def value_depth(value: object, limit: int) -> int:

@@ -18,7 +18,9 @@ from ._limits import (
     MAX_NESTING,
     MAX_STEPS,
     MAX_VALUE_DEPTH,
+    Budget,
     check_document,
+    count_steps,
     key_path,
     value_depth,
 )
@@ -56,41 +58,8 @@ def version_of(stored: Any) -> int | None:
     return version if type(version) is int else None
 
 
-_key_path = key_path
-
 #: The keys of a step that hold other steps, not values.
 _BLOCK_KEYS = frozenset({"then", "else", "do", "parallel"})
-
-
-#: How many errors of one validation get a "did you mean" hint.
-MAX_HINTS = 100
-
-
-class _Budget:
-    """What one validation may still spend, shared with the flows it calls.
-
-    :ivar left: the steps the flow may still have.
-    :ivar hints: the "did you mean" hints it may still give.
-    """
-
-    def __init__(self) -> None:
-        self.left = MAX_STEPS
-        self.hints = MAX_HINTS
-
-
-def count_steps(steps: object) -> int:
-    """Return how many steps ``steps`` holds, the steps inside steps included."""
-    count = 0
-    stack: list[object] = [steps]
-    while stack:
-        block = stack.pop()
-        if not isinstance(block, list):
-            continue
-        for step in block:
-            if isinstance(step, dict):
-                count += 1
-                stack.extend(child for _, child in blocks(step, ""))
-    return count
 
 
 class _Scope:
@@ -112,14 +81,14 @@ class Validator:
         *,
         calling: tuple[str, ...] = (),
         level: int = 0,
-        budget: _Budget | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.flow = name
         self.registry = registry
         self.definitions = definitions
         self.calling = (*calling, name)
         self.level = level  # the nesting level of the list being checked
-        self.budget = _Budget() if budget is None else budget
+        self.budget = Budget() if budget is None else budget
         self.errors: list[FlowError] = []
         self.first_seen: dict[str, str] = {}
         self.loop_names: set[str] = set()
@@ -133,7 +102,7 @@ class Validator:
 
         A close match costs about a millisecond among a thousand names, so a
         flow of a hundred thousand unknown names gets hints for the first
-        :data:`MAX_HINTS` only.
+        ``MAX_HINTS`` only.
         """
         if self.budget.hints <= 0:
             return ""
@@ -150,7 +119,7 @@ class Validator:
         for key in body:
             if key not in FLOW_KEYS:
                 allowed = ", ".join(sorted(FLOW_KEYS))
-                self.error(None, _key_path("$", key), f"unknown key {key!r} (allowed: {allowed})")
+                self.error(None, key_path("$", key), f"unknown key {key!r} (allowed: {allowed})")
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             self.error(None, "$.name", "a flow needs a non-empty string 'name'")
@@ -287,16 +256,26 @@ class Validator:
         description = step.get("description")
         if description is not None and not isinstance(description, str):
             self.error(name, f"{path}.description", "description must be a string")
-        too_deep = False
+        if self._values_fit(step, name, path):  # else checking them could recurse far
+            self._check_kind(step, name, path, scope, in_parallel=in_parallel)
+        if name is not None:
+            scope.visible.add(name)
+
+    def _values_fit(self, step: dict[str, Any], name: str | None, path: str) -> bool:
+        """Report each value of ``step`` nested deeper than the limit; return whether none is."""
+        fit = True
         for key, value in step.items():
             if key not in _BLOCK_KEYS and value_depth(value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH:
                 message = f"the value is nested more than {MAX_VALUE_DEPTH} levels deep"
-                self.error(name, _key_path(path, key), message)
-                too_deep = True
+                self.error(name, key_path(path, key), message)
+                fit = False
+        return fit
+
+    def _check_kind(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, *, in_parallel: bool
+    ) -> None:
         kinds = [kind for kind in KINDS if kind in step]
-        if too_deep:
-            pass  # checking the value further would walk it; the error says enough
-        elif not kinds:
+        if not kinds:
             keys = ", ".join(repr(kind) for kind in KINDS)
             self.error(name, path, f"a step needs one of the keys {keys}")
         elif len(kinds) > 1:
@@ -309,13 +288,11 @@ class Validator:
                 if key not in allowed:
                     self.error(
                         name,
-                        _key_path(path, key),
+                        key_path(path, key),
                         f"unknown key {key!r} for a {kind} step "
                         f"(allowed: {', '.join(sorted(allowed))})",
                     )
             getattr(self, f"_check_{kind}")(step, name, path, scope, in_parallel)
-        if name is not None:
-            scope.visible.add(name)
 
     def _check_task(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
@@ -357,7 +334,7 @@ class Validator:
             return
         for key in params:
             if not isinstance(key, str):
-                self.error(name, _key_path(path, key), "parameter names must be strings")
+                self.error(name, key_path(path, key), "parameter names must be strings")
         self._check_refs(params, name, path, scope)
 
     def _check_refs(self, value: object, name: str | None, path: str, scope: _Scope) -> None:
@@ -395,7 +372,7 @@ class Validator:
             self.error(name, path, f"a condition object has exactly one operator key: {ops}")
             return
         ((op, args),) = cond.items()
-        where = _key_path(path, op)
+        where = key_path(path, op)
         if op == "not":
             self._check_condition(args, name, where, scope)
         elif op in ("and", "or"):
@@ -511,10 +488,10 @@ class Validator:
         for key, value in spec.items():
             if key not in ("message", "action"):
                 self.error(
-                    name, _key_path(where, key), f"unknown key {key!r} (allowed: action, message)"
+                    name, key_path(where, key), f"unknown key {key!r} (allowed: action, message)"
                 )
             elif not isinstance(value, str):
-                self.error(name, _key_path(where, key), f"{key} must be a string")
+                self.error(name, key_path(where, key), f"{key} must be a string")
 
     def _check_flow(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
