@@ -395,3 +395,33 @@ def test_a_yaml_file_of_too_many_values_is_refused_while_it_is_read(
     assert message.startswith(
         f"{path} is not valid YAML: the document has more than {MAX_DOCUMENT_VALUES} values"
     )
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_number_of_too_many_digits_is_a_parse_error(
+    registry: TaskRegistry, tmp_path: Path, suffix: str
+) -> None:
+    path = (tmp_path / "digits").with_suffix(suffix)
+    params = '{"x": ' + "1" * 5000 + "}"
+    path.write_text(
+        f'{{"name": "d", "steps": [{{"name": "s", "task": "echo", "params": {params}}}]}}'
+    )
+    step, error_path, message = only_error(path, registry)
+    assert (step, error_path) == (None, "$")
+    assert message.startswith(f"{path} is not valid {suffix[1:].upper()}: Exceeds the limit")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "nan is not a JSON value"),
+        (float("-inf"), "-inf is not a JSON value"),
+        (10**5000, "an integer this large cannot be written as JSON"),
+    ],
+    ids=["nan", "infinity", "huge"],
+)
+def test_numbers_json_cannot_hold_are_refused(
+    registry: TaskRegistry, value: Any, message: str
+) -> None:
+    body = {"name": "p", "steps": [{"name": "s", "task": "echo", "params": {"x": value}}]}
+    assert only_error(body, registry) == ("s", "$.steps[0].params.x", message)

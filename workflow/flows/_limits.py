@@ -9,6 +9,7 @@ recursion limit (about 1,000 frames) for any document that passes.
 from __future__ import annotations
 
 import datetime
+import math
 
 from ..errors import FlowError
 from ._shape import NAME_PATTERN, blocks
@@ -58,6 +59,8 @@ MAX_HINTS = 100
 
 #: What a flow is made of: JSON's types (a tuple is written as a list).
 _SCALARS = (str, int, float, bool, type(None))
+#: Python writes no integer of more than 4300 digits (see sys.set_int_max_str_digits).
+_MAX_INT_BITS = 14_000
 _STEP_BLOCKS = ("then", "else", "do")
 
 
@@ -119,7 +122,8 @@ def check_document(data: object, flow: str) -> FlowError | None:
     use of a value (a Python object may share one value many times over), and
     stops at the first problem: a document nested deeper than
     :data:`MAX_DOCUMENT_DEPTH`, one with more than :data:`MAX_DOCUMENT_VALUES`
-    values, or a value that JSON cannot hold (a date, a set, an object). The
+    values, or a value that JSON cannot hold (a date, a set, an object, NaN,
+    infinity, an integer of thousands of digits). The
     error names the step the problem is in, when it is inside one.
 
     :param flow: the flow's name, for the error.
@@ -134,6 +138,11 @@ def check_document(data: object, flow: str) -> FlowError | None:
         if count > MAX_DOCUMENT_VALUES:
             message = f"the document has more than {MAX_DOCUMENT_VALUES} values"
             return FlowError(flow, None, "$", message)
+        if isinstance(value, float) and not math.isfinite(value):
+            return FlowError(flow, step, path, f"{value!r} is not a JSON value")
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            message = "an integer this large cannot be written as JSON"
+            return FlowError(flow, step, path, message)
         if isinstance(value, _SCALARS):
             continue
         if not isinstance(value, dict | list | tuple):

@@ -47,6 +47,8 @@ def read_file(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         message = f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         raise ParseFailure(FlowError(name, None, "$", message)) from exc
+    except ValueError as exc:  # a number of more digits than Python converts
+        raise ParseFailure(FlowError(name, None, "$", f"{path} is not valid JSON: {exc}")) from exc
     except RecursionError:  # the decoder's own guard: far deeper than any limit
         message = f"{path} is nested too deeply to read"
         raise ParseFailure(FlowError(name, None, "$", message)) from None
@@ -60,6 +62,8 @@ def _parse_yaml(text: str, path: Path, name: str) -> Any:
         raise ParseFailure(FlowError(name, None, "$", message)) from None
     try:
         return load_yaml(text)
+    except ValueError as exc:  # a number of more digits than Python converts
+        raise ParseFailure(FlowError(name, None, "$", f"{path} is not valid YAML: {exc}")) from exc
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
