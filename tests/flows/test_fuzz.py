@@ -90,7 +90,10 @@ WORDS = [
 ]
 
 texts = st.sampled_from(WORDS) | st.sampled_from(HOSTILE) | st.text(max_size=12)
-scalars = st.none() | st.booleans() | st.integers(-3, 5) | st.floats(allow_nan=False) | texts
+#: Numbers JSON cannot hold: NaN and infinity. (Integers of thousands of digits,
+#: which Python does not write, are in YAML_PIECES: hypothesis cannot show them.)
+odd_numbers = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+scalars = st.none() | st.booleans() | st.integers(-3, 5) | st.floats() | texts | odd_numbers
 values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
@@ -278,7 +281,7 @@ def load_check_and_draw(source: Any, registry: TaskRegistry) -> Flow | None:
     dot = flow.graph("dot").splitlines()
     assert re.fullmatch(r'digraph "[^"\\<>\n]*" \{', dot[0])
     assert all(DOT_LINE.fullmatch(line) for line in dot[2:-1]), dot
-    json.dumps(flow.body)  # what the store writes
+    json.dumps(flow.body, allow_nan=False)  # what the store writes: strict JSON
     return flow
 
 
@@ -332,8 +335,8 @@ def test_flow_files_in_json_fail_only_with_a_validation_error(
     path = fuzz_dir / "flow.json"
     try:
         path.write_text(json.dumps(body))
-    except RecursionError:  # deeper than json.dumps goes: write it in one piece
-        pytest.skip("json.dumps cannot write it")
+    except RecursionError:  # deeper than json.dumps goes
+        return
     load_check_and_draw(path, fuzz_registry)
 
 
@@ -352,6 +355,9 @@ YAML_PIECES = [
     "[" * 300 + "]" * 300,
     "{" * 50,
     ".nan",
+    ".inf",
+    "1" * 5000,
+    "0x" + "f" * 5000,
     "~",
     "'''",
     "\t",
