@@ -425,3 +425,12 @@ def test_numbers_json_cannot_hold_are_refused(
 ) -> None:
     body = {"name": "p", "steps": [{"name": "s", "task": "echo", "params": {"x": value}}]}
     assert only_error(body, registry) == ("s", "$.steps[0].params.x", message)
+
+
+def test_a_large_file_is_refused_even_when_the_limit_cuts_a_character(
+    registry: TaskRegistry, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("x" * (MAX_FILE_BYTES - 1) + "é", encoding="utf-8")
+    *_, message = only_error(path, registry)
+    assert message == f"{path} is larger than {MAX_FILE_BYTES} bytes, the most a flow file may have"

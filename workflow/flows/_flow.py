@@ -111,21 +111,21 @@ def load_flow(
     """
     registry = default_registry if registry is None else registry
     fallback = "flow"
-    given = not isinstance(source, str | PathLike)  # the definition itself (checked below)
-    if given:
-        data: Any = dict(source) if isinstance(source, Mapping) else source
-    else:
-        assert isinstance(source, str | PathLike)
+    if isinstance(source, str | PathLike):
         path = Path(source)
         fallback = path.stem or fallback
         try:
-            data = read_file(path)
+            data: Any = read_file(path)
         except ParseFailure as failure:
             raise FlowValidationError([failure.error]) from None
+    else:  # the definition itself (checked below), copied once it is known to be sound
+        data = dict(source) if isinstance(source, Mapping) else source
     too_big = check_document(data, _name_of(data, fallback))
     if too_big is not None:  # nothing recursive has seen the document yet
         raise FlowValidationError([too_big])
-    body, errors = _our_format(copy.deepcopy(data) if given else data, fallback)
+    if not isinstance(source, str | PathLike):
+        data = copy.deepcopy(data)  # what load_flow changes is never the caller's
+    body, errors = _our_format(data, fallback)
     if not errors:
         errors = validate_body(body, registry=registry, definitions=definitions)
         if isinstance(data, dict) and "procedures" in data:

@@ -34,12 +34,12 @@ def read_file(path: Path) -> Any:
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            message = f"{path} is larger than {MAX_FILE_BYTES} bytes, the most a flow file may have"
+            raise ParseFailure(FlowError(name, None, "$", message))
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ParseFailure(FlowError(name, None, "$", f"cannot read {path}: {exc}")) from exc
-    if len(raw) > MAX_FILE_BYTES:
-        message = f"{path} is larger than {MAX_FILE_BYTES} bytes, the most a flow file may have"
-        raise ParseFailure(FlowError(name, None, "$", message))
     if path.suffix.lower() in (".yaml", ".yml"):
         return _parse_yaml(text, path, name)
     try:
