@@ -43,7 +43,7 @@ def test_mermaid_draws_every_step_and_the_branches(registry: TaskRegistry) -> No
 def test_dot_escapes_names_and_labels_edges(registry: TaskRegistry) -> None:
     text = load_flow(SMALL, registry=registry).graph("dot")
     assert text.splitlines()[:3] == [
-        'digraph "say \\"hi\\"" {',
+        'digraph "say &#34;hi&#34;" {',
         "    rankdir=TB;",
         '    n0 [label="start", shape=oval];',
     ]

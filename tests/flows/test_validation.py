@@ -418,7 +418,7 @@ def test_the_flow_framework_format_is_translated_and_its_errors_point_into_it(
     assert errors_of(body, registry) == [
         "None|$.other|unknown key 'other' (allowed: description, name, procedures)",
         "step3|$.procedures[2].extra|unknown key 'extra' (allowed: method, mod, name, params)",
-        "step3|$.procedures[2]|a procedure needs 'mod' and 'method' strings (its task is "
+        "step3|$.procedures[2].mod|a procedure needs a non-empty string 'mod' (its task is "
         "mod.method)",
         "None|$.procedures[3]|a procedure must be a JSON object",
     ]
@@ -426,6 +426,36 @@ def test_the_flow_framework_format_is_translated_and_its_errors_point_into_it(
     assert errors_of(body, registry) == ["s|$.procedures[0].mod|unknown task 'x.y'"]
     assert errors_of({"procedures": []}, registry) == [
         "None|$.procedures|procedures must be a non-empty list"
+    ]
+
+
+def test_a_bad_procedure_method_is_reported_at_its_method(registry: TaskRegistry) -> None:
+    registry.register("common.echo", print)
+    body = {
+        "procedures": [
+            {"name": "a", "mod": "common", "method": "ech"},
+            {"name": "b", "mod": "commn", "method": "echo"},
+        ]
+    }
+    assert errors_of(body, registry) == [
+        "a|$.procedures[0].method|unknown task 'common.ech' (did you mean 'common.echo'?)",
+        "b|$.procedures[1].mod|unknown task 'commn.echo' (did you mean 'common.echo'?)",
+    ]
+    body = {
+        "procedures": [
+            {"name": "c", "mod": "common", "method": 5},
+            {"name": "d", "mod": "common"},
+            {"name": "e", "mod": "", "method": ""},
+        ]
+    }
+    assert errors_of(body, registry) == [
+        "c|$.procedures[0].method|a procedure needs a non-empty string 'method' (its task is "
+        "mod.method)",
+        "d|$.procedures[1].method|a procedure needs a non-empty string 'method' (its task is "
+        "mod.method)",
+        "e|$.procedures[2].mod|a procedure needs a non-empty string 'mod' (its task is mod.method)",
+        "e|$.procedures[2].method|a procedure needs a non-empty string 'method' (its task is "
+        "mod.method)",
     ]
 
 

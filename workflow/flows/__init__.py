@@ -14,11 +14,25 @@ from ..errors import FlowError, FlowRuntimeError, FlowValidationError
 from ._compile import apply_resume_data, context_of, halted_step
 from ._flow import Flow, load_flow, validate_flow
 from ._graph import GraphFormat
+from ._limits import (
+    MAX_DOCUMENT_DEPTH,
+    MAX_DOCUMENT_VALUES,
+    MAX_FILE_BYTES,
+    MAX_NESTING,
+    MAX_STEPS,
+    MAX_VALUE_DEPTH,
+)
 from ._registry import ENTRY_POINT_GROUP, RegisteredTask, TaskRegistry, default_registry, task
 from ._schema import schema
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MAX_DOCUMENT_DEPTH",
+    "MAX_DOCUMENT_VALUES",
+    "MAX_FILE_BYTES",
+    "MAX_NESTING",
+    "MAX_STEPS",
+    "MAX_VALUE_DEPTH",
     "Flow",
     "FlowError",
     "FlowRuntimeError",

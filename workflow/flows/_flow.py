@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from ..errors import FlowError, FlowValidationError
 from ._compile import compile_body
 from ._graph import GraphFormat, render
+from ._limits import check_document
 from ._load import ParseFailure, from_procedures, procedures_path, read_file
 from ._registry import TaskRegistry, default_registry
 from ._validate import DefinitionLookup, validate_body, version_of
@@ -101,26 +103,33 @@ def load_flow(
     :param version: the stored version this body is; by default its
         ``version`` field, if any.
     :raises FlowValidationError: listing every problem, each with the flow,
-        the step and the JSON path; nothing has run.
+        the step and the JSON path; nothing has run. A flow past one of the
+        limits (:data:`MAX_NESTING`, :data:`MAX_STEPS`, ...) is invalid, and
+        a YAML file may not use aliases (``*name``).
 
     .. versionadded:: 3.0
     """
     registry = default_registry if registry is None else registry
     fallback = "flow"
-    if not isinstance(source, str | PathLike):  # the definition itself (checked below)
-        data: Any = copy.deepcopy(dict(source) if isinstance(source, Mapping) else source)
-    else:
+    if isinstance(source, str | PathLike):
         path = Path(source)
         fallback = path.stem or fallback
         try:
-            data = read_file(path)
+            data: Any = read_file(path)
         except ParseFailure as failure:
             raise FlowValidationError([failure.error]) from None
+    else:  # the definition itself (checked below), copied once it is known to be sound
+        data = dict(source) if isinstance(source, Mapping) else source
+    too_big = check_document(data, _name_of(data, fallback))
+    if too_big is not None:  # nothing recursive has seen the document yet
+        raise FlowValidationError([too_big])
+    if not isinstance(source, str | PathLike):
+        data = copy.deepcopy(data)  # what load_flow changes is never the caller's
     body, errors = _our_format(data, fallback)
     if not errors:
         errors = validate_body(body, registry=registry, definitions=definitions)
         if isinstance(data, dict) and "procedures" in data:
-            errors = [_back_to_procedures(error) for error in errors]
+            errors = [_back_to_procedures(error, data, registry) for error in errors]
     if errors:
         raise FlowValidationError(errors)
     if definitions is not None:
@@ -167,11 +176,29 @@ def _pin_calls(steps: list[Any], definitions: DefinitionLookup) -> None:
             _pin_calls(branch, definitions)
 
 
+def _name_of(data: Any, fallback: str) -> str:
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else fallback
+
+
 def _our_format(data: Any, fallback: str) -> tuple[Any, list[FlowError]]:
     if isinstance(data, dict) and "procedures" in data and "steps" not in data:
         return from_procedures(data, fallback)
     return data, []
 
 
-def _back_to_procedures(error: FlowError) -> FlowError:
-    return FlowError(error.flow, error.step, procedures_path(error.path), error.message)
+def _back_to_procedures(
+    error: FlowError, document: dict[str, Any], registry: TaskRegistry
+) -> FlowError:
+    """Return ``error`` with its path in the ``procedures`` document it was translated from.
+
+    Only a document without errors of its own shape is validated, so each
+    step is the procedure at the same index, with a ``mod`` string.
+    """
+    match = re.fullmatch(r"\$\.steps\[(\d+)\]\.task", error.path)
+    known_module = False
+    if match is not None:
+        mod = document["procedures"][int(match.group(1))]["mod"]
+        known_module = any(name.startswith(f"{mod}.") for name in registry.names())
+    path = procedures_path(error.path, known_module=known_module)
+    return FlowError(error.flow, error.step, path, error.message)

@@ -1,4 +1,12 @@
-"""Diagrams of a flow: Mermaid flowcharts and Graphviz DOT."""
+"""Diagrams of a flow: Mermaid flowcharts and Graphviz DOT.
+
+Node ids are generated (``n0``, ``n1``, ...); the text of a flow (names of
+steps, tasks and called flows, halt actions) appears only inside quoted
+labels, where every character but letters, digits and a few harmless
+punctuation marks is written as a character code: ``#34;`` in Mermaid,
+``&#34;`` in DOT. No name can end a label or a line, or put markup into the
+page that shows the diagram, and the diagram still reads as the names.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +33,18 @@ SHAPES: dict[str, tuple[str, str, str]] = {
 }
 
 Exit = tuple[str, str]  # (node id, label of the edge leaving it)
+Label = tuple[str, ...]  # the lines of a node's label
+
+#: The characters a label keeps as they are, besides letters and digits.
+_PLAIN = frozenset(" _-.,:/@+=!?*$~^")
 
 
 class _Graph:
     def __init__(self) -> None:
-        self.nodes: list[tuple[str, str, str]] = []  # (id, label, shape)
+        self.nodes: list[tuple[str, Label, str]] = []  # (id, label, shape)
         self.edges: list[tuple[str, str, str]] = []  # (from, to, label)
 
-    def node(self, label: str, shape: str) -> str:
+    def node(self, label: Label, shape: str) -> str:
         node_id = f"n{len(self.nodes)}"
         self.nodes.append((node_id, label, shape))
         return node_id
@@ -58,39 +70,39 @@ class _Graph:
 
     def step(self, step: Mapping[str, Any], entries: list[Exit]) -> list[Exit]:
         kind = kind_of(step)
-        name = step["name"]
+        name = str(step["name"])
         if kind == "task":
-            node = self.node(f"{name}\n{step['task']}", "task")
+            node = self.node((name, str(step["task"])), "task")
             self.connect(entries, node)
             return [(node, "")]
         if kind == "if":
-            node = self.node(f"{name}?", "if")
+            node = self.node((f"{name}?",), "if")
             self.connect(entries, node)
             exits = self.steps(step["then"], [(node, "then")])
             if "else" in step:
                 return exits + self.steps(step["else"], [(node, "else")])
             return [*exits, (node, "else")]
         if kind in ("while", "for_each"):
-            label = f"{name}\nfor each {step['as']}" if kind == "for_each" else f"{name}\nwhile"
-            node = self.node(label, "loop")
+            what = f"for each {step['as']}" if kind == "for_each" else "while"
+            node = self.node((name, what), "loop")
             self.connect(entries, node)
             body = self.steps(step["do"], [(node, "do")])
             self.connect(body, node)
             return [(node, "done")]
         if kind == "parallel":
-            node = self.node(name, "parallel")
+            node = self.node((name,), "parallel")
             self.connect(entries, node)
-            join = self.node(f"{name} joined", "join")
+            join = self.node((f"{name} joined",), "join")
             for branch in step["parallel"]:
                 self.connect(self.steps(branch, [(node, "")]), join)
             return [(join, "")]
         if kind == "halt":
             spec = step["halt"] if isinstance(step["halt"], Mapping) else {}
             action = spec.get("action")
-            node = self.node(f"{name}\nhalt: {action}" if action else f"{name}\nhalt", "halt")
+            node = self.node((name, f"halt: {action}" if action else "halt"), "halt")
             self.connect(entries, node)
             return [(node, "resume")]
-        node = self.node(f"{name}\nflow {step['flow']}", "flow")
+        node = self.node((name, f"flow {step['flow']}"), "flow")
         self.connect(entries, node)
         return [(node, "")]
 
@@ -100,37 +112,45 @@ def render(body: Mapping[str, Any], format: GraphFormat = "mermaid") -> str:
     if format not in ("mermaid", "dot"):
         raise WorkflowValueError(f"graph format must be 'mermaid' or 'dot', not {format!r}")
     graph = _Graph()
-    start = graph.node("start", "edge")
+    start = graph.node(("start",), "edge")
     exits = graph.steps(body["steps"], [(start, "")])
-    end = graph.node("end", "edge")
+    end = graph.node(("end",), "edge")
     graph.connect(exits, end)
     if format == "mermaid":
         return _mermaid(graph)
     return _dot(graph, str(body["name"]))
 
 
+def _coded(text: str, code: str) -> str:
+    """Return ``text`` with each character outside :data:`_PLAIN` as ``code % ord(char)``."""
+    return "".join(
+        char if (char.isalnum() and char.isprintable()) or char in _PLAIN else code % ord(char)
+        for char in text
+    )
+
+
 def _mermaid(graph: _Graph) -> str:
     lines = ["flowchart TD"]
     for node_id, label, shape in graph.nodes:
         opening, closing, _ = SHAPES[shape]
-        text = label.replace('"', "#quot;").replace("\n", "<br/>")
+        text = "<br/>".join(_coded(line, "#%d;") for line in label)
         lines.append(f'    {node_id}{opening}"{text}"{closing}')
-    for source, target, label in graph.edges:
-        arrow = f"-->|{label}|" if label else "-->"
+    for source, target, edge in graph.edges:
+        arrow = f"-->|{edge}|" if edge else "-->"
         lines.append(f"    {source} {arrow} {target}")
     return "\n".join(lines) + "\n"
 
 
-def _dot_text(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def _dot_text(lines: Label) -> str:
+    return '"' + "\\n".join(_coded(line, "&#%d;") for line in lines) + '"'
 
 
 def _dot(graph: _Graph, name: str) -> str:
-    lines = [f"digraph {_dot_text(name)} {{", "    rankdir=TB;"]
+    lines = [f"digraph {_dot_text((name,))} {{", "    rankdir=TB;"]
     for node_id, label, shape in graph.nodes:
         lines.append(f"    {node_id} [label={_dot_text(label)}, shape={SHAPES[shape][2]}];")
-    for source, target, label in graph.edges:
-        extra = f" [label={_dot_text(label)}]" if label else ""
+    for source, target, edge in graph.edges:
+        extra = f" [label={_dot_text((edge,))}]" if edge else ""
         lines.append(f"    {source} -> {target}{extra};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ tolerates invalid data, since the validator uses it before it knows better.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -61,20 +62,31 @@ def execution_order(steps: list[Any]) -> list[Any]:
     """
     if not any(isinstance(step, dict) and step.get("needs") for step in steps):
         return list(steps)
-    names = [step_name(step) for step in steps]
-    known = {name for name in names if name is not None}
-    waiting = {i: set(needs_of(step)) & known for i, step in enumerate(steps)}
-    done: set[str | None] = set()
-    order: list[Any] = []
-    while waiting:
-        ready = next((i for i in sorted(waiting) if waiting[i] <= done), None)
-        if ready is None:  # a cycle: the validator reports it; keep the written order
-            order.extend(steps[i] for i in sorted(waiting))
-            break
-        del waiting[ready]
-        done.add(names[ready])
-        order.append(steps[ready])
-    return order
+    first: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        name = step_name(step)
+        if name is not None:
+            first.setdefault(name, index)
+    waiting: list[int] = []  # how many needed steps each step still waits for
+    unblocks: dict[int, list[int]] = {}  # step -> the steps that need it
+    for index, step in enumerate(steps):
+        needed = {first[name] for name in needs_of(step) if name in first}
+        waiting.append(len(needed))
+        for other in needed:
+            unblocks.setdefault(other, []).append(index)
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for later in unblocks.get(index, []):
+            waiting[later] -= 1
+            if waiting[later] == 0:
+                heapq.heappush(ready, later)
+    placed = set(order)  # a cycle leaves steps out: the validator reports it
+    order.extend(index for index in range(len(steps)) if index not in placed)
+    return [steps[index] for index in order]
 
 
 def step_name(step: object) -> str | None:
@@ -103,40 +115,48 @@ def blocks(step: dict[str, Any], path: str) -> list[tuple[str, list[Any]]]:
 
 
 def names_in(steps: list[Any]) -> list[str]:
-    """Return the names of ``steps`` and of the steps inside them."""
+    """Return the names of ``steps`` and of the steps inside them, in document order."""
     names = []
-    for step in steps:
+    stack: list[Any] = list(reversed(steps))
+    while stack:
+        step = stack.pop()
         name = step_name(step)
         if name is not None:
             names.append(name)
         if isinstance(step, dict):
-            for _, block in blocks(step, ""):
-                names.extend(names_in(block))
+            for _, block in reversed(blocks(step, "")):
+                stack.extend(reversed(block))
     return names
 
 
 def cycles(graph: dict[str, list[str]], order: list[str]) -> list[list[str]]:
-    """Return each cycle of ``graph`` once, as ``[a, b, ..., a]``, in a stable order."""
-    cycles: list[list[str]] = []
+    """Return each cycle of ``graph`` once, as ``[a, b, ..., a]``, in a stable order.
+
+    A depth-first search with a stack of its own, so a long chain of
+    ``needs`` cannot reach Python's recursion limit.
+    """
+    found: list[list[str]] = []
     seen: set[frozenset[str]] = set()
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
+    for root in order:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        pending = [iter(graph.get(root, []))]  # the successors left to visit, per node
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:
+                pending.pop()
+                state[path.pop()] = 2
+            elif state.get(nxt) == 1:
                 cycle = [*path[path.index(nxt) :], nxt]
                 key = frozenset(cycle)
                 if key not in seen:
                     seen.add(key)
-                    cycles.append(cycle)
+                    found.append(cycle)
             elif nxt not in state:
-                visit(nxt, path)
-        path.pop()
-        state[node] = 2
-
-    for node in order:
-        if node not in state:
-            visit(node, [])
-    return cycles
+                state[nxt] = 1
+                path.append(nxt)
+                pending.append(iter(graph.get(nxt, [])))
+    return found

@@ -10,10 +10,20 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import DefinitionDisabledError, FlowError
+from ._limits import (
+    MAX_NESTING,
+    MAX_STEPS,
+    MAX_VALUE_DEPTH,
+    Budget,
+    check_document,
+    count_steps,
+    key_path,
+    value_depth,
+)
 from ._refs import COMPARISONS, LOGICAL, parse_reference, references_in
 from ._registry import TaskRegistry
 from ._shape import (
@@ -48,10 +58,8 @@ def version_of(stored: Any) -> int | None:
     return version if type(version) is int else None
 
 
-def _key_path(path: str, key: object) -> str:
-    if isinstance(key, str) and NAME_PATTERN.match(key):
-        return f"{path}.{key}"
-    return f"{path}[{key!r}]"
+#: The keys of a step that hold other steps, not values.
+_BLOCK_KEYS = frozenset({"then", "else", "do", "parallel"})
 
 
 class _Scope:
@@ -72,11 +80,15 @@ class Validator:
         definitions: DefinitionLookup | None,
         *,
         calling: tuple[str, ...] = (),
+        level: int = 0,
+        budget: Budget | None = None,
     ) -> None:
         self.flow = name
         self.registry = registry
         self.definitions = definitions
         self.calling = (*calling, name)
+        self.level = level  # the nesting level of the list being checked
+        self.budget = Budget() if budget is None else budget
         self.errors: list[FlowError] = []
         self.first_seen: dict[str, str] = {}
         self.loop_names: set[str] = set()
@@ -84,6 +96,19 @@ class Validator:
 
     def error(self, step: str | None, path: str, message: str) -> None:
         self.errors.append(FlowError(self.flow, step, path, message))
+
+    def _hint(self, name: str, known: Callable[[], Iterable[str]]) -> str:
+        """Return `` (did you mean 'x'?)`` for a close ``known()`` name, for the first few errors.
+
+        A close match costs about a millisecond among a thousand names, so a
+        flow of a hundred thousand unknown names gets hints for the first
+        ``MAX_HINTS`` only.
+        """
+        if self.budget.hints <= 0:
+            return ""
+        self.budget.hints -= 1
+        close = difflib.get_close_matches(name, list(known()), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     # -- the flow ---------------------------------------------------------------
 
@@ -94,7 +119,7 @@ class Validator:
         for key in body:
             if key not in FLOW_KEYS:
                 allowed = ", ".join(sorted(FLOW_KEYS))
-                self.error(None, _key_path("$", key), f"unknown key {key!r} (allowed: {allowed})")
+                self.error(None, key_path("$", key), f"unknown key {key!r} (allowed: {allowed})")
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             self.error(None, "$.name", "a flow needs a non-empty string 'name'")
@@ -108,33 +133,59 @@ class Validator:
         if not isinstance(steps, list) or not steps:
             self.error(None, "$.steps", "a flow needs a non-empty list of 'steps'")
             return self.errors
-        self._collect_names(steps, "$.steps", frozenset())
-        self._check_list(steps, "$.steps", _Scope(set(), frozenset()), in_parallel=False)
+        if not self.calling[:-1]:  # the flow itself; a called flow is counted by its caller
+            total = count_steps(steps)
+            if total > MAX_STEPS:
+                message = f"the flow has {total} steps; at most {MAX_STEPS} are allowed"
+                self.error(None, "$.steps", message)
+                return self.errors
+            self.budget.left -= total
+        self._collect_names(steps, "$.steps")
+        self._nested(steps, "$.steps", None, _Scope(set(), frozenset()), in_parallel=False)
         return self.errors
+
+    def _nested(
+        self, steps: list[Any], path: str, name: str | None, scope: _Scope, *, in_parallel: bool
+    ) -> None:
+        """Check a list of steps one level deeper than the current one, within the limit."""
+        if self.level >= MAX_NESTING:
+            self.error(name, path, f"steps are nested more than {MAX_NESTING} levels deep")
+            return
+        self.level += 1
+        try:
+            self._check_list(steps, path, scope, in_parallel=in_parallel)
+        finally:
+            self.level -= 1
 
     # -- pass 1: names ----------------------------------------------------------
 
-    def _collect_names(self, steps: list[Any], path: str, loop_vars: frozenset[str]) -> None:
-        for index, step in enumerate(steps):
-            where = f"{path}[{index}]"
-            if not isinstance(step, dict):
-                continue
-            name = step.get("name")
-            if isinstance(name, str) and NAME_PATTERN.match(name):
-                if name in self.first_seen:
-                    self.error(
-                        name,
-                        f"{where}.name",
-                        f"duplicate step name {name!r} (first at {self.first_seen[name]})",
-                    )
-                else:
-                    self.first_seen[name] = f"{where}.name"
-                    self.all_names.add(name)
-            for key, child in blocks(step, where):
-                self._collect_names(child, key, loop_vars)
-            var = step.get("as")
-            if "for_each" in step and isinstance(var, str) and NAME_PATTERN.match(var):
-                self.loop_names.add(var)
+    def _collect_names(self, steps: list[Any], path: str) -> None:
+        """Record every step name and loop variable, in document order, and the duplicates."""
+        stack: list[tuple[str, list[Any]]] = [(path, steps)]
+        while stack:
+            where_list, block = stack.pop()
+            nested: list[tuple[str, list[Any]]] = []
+            for index, step in enumerate(block):
+                if isinstance(step, dict):
+                    self._collect_name(step, f"{where_list}[{index}]")
+                    nested.extend(blocks(step, f"{where_list}[{index}]"))
+            stack.extend(reversed(nested))
+
+    def _collect_name(self, step: dict[str, Any], where: str) -> None:
+        name = step.get("name")
+        if isinstance(name, str) and NAME_PATTERN.match(name):
+            if name in self.first_seen:
+                self.error(
+                    name,
+                    f"{where}.name",
+                    f"duplicate step name {name!r} (first at {self.first_seen[name]})",
+                )
+            else:
+                self.first_seen[name] = f"{where}.name"
+                self.all_names.add(name)
+        var = step.get("as")
+        if "for_each" in step and isinstance(var, str) and NAME_PATTERN.match(var):
+            self.loop_names.add(var)
 
     # -- pass 2: shapes, order, references --------------------------------------
 
@@ -167,7 +218,7 @@ class Validator:
                 elif needed == name:
                     self.error(name, at, "a step cannot need itself")
                 elif needed not in by_name:
-                    hint = _hint(needed, by_name)
+                    hint = self._hint(needed, lambda: by_name)
                     where_else = " in another list" if needed in self.all_names else ""
                     self.error(
                         name,
@@ -205,6 +256,24 @@ class Validator:
         description = step.get("description")
         if description is not None and not isinstance(description, str):
             self.error(name, f"{path}.description", "description must be a string")
+        if self._values_fit(step, name, path):  # else checking them could recurse far
+            self._check_kind(step, name, path, scope, in_parallel=in_parallel)
+        if name is not None:
+            scope.visible.add(name)
+
+    def _values_fit(self, step: dict[str, Any], name: str | None, path: str) -> bool:
+        """Report each value of ``step`` nested deeper than the limit; return whether none is."""
+        fit = True
+        for key, value in step.items():
+            if key not in _BLOCK_KEYS and value_depth(value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH:
+                message = f"the value is nested more than {MAX_VALUE_DEPTH} levels deep"
+                self.error(name, key_path(path, key), message)
+                fit = False
+        return fit
+
+    def _check_kind(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, *, in_parallel: bool
+    ) -> None:
         kinds = [kind for kind in KINDS if kind in step]
         if not kinds:
             keys = ", ".join(repr(kind) for kind in KINDS)
@@ -219,13 +288,11 @@ class Validator:
                 if key not in allowed:
                     self.error(
                         name,
-                        _key_path(path, key),
+                        key_path(path, key),
                         f"unknown key {key!r} for a {kind} step "
                         f"(allowed: {', '.join(sorted(allowed))})",
                     )
             getattr(self, f"_check_{kind}")(step, name, path, scope, in_parallel)
-        if name is not None:
-            scope.visible.add(name)
 
     def _check_task(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
@@ -235,7 +302,7 @@ class Validator:
         if not isinstance(task, str) or not task:
             self.error(name, f"{path}.task", f"task must be a registered task name, not {task!r}")
         elif task not in self.registry:
-            hint = _hint(task, self.registry.names())
+            hint = self._hint(task, self.registry.names)
             self.error(name, f"{path}.task", f"unknown task {task!r}{hint}")
         elif isinstance(params, dict):
             self._check_signature(task, params, name, path)
@@ -267,7 +334,7 @@ class Validator:
             return
         for key in params:
             if not isinstance(key, str):
-                self.error(name, _key_path(path, key), "parameter names must be strings")
+                self.error(name, key_path(path, key), "parameter names must be strings")
         self._check_refs(params, name, path, scope)
 
     def _check_refs(self, value: object, name: str | None, path: str, scope: _Scope) -> None:
@@ -291,10 +358,10 @@ class Validator:
         elif target in self.loop_names:
             self.error(name, path, f"{text} uses loop variable {target!r} outside its loop")
         else:
-            known = sorted(scope.visible | scope.loop_vars | SYSTEM_NAMES)
-            self.error(
-                name, path, f"{text} refers to unknown step {target!r}{_hint(target, known)}"
+            hint = self._hint(
+                target, lambda: sorted(scope.visible | scope.loop_vars | SYSTEM_NAMES)
             )
+            self.error(name, path, f"{text} refers to unknown step {target!r}{hint}")
 
     def _check_condition(self, cond: object, name: str | None, path: str, scope: _Scope) -> None:
         if not isinstance(cond, dict):
@@ -305,7 +372,7 @@ class Validator:
             self.error(name, path, f"a condition object has exactly one operator key: {ops}")
             return
         ((op, args),) = cond.items()
-        where = _key_path(path, op)
+        where = key_path(path, op)
         if op == "not":
             self._check_condition(args, name, where, scope)
         elif op in ("and", "or"):
@@ -340,7 +407,7 @@ class Validator:
         if not isinstance(block, list) or (required and not block):
             self.error(name, f"{path}.{key}", f"{key!r} must be a non-empty list of steps")
             return
-        self._check_list(block, f"{path}.{key}", scope, in_parallel=in_parallel)
+        self._nested(block, f"{path}.{key}", name, scope, in_parallel=in_parallel)
 
     def _check_if(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
@@ -402,7 +469,7 @@ class Validator:
                 self.error(name, f"{where}[{index}]", "a branch must be a non-empty list of steps")
                 continue
             inner = _Scope(set(scope.visible), scope.loop_vars)
-            self._check_list(branch, f"{where}[{index}]", inner, in_parallel=True)
+            self._nested(branch, f"{where}[{index}]", name, inner, in_parallel=True)
             seen |= inner.visible - scope.visible
         scope.visible |= seen
 
@@ -421,10 +488,10 @@ class Validator:
         for key, value in spec.items():
             if key not in ("message", "action"):
                 self.error(
-                    name, _key_path(where, key), f"unknown key {key!r} (allowed: action, message)"
+                    name, key_path(where, key), f"unknown key {key!r} (allowed: action, message)"
                 )
             elif not isinstance(value, str):
-                self.error(name, _key_path(where, key), f"{key} must be a string")
+                self.error(name, key_path(where, key), f"{key} must be a string")
 
     def _check_flow(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
@@ -459,9 +526,29 @@ class Validator:
         except DefinitionDisabledError as exc:
             self.error(name, f"{path}.flow", f"flow {called!r} cannot be called: {exc}")
             return
-        inner = Validator(called, self.registry, self.definitions, calling=self.calling)
-        for problem in inner.check(body):
+        steps = count_steps(body.get("steps") if isinstance(body, dict) else None)
+        if steps > self.budget.left:
+            message = f"with the flows it calls, the flow has more than {MAX_STEPS} steps"
+            self.error(name, f"{path}.flow", message)
+            return
+        self.budget.left -= steps
+        for problem in self._check_called(called, body):
             self.error(name, f"{path}.flow", f"called flow is invalid: {problem}")
+
+    def _check_called(self, called: str, body: object) -> list[FlowError]:
+        """Return the errors of a called flow, checked as one more level of the caller."""
+        too_big = check_document(body, called)
+        if too_big is not None:
+            return [too_big]
+        inner = Validator(
+            called,
+            self.registry,
+            self.definitions,
+            calling=self.calling,
+            level=self.level,
+            budget=self.budget,
+        )
+        return inner.check(body)
 
 
 def validate_body(
@@ -483,11 +570,6 @@ def validate_body(
 def _document_order(error: FlowError) -> tuple[int, ...]:
     """Sort key: the list indices along the error's path (ties keep the order found)."""
     return tuple(int(index) for index in re.findall(r"\[(\d+)\]", error.path))
-
-
-def _hint(name: str, known: Any) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _positive_int(value: object) -> bool:
