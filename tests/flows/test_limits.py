@@ -97,7 +97,7 @@ def test_the_limits_leave_room_for_each_other() -> None:
     assert MAX_STEPS < MAX_DOCUMENT_VALUES
 
 
-@pytest.mark.parametrize("depth", [MAX_NESTING + 1, MAX_NESTING + 20])
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, MAX_NESTING + 3])
 def test_steps_nested_past_the_limit_are_reported_at_the_list_too_deep(
     registry: TaskRegistry, depth: int
 ) -> None:
@@ -220,7 +220,7 @@ def test_calls_of_calls_cannot_multiply_past_the_step_limit(registry: TaskRegist
     assert f"more than {MAX_STEPS} steps" in str(info.value)
 
 
-@pytest.mark.parametrize("depth", [MAX_VALUE_DEPTH + 1, 3 * MAX_VALUE_DEPTH])
+@pytest.mark.parametrize("depth", [MAX_VALUE_DEPTH + 1, MAX_VALUE_DEPTH + 4])
 def test_parameters_nested_past_the_limit_are_reported_at_their_key(
     registry: TaskRegistry, depth: int
 ) -> None:

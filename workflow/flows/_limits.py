@@ -35,7 +35,7 @@ MAX_FILE_BYTES = 1024 * 1024
 #: How deep steps may nest inside other steps (``then``, ``else``, ``do``,
 #: ``parallel``); the top-level steps are level 1, and the steps of a called
 #: flow are one level below the step that calls it.
-MAX_NESTING = 32
+MAX_NESTING = 6
 
 #: The most steps a flow may have, counting the steps inside other steps and,
 #: once per call, the steps of the flows it calls.
@@ -43,11 +43,13 @@ MAX_STEPS = 1000
 
 #: How deep a step's values (``params``, a condition, a ``for_each`` list)
 #: may nest: ``1`` and ``"@a"`` have depth 0, ``{"a": [1]}`` has depth 2.
-MAX_VALUE_DEPTH = 32
+MAX_VALUE_DEPTH = 10
 
-#: How deep the whole document may nest, whatever its shape. It leaves room
-#: for steps at :data:`MAX_NESTING` holding values at :data:`MAX_VALUE_DEPTH`.
-MAX_DOCUMENT_DEPTH = 160
+#: How deep the whole document may nest, whatever its shape: 31, what every
+#: supported database stores (a run stores its flow; MariaDB's JSON columns
+#: refuse 32 levels, see ``workflow.storage.codec.MAX_DEPTH``). It leaves
+#: room for steps at :data:`MAX_NESTING` holding values at :data:`MAX_VALUE_DEPTH`.
+MAX_DOCUMENT_DEPTH = 31
 
 #: The most values (objects, lists, strings, numbers, ...) a document may hold,
 #: counting a value each time it is used.
