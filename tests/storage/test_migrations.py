@@ -188,6 +188,7 @@ def test_upgrade_counts_the_tokens_of_the_runs_stored_before(empty_store: Store)
     # gets its count; a NEW run without tokens keeps NULL (its input never came).
     upgrade(empty_store, "0002")
     now = datetime(2026, 12, 1, 12, 0, 0)
+    moment = sa.bindparam("t", type_=sa.DateTime())  # SQLAlchemy writes it, not the driver
     runs = {"halted": (WorkflowStatus.HALTED, 3), "new": (WorkflowStatus.NEW, 2)}
     runs |= {"empty": (WorkflowStatus.NEW, 0), "done": (WorkflowStatus.COMPLETED, 0)}
     with empty_store.engine.begin() as conn:
@@ -196,7 +197,7 @@ def test_upgrade_counts_the_tokens_of_the_runs_stored_before(empty_store: Store)
                 sa.text(
                     "INSERT INTO wf_workflow (uuid, name, status, token_pos, callback_pos, "
                     "extra_data, created, modified) VALUES (:n, :n, :s, -1, '[0]', '{}', :t, :t)"
-                ),
+                ).bindparams(moment),
                 {"n": name, "s": status.value, "t": now},
             )
             for position in range(count):
@@ -204,7 +205,7 @@ def test_upgrade_counts_the_tokens_of_the_runs_stored_before(empty_store: Store)
                     sa.text(
                         "INSERT INTO wf_token (workflow_uuid, position, data, extra_data, "
                         "status, created, modified) VALUES (:n, :p, '{}', '{}', 0, :t, :t)"
-                    ),
+                    ).bindparams(moment),
                     {"n": name, "p": position, "t": now},
                 )
     upgrade(empty_store)
