@@ -307,9 +307,14 @@ def test_an_in_memory_database_is_written_through_the_stores_own_engine(
     handler = DatabaseLogHandler(shared)
     assert handler.engine is shared.engine
     logger.addHandler(handler)
-    logger.info("in memory")
-    handler.flush()
-    assert messages(shared) == ["in memory"]
+    try:
+        logger.info("in memory")
+        handler.flush()
+        assert messages(shared) == ["in memory"]
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        shared.dispose()  # closes the one connection of its StaticPool
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
