@@ -14,6 +14,8 @@ import math
 import re
 from typing import Any
 
+from workflow._text import has_lone_surrogate
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_INPUT_BYTES",
@@ -75,7 +77,7 @@ def format_path(path: JSONPath) -> str:
         elif _IDENTIFIER.match(part):
             parts.append(f".{part}")
         else:
-            parts.append(f"[{json.dumps(part, ensure_ascii=_lone_surrogate(part))}]")
+            parts.append(f"[{json.dumps(part, ensure_ascii=has_lone_surrogate(part))}]")
     text = "".join(parts)
     if len(text) > _LONGEST_PATH and len(parts) > 12:
         text = "".join([*parts[:8], "...", *parts[-4:]]) + f" (a path of {len(path)} steps)"
@@ -83,17 +85,6 @@ def format_path(path: JSONPath) -> str:
 
 
 _SURROGATE = "a string with a lone surrogate (such as \\ud800), which no database stores"
-
-
-def _lone_surrogate(text: str) -> bool:
-    """Tell whether ``text`` holds half of a UTF-16 pair, which is no Unicode text."""
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _constant(name: str) -> _Refused:
@@ -174,14 +165,14 @@ def check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
         item, path = stack.pop()
         if isinstance(item, _Refused):
             raise LimitError(path, item.problem)
-        if isinstance(item, str) and _lone_surrogate(item):
+        if isinstance(item, str) and has_lone_surrogate(item):
             raise LimitError(path, _SURROGATE)
         if isinstance(item, (dict, list)):
             if len(path) >= max_depth:
                 raise LimitError(path, _deeper_than(max_depth))
             if isinstance(item, dict):
                 for key in item:
-                    if _lone_surrogate(key):
+                    if has_lone_surrogate(key):
                         raise LimitError([*path, key], f"its key is {_SURROGATE}")
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             stack.extend(reversed([(child, [*path, key]) for key, child in pairs]))

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._text import has_lone_surrogate
 from ..errors import TokenEncodingError, WorkflowValueError
 
 __all__ = ["MAX_DEPTH", "JSONCodec", "UnreadableValue"]
@@ -258,20 +259,10 @@ def _scalar_problem(value: str | int | float, *, key: bool) -> str:
     """Why a string or number (a value, or a dict ``key``) cannot be stored; ``""`` if it can."""
     text, number, real = _NAMES[key]
     if isinstance(value, str):
-        return "" if _is_unicode(value) else f"{text} with a lone surrogate; {_CHANGE}"
+        return "" if not has_lone_surrogate(value) else f"{text} with a lone surrogate; {_CHANGE}"
     if isinstance(value, int):
         return "" if _printable(value) else f"{number} of over {_MAX_DIGITS} digits; {_CHANGE}"
     return "" if math.isfinite(value) else f"{real} {value!r}; {_CHANGE}"
-
-
-def _is_unicode(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _printable(number: int) -> bool:

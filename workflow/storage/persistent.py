@@ -190,7 +190,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         # Lock first, then read: a holder we waited for may have moved on meanwhile.
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         self._unsaved.clear()
-        objects = self._load_run(check_positions=True)
+        _, objects = self._load_run(check_positions=True)
         pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
         if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
             self._writes.release()
@@ -226,8 +226,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         """Reload the run from the database, then :meth:`GenericWorkflowEngine.restart` it."""
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         self._unsaved.clear()
-        stored = self._load_run(check_positions=False)
-        row = self.storage.workflow(self.uuid)
+        row, stored = self._load_run(check_positions=False)
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
         try:
@@ -451,20 +450,21 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _load_run(self, *, check_positions: bool) -> list[Token]:
-        """Read the run's tokens under its lock, refusing what cannot resume (and unlocking).
+    def _load_run(self, *, check_positions: bool) -> tuple[dict[str, Any], list[Token]]:
+        """Read the run's row and tokens under its lock, refusing what cannot resume (unlocking).
 
         :raises ~workflow.errors.StoredRunError: see :mod:`workflow.storage.run_checks`.
         """
         try:
+            row = self.storage.workflow(self.uuid)
             objects = self.load_tokens()
-            check_input(self.uuid, self.storage.workflow(self.uuid)["token_count"], objects)
+            check_input(self.uuid, row["token_count"], objects)
             if check_positions:
                 run_checks.check_positions(self.uuid, objects, self.callback_chooser)
         except BaseException:
             self._writes.release(quietly=True)
             raise
-        return objects
+        return row, objects
 
     def _stop_token(self, operation: str, change: TokenChange, exc: BaseException) -> None:
         """Store a token that halted or failed; the run stops with it if ``exc`` ends the pass."""
