@@ -68,3 +68,27 @@ def flaky(obj: Any, eng: Any) -> None:
 
 #: A callback list that takes half a second per token after its halt, and may fail.
 slow = [mark, nap, flaky, finish]
+
+
+def record_lease(obj: Any, eng: Any) -> None:
+    """Record how many seconds the run's lock has left, as the database sees it."""
+    row = eng.storage.workflow(eng.uuid)
+    obj.data = {"lease": (row["lock_expires"] - eng.storage.now()).total_seconds()}
+
+
+#: A callback list that looks at its own lock.
+lease_probe = [record_lease]
+
+
+@task("cli_slow_step")
+def cli_slow_step(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Add 1 to ``params["of"]`` (or to the input's ``n``) after a moment.
+
+    Each call appends ``<n> <step>`` to ``calls.log`` in the working
+    directory, outside the database, so that a test can count the calls.
+    """
+    n = context["_input"]["n"]
+    with open("calls.log", "a", encoding="utf-8") as calls:
+        calls.write(f"{n} {params['step']}\n")
+    time.sleep(0.01)
+    return {"value": params.get("of", n) + 1}

@@ -207,6 +207,26 @@ def test_resume_locked_run_is_an_error(open_store: Any, cli: Any) -> None:
     result = cli("resume", uuid)
     assert result.code == ExitCode.ERROR
     assert f"workflow {uuid} is being run by another process" in result.err
+    assert "`workflow resume --lock-wait SECONDS` waits for it" in result.err
+
+
+def test_lock_ttl_sets_how_long_a_dead_process_holds_the_run(open_store: Any, cli: Any) -> None:
+    ran = cli("--json", "run", f"{TASKS}:lease_probe", "--lock-ttl", "7")
+    assert ran.code == ExitCode.OK, ran.err
+    uuid = ran.json()["uuid"]
+    [token] = open_store().token_rows(uuid)
+    assert 5 < token["data"]["lease"] <= 7  # the lock the run held while it ran
+    assert open_store().workflow(uuid)["lock_owner"] is None
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-1", "nan", "inf", "x"])
+def test_lock_ttl_must_be_a_second_or_more(
+    cli: Any, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli("resume", "0" * 32, "--lock-ttl", value)
+    assert exited.value.code == ExitCode.USAGE
+    assert "argument --lock-ttl: " in capsys.readouterr().err
 
 
 def test_resume_with_lock_wait_goes_on_once_the_other_lock_lapses(cli: Any) -> None:

@@ -279,3 +279,16 @@ def test_a_name_too_long_for_the_database_is_refused_before_it_is_stored(
     assert result.code == 2
     assert "the workflow name is 256 characters long, at most 255 fit" in result.err
     assert not (workdir / "workflow.sqlite").exists()
+
+
+def test_a_flow_refuses_records_its_context_cannot_store(real: Any, workdir: Path) -> None:
+    """A flow keeps each record one level down, under ``_input``: 30 levels fit, 31 do not."""
+    (workdir / "deep.jsonl").write_text(nested(31) + "\n")
+    (workdir / "edge.jsonl").write_text(nested(30) + "\n")
+    refused = real("run", "simple.json", "--tokens", "deep.jsonl")
+    assert one_line_error(refused).startswith(
+        "workflow: error: deep.jsonl: token 0: $.a" + "[0]" * 29 + ": nested deeper than 30 "
+    )
+    assert "records of a flow nest at most 30" in refused.err
+    assert not (workdir / "workflow.sqlite").exists()  # refused before the database is opened
+    assert real("run", "simple.json", "--tokens", "edge.jsonl").code == 0

@@ -26,7 +26,7 @@ import pytest
 
 from tests.storage.lock_worker import DEFINITION
 from workflow.engine_db import ObjectStatus, WorkflowStatus
-from workflow.errors import WorkflowLockedError
+from workflow.errors import WorkflowLockedError, WorkflowValueError
 from workflow.storage import CheckpointPolicy, PersistentWorkflowEngine, Store, Token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,3 +327,10 @@ def test_eight_processes_resuming_one_halted_run_run_it_once_without_an_error(
     assert len({pid for pid, token in calls(files) if token > 0}) == 1  # one process ran them
     assert statuses(store, uid) == [COMPLETED] * RACE_TOKENS
     assert store.workflow(uid)["lock_owner"] is None
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0, float("nan"), float("inf"), "60"])
+def test_lock_ttl_is_a_finite_number_of_seconds_above_0(ttl: Any, tmp_path: Path) -> None:
+    with pytest.raises(WorkflowValueError, match="lock_ttl must be a finite number of seconds"):
+        Store(f"sqlite:///{tmp_path / 'x.sqlite'}", lock_ttl=ttl)
+    assert not (tmp_path / "x.sqlite").exists()

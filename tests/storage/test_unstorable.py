@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from workflow.engine_db import ObjectStatus, WorkflowStatus
 from workflow.errors import HaltProcessing, TokenEncodingError, WorkflowError
@@ -316,3 +317,52 @@ def test_a_halt_that_cannot_be_stored_is_not_raised_as_a_halt(store: Store) -> N
         eng.process([{}, {}, {}])
     assert not isinstance(info.value, (HaltProcessing, WorkflowError))
     assert any(isinstance(e, HaltProcessing) for e in chain(info.value))
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_database_failure_while_storing_the_failure_leaves_the_run_resumable(
+    store: Store, how: str
+) -> None:
+    """The failure of a run cannot be stored either: the run is left as after a crash.
+
+    The database refuses every write of the failure (an injected driver
+    error on the status change that would record it): the caller still gets
+    the error naming the value, the lock is released, what was stored
+    before stays, and a fixed definition resumes the run.
+    """
+    calls: Counter[tuple[str, int]] = Counter()
+    eng = PersistentWorkflowEngine.with_name(
+        "spoilt", store=store, definition=spoiling("obj.data", how, {"a"}, calls)
+    )
+    refused: list[str] = []
+
+    def refuse_the_failure(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if "wf_transition" in statement and "cannot store" in repr(parameters):
+            refused.append(statement)
+            raise conn.dialect.loaded_dbapi.OperationalError("injected: the disk is full")
+
+    event.listen(store.sql_engine, "before_cursor_execute", refuse_the_failure)
+    try:
+        with pytest.raises(TokenEncodingError) as info:
+            eng.process([{}, {}, {}])
+    finally:
+        event.remove(store.sql_engine, "before_cursor_execute", refuse_the_failure)
+
+    assert refused, "the failure was never written"
+    error = info.value
+    assert (error.workflow, error.token) == (eng.uuid, 1)
+    assert "obj.data: cannot store $.key as JSON: a builtins.set" in str(error)
+    row = store.workflow(eng.uuid)
+    assert row["lock_owner"] is None  # released: a resume need not wait for the lock to lapse
+    assert WorkflowStatus(row["status"]) is WorkflowStatus.RUNNING  # as after a crash
+    rows = store.token_rows(eng.uuid)
+    assert ObjectStatus(rows[0]["status"]) is COMPLETED
+    assert rows[1]["data"] == {}  # its last stored data, not the spoilt one
+
+    again = PersistentWorkflowEngine.from_uuid(eng.uuid, store=store, definition=fixed(calls))
+    again.resume()
+    assert [ObjectStatus(r["status"]) for r in store.token_rows(eng.uuid)] == [COMPLETED] * 3
+    assert [r["data"]["key"] for r in store.token_rows(eng.uuid)[1:]] == ["plain", "plain"]
+    assert calls["count", 0] == 1  # a completed token never runs again

@@ -80,6 +80,7 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
         DefinitionDisabledError,
         StorageError,
         WorkflowDefinitionError,
+        WorkflowLockedError,
         WorkflowNotFoundError,
         WorkflowObjectStatusError,
     )
@@ -92,6 +93,12 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
     )
     if isinstance(exc, user_errors):
         return str(exc), ExitCode.USAGE
+    if isinstance(exc, WorkflowLockedError):
+        return (
+            f"{exc}; `workflow resume --lock-wait SECONDS` waits for it to finish, or for the "
+            "lock of a process that died to lapse",
+            ExitCode.ERROR,
+        )
     if isinstance(exc, StorageError):
         return " ".join(str(exc).split()), ExitCode.ERROR  # drivers' messages span lines
     return None

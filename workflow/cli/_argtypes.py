@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["count", "positive", "seconds"]
+__all__ = ["count", "lease", "positive", "seconds"]
 
 
 def _shown(text: str) -> str:
@@ -47,4 +47,17 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of seconds") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number 0 or more, not {_shown(text)}")
+    return value
+
+
+#: The shortest lock lease the command accepts, in seconds: the run renews its
+#: lock every third of it, and a database round trip must fit in between.
+MIN_LEASE = 1.0
+
+
+def lease(text: str) -> float:
+    """Return ``text`` as the seconds of a lock's lease: finite and at least :data:`MIN_LEASE`."""
+    value = seconds(text)
+    if value < MIN_LEASE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_LEASE:g} second, not {text!r}")
     return value

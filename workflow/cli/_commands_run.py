@@ -6,12 +6,12 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._argtypes import count, positive, seconds
-from ._context import CLIError, Context, import_storage
-from ._inputs import parse_json, read_tokens
+from ._argtypes import count, lease, positive, seconds
+from ._context import DEFAULT_LOCK_TTL, CLIError, Context, import_storage
+from ._inputs import check_flow_records, parse_json, read_tokens
 from ._progress import progress
 from ._report import outcome, render_outcome
-from ._targets import META_KEY, Target, resume_target, run_target
+from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
 
 if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
@@ -59,6 +59,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default="token",
         help="when progress is committed (default: token)",
     )
+    _lock_ttl_option(run)
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser(
@@ -89,7 +90,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="give --data to token N only (default: every halted token)",
     )
+    _lock_ttl_option(resume)
     resume.set_defaults(handler=cmd_resume)
+
+
+def _lock_ttl_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-ttl",
+        type=lease,
+        default=DEFAULT_LOCK_TTL,
+        metavar="SECONDS",
+        help="how long the run's lock outlives a process that stops renewing it (killed, "
+        "frozen): another process may take the run over after that (default: %(default)g)",
+    )
 
 
 def _run(ctx: Context, engine: PersistentWorkflowEngine, action: Any, total: int) -> int:
@@ -113,6 +126,8 @@ def cmd_run(ctx: Context) -> int:
     """Run a definition over the tokens in a new stored workflow."""
     args = ctx.args
     records = read_tokens(args.tokens)  # all of the input is checked before the run is stored
+    if runs_a_flow(args):
+        check_flow_records(records, args.tokens)
     target: Target = run_target(ctx)
     tokens = [target.token(record) for record in records]
     name = args.name or target.name

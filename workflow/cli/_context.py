@@ -34,6 +34,9 @@ ENV_DATABASE = "WORKFLOW_DATABASE_URL"
 #: without ``--import`` (names separated by commas or spaces).
 ENV_IMPORT_ALLOW = "WORKFLOW_IMPORT_ALLOW"
 
+#: Seconds the lock of a run outlives a process that stopped renewing it
+#: (``Store(lock_ttl=...)``'s default).
+DEFAULT_LOCK_TTL = 60.0
 _DEFAULT_URL = "sqlite:///workflow.sqlite"  # workflow.storage.DEFAULT_URL, without importing it
 
 
@@ -131,7 +134,9 @@ class Context:
         """Open the database without looking at its schema (``workflow db upgrade``)."""
         if self._opened is None:
             storage = import_storage()
-            self._opened = storage.Store(self.url)
+            self._opened = storage.Store(
+                self.url, lock_ttl=getattr(self.args, "lock_ttl", DEFAULT_LOCK_TTL)
+            )
             if self.args.log_database:
                 self.logs.attach_database(self._opened)
         return self._opened

@@ -15,7 +15,7 @@ from typing import IO, Any
 from ._context import CLIError
 from ._limits import MAX_DEPTH, MAX_INPUT_BYTES, LimitError, check, decode, format_path
 
-__all__ = ["JSON_LINES_SUFFIXES", "parse_json", "read_tokens"]
+__all__ = ["JSON_LINES_SUFFIXES", "check_flow_records", "parse_json", "read_tokens"]
 
 #: Token files with these suffixes hold one JSON value per line.
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -149,3 +149,20 @@ def read_tokens(source: str | None) -> list[Any]:
     if path.suffix.lower() in JSON_LINES_SUFFIXES:
         return parse_json_lines(text, source)
     return _document_tokens(text, source)
+
+
+def check_flow_records(records: list[Any], source: str | None) -> None:
+    """Refuse records a flow cannot store: its context holds each one a level down.
+
+    A flow keeps the record under ``_input`` in the token's data, so a record
+    nests at most ``MAX_DEPTH - 1`` levels.
+    """
+    for index, record in enumerate(records):
+        try:
+            check(record, max_depth=MAX_DEPTH - 1)
+        except LimitError as exc:
+            where = f"{source or '<stdin>'}: token {index}"
+            raise CLIError(
+                f"{where}: {format_path(exc.path)}: {exc.problem} (a flow keeps each record "
+                f"under _input in its context: records of a flow nest at most {MAX_DEPTH - 1})"
+            ) from exc

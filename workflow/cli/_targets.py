@@ -180,6 +180,16 @@ def _parse_def(text: str) -> tuple[str, int | None]:
     return name, int(version) if at else None
 
 
+def runs_a_flow(args: Any) -> bool:
+    """Whether the target of ``workflow run`` is a flow (a file or a stored definition)."""
+    target = args.target or ""
+    return (
+        args.definition is not None
+        or target.startswith("def:")
+        or Path(target).suffix.lower() in FLOW_SUFFIXES
+    )
+
+
 def run_target(ctx: Context) -> Target:
     """Return the definition ``workflow run`` was asked to run.
 

@@ -140,7 +140,8 @@ class Store:
     :param codec: how token data becomes JSON (a :class:`JSONCodec`). With an
         ``Engine``, pass the codec it was built with by :meth:`create_engine`.
     :param lock_ttl: seconds a workflow lock holds without being renewed; a
-        running engine renews it at every checkpoint.
+        running engine renews it at every checkpoint; a finite number above 0.
+    :raises WorkflowValueError: when ``lock_ttl`` is not a finite number above 0.
     """
 
     def __init__(
@@ -150,7 +151,11 @@ class Store:
         codec: JSONCodec | None = None,
         lock_ttl: float = 60.0,
     ) -> None:
-        self.lock_ttl = lock_ttl
+        if not isinstance(lock_ttl, (int, float)) or not 0 < lock_ttl < math.inf:
+            raise WorkflowValueError(
+                f"lock_ttl must be a finite number of seconds above 0, not {lock_ttl!r}"
+            )
+        self.lock_ttl = float(lock_ttl)
         if isinstance(url, Engine):
             # The engine stores JSON with whatever serializer it was built with:
             # build it with Store.create_engine(url, codec=codec) to use a codec.
