@@ -44,6 +44,9 @@ steer a run::
             ├── StoredRunError ......... a stored run cannot resume as it is (input, rows)
             └── TokenEncodingError ..... a token cannot be stored as JSON (a TypeError)
 
+    KeyboardInterrupt
+    └── WorkflowInterrupted ........ a stored run stopped on request (Ctrl-C, SIGTERM)
+
 The names and base classes are those of Invenio ``workflow`` 2.x, so code that
 catches them keeps working; :class:`WorkflowBaseError` was added above the
 errors, which all still derive from :class:`Exception`. Errors that used to
@@ -84,6 +87,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowImportError",
     "WorkflowIndexError",
+    "WorkflowInterrupted",
     "WorkflowKeyError",
     "WorkflowLockedError",
     "WorkflowNotFoundError",
@@ -411,6 +415,55 @@ class WorkflowObjectStatusError(WorkflowBaseError):
 
 class WorkflowAPIError(WorkflowBaseError):
     """An API built on the engine was misused; raised by that API."""
+
+
+class WorkflowInterrupted(KeyboardInterrupt):
+    """A stored run stopped because it was asked to: Ctrl-C, SIGTERM, or ``request_stop()``.
+
+    Raised by :class:`~workflow.storage.PersistentWorkflowEngine` once the run
+    is stored and its lock released, so that it can be resumed at once: the
+    run stays ``RUNNING``, with no lock. A stop asked for with
+    :meth:`~workflow.storage.PersistentWorkflowEngine.request_stop` (the
+    command's first Ctrl-C or SIGTERM) lets the current task finish and
+    stores the token after it (``abandoned`` is false); a
+    :exc:`KeyboardInterrupt` in the middle of a task abandons that task,
+    which runs again when the run resumes (``abandoned`` is true).
+
+    It derives from :exc:`KeyboardInterrupt`, not :exc:`Exception`: a task's
+    ``except Exception:`` does not swallow it, and code that handles Ctrl-C
+    handles it.
+
+    :param message: what stopped and where.
+    :param workflow: the uuid of the run.
+    :param token: the index of the token that was running, if any.
+    :param reason: what asked for the stop (``'SIGINT'``, ``'SIGTERM'``, ...).
+    :param abandoned: whether the task that was running was abandoned.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str | None = None,
+        token: int | None = None,
+        reason: str | None = None,
+        abandoned: bool = False,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.workflow = workflow
+        self.token = token
+        self.reason = reason
+        self.abandoned = abandoned
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        fields = {"workflow": self.workflow, "token": self.token, "reason": self.reason}
+        return _describe(type(self).__name__, self.message, fields)
 
 
 class StorageError(WorkflowBaseError):

@@ -92,3 +92,18 @@ def cli_slow_step(context: dict[str, Any], params: dict[str, Any]) -> dict[str, 
         calls.write(f"{n} {params['step']}\n")
     time.sleep(0.01)
     return {"value": params.get("of", n) + 1}
+
+
+def wait_for_go(obj: Any, eng: Any) -> None:
+    """The first call writes ``started`` in the working directory, then waits for ``go``."""
+    obj.data["calls"] = obj.data.get("calls", 0) + 1
+    if not os.path.exists("started"):
+        with open("started", "w", encoding="utf-8"):
+            pass
+        deadline = time.monotonic() + 60
+        while not os.path.exists("go") and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+#: A callback list whose first task waits for the test to signal the process.
+signal_run = [wait_for_go, finish]

@@ -336,19 +336,18 @@ def test_a_database_failure_while_storing_the_failure_leaves_the_run_resumable(
     )
     refused: list[str] = []
 
-    def refuse_the_failure(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
+    def refuse_the_failure(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        # "do_execute" runs where the driver executes: what it raises is the driver's failure.
         if "wf_transition" in statement and "cannot store" in repr(parameters):
             refused.append(statement)
-            raise conn.dialect.loaded_dbapi.OperationalError("injected: the disk is full")
+            raise context.dialect.loaded_dbapi.OperationalError("injected: the disk is full")
 
-    event.listen(store.sql_engine, "before_cursor_execute", refuse_the_failure)
+    event.listen(store.sql_engine.dialect, "do_execute", refuse_the_failure)
     try:
         with pytest.raises(TokenEncodingError) as info:
             eng.process([{}, {}, {}])
     finally:
-        event.remove(store.sql_engine, "before_cursor_execute", refuse_the_failure)
+        event.remove(store.sql_engine.dialect, "do_execute", refuse_the_failure)
 
     assert refused, "the failure was never written"
     error = info.value

@@ -19,6 +19,7 @@ import sys
 
 from ._app import parse_args
 from ._context import CLIError, Context, ExitCode, import_modules
+from ._interrupt import resume_command, term_interrupts
 from ._logging import LogSetup
 from ._output import Output
 
@@ -47,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE
     ctx = Context(args, output, logs)
     try:
-        import_modules(args.imports)
-        return int(args.handler(ctx))
+        with term_interrupts():
+            import_modules(args.imports)
+            return int(args.handler(ctx))
     except CLIError as exc:
         return _fail(output, exc.message, exc.code)
-    except KeyboardInterrupt:
-        return _fail(output, "interrupted; a run can be resumed once its lock expires", 130)
+    except KeyboardInterrupt as exc:
+        return _interrupted(ctx, exc)
     except BrokenPipeError:
         # The reader went away (``workflow show UUID | head``): say nothing more,
         # and keep Python from complaining when it flushes stdout at exit.
@@ -66,6 +68,30 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(output, *known)
     finally:
         ctx.close()
+
+
+def _interrupted(ctx: Context, exc: KeyboardInterrupt) -> int:
+    """Report Ctrl-C or SIGTERM; for a stored run, with the command that resumes it."""
+    from workflow.errors import WorkflowInterrupted
+
+    if not isinstance(exc, WorkflowInterrupted) or exc.workflow is None:
+        signal_name = str(exc) or "SIGINT"
+        return _fail(ctx.out, f"interrupted ({signal_name}); nothing was run", ExitCode.INTERRUPTED)
+    database = ctx.shown_url if ctx.args.database is not None else None
+    command = resume_command(exc.workflow, ctx.args.imports, database)
+    how = "interrupted in" if exc.abandoned else "stopped after a task of"
+    where = f" {how} token {exc.token}" if exc.token is not None else " stopped"
+    message = (
+        f"workflow {exc.workflow}{where} ({exc.reason}); it is stored and unlocked: "
+        f"go on with `{command}`"
+    )
+    log.debug("the command was interrupted: %s", message, exc_info=True)
+    ctx.out.error(
+        message,
+        ExitCode.INTERRUPTED,
+        extra={"uuid": exc.workflow, "resume": command, "token": exc.token},
+    )
+    return ExitCode.INTERRUPTED
 
 
 def _fail(output: Output, message: str, code: int) -> int:

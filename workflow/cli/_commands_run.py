@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._argtypes import count, lease, positive, seconds
 from ._context import DEFAULT_LOCK_TTL, CLIError, Context, import_storage
 from ._inputs import check_flow_records, parse_json, read_tokens
+from ._interrupt import stop_on_signals
 from ._progress import progress
 from ._report import outcome, render_outcome
 from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
@@ -107,7 +108,7 @@ def _lock_ttl_option(parser: argparse.ArgumentParser) -> None:
 
 def _run(ctx: Context, engine: PersistentWorkflowEngine, action: Any, total: int) -> int:
     """Run ``action`` with a progress bar, then report the outcome of the stored run."""
-    with progress(engine, ctx.out.stderr, total):
+    with progress(engine, ctx.out.stderr, total), stop_on_signals(engine):
         action(stop_on_error=False, stop_on_halt=False)
     result = outcome(engine)
     log.info("workflow %s %s: %s", engine.uuid, engine.status.name, result["counts"])

@@ -51,6 +51,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: The run is halted: tokens wait to be resumed.
     HALTED = 3
+    #: Ctrl-C or SIGTERM interrupted the command (128 + SIGINT, as shells say).
+    INTERRUPTED = 130
 
 
 class CLIError(Exception):

@@ -134,8 +134,11 @@ class Output:
         if not self.json_mode:
             print(printable(message, newlines=True), file=self.stderr)
 
-    def error(self, message: str, code: int) -> None:
-        """Report a failed command: on stderr, and as ``{"error", "exit_code"}`` with ``--json``."""
+    def error(self, message: str, code: int, *, extra: dict[str, Any] | None = None) -> None:
+        """Report a failed command: on stderr, and as ``{"error", "exit_code"}`` with ``--json``.
+
+        :param extra: more keys of the JSON error (``"uuid"``, ``"resume"``, ...).
+        """
         print(f"workflow: error: {printable(message, newlines=True)}", file=self.stderr)
         if self.json_mode:
-            print(dumps({"error": message, "exit_code": code}), file=self.stdout)
+            print(dumps({"error": message, "exit_code": code, **(extra or {})}), file=self.stdout)

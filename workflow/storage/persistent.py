@@ -12,15 +12,22 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .._hooks import ExcInfo
 from ..engine import GenericWorkflowEngine, ProcessingFactory
 from ..engine_db import ObjectStatus, WorkflowStatus
-from ..errors import HaltProcessing, StorageError, TokenEncodingError, WorkflowError
+from ..errors import (
+    HaltProcessing,
+    StorageError,
+    TokenEncodingError,
+    WorkflowError,
+    WorkflowInterrupted,
+)
 from ..utils import classproperty
-from . import run_checks
+from . import interrupts, run_checks
 from .heartbeat import LockHeartbeat
 from .hooks import PersistentProcessingFactory, PersistentTransitionActions
 from .run_checks import check_input, check_run_row, tokens_from_rows
@@ -75,6 +82,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         self._unsaved: list[Token] = []
         self._resuming = False
         self._heartbeat: LockHeartbeat | None = None
+        self._stop_request: str | None = None
         #: Held around this engine's transactions and the heartbeat's renewals, so
         #: that the two never wait on each other's row locks (a deadlock on MariaDB).
         self._db_guard = threading.RLock()
@@ -173,10 +181,8 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         ):
             self._check_objects(objects)
             objects = self._writes.store_tokens(list(objects))
-        try:
+        with self._interruptible():
             super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
-        finally:
-            self._stop_heartbeat()
 
     def resume(self, *, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
         """Go on with the stored run, from the database, exactly where it stopped.
@@ -204,16 +210,16 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             self.state.callback_pos = resume_point(first) or [0]
         self._resuming = True
         try:
-            GenericWorkflowEngine.process(
-                self,
-                objects,
-                stop_on_error=stop_on_error,
-                stop_on_halt=stop_on_halt,
-                reset_state=False,
-            )
+            with self._interruptible():
+                GenericWorkflowEngine.process(
+                    self,
+                    objects,
+                    stop_on_error=stop_on_error,
+                    stop_on_halt=stop_on_halt,
+                    reset_state=False,
+                )
         finally:
             self._resuming = False
-            self._stop_heartbeat()
 
     def restart(
         self,
@@ -229,7 +235,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         row, stored = self._load_run(check_positions=False)
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
-        try:
+        with self._interruptible():
             super().restart(
                 obj,
                 task,
@@ -237,6 +243,39 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
                 stop_on_error=stop_on_error,
                 stop_on_halt=stop_on_halt,
             )
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the running pass to stop once the task that runs now returns.
+
+        The token is then stored after that task, with the tokens completed
+        before it, the lock is released and the pass raises
+        :class:`~workflow.errors.WorkflowInterrupted`; the run stays
+        ``RUNNING`` and may be resumed at once, by any process. Safe to call
+        from a signal handler or another thread; a request made between
+        passes stops the next one after its first task.
+
+        :param reason: what asked, for the status log and the error
+            (the ``workflow`` command passes ``'SIGINT'`` or ``'SIGTERM'``).
+
+        .. versionadded:: 3.0
+        """
+        self._stop_request = reason
+
+    @contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Run a pass; if it is interrupted, store what it did and release the lock."""
+        try:
+            yield
+        except WorkflowInterrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            error = interrupts.abandon(self, exc)
+            if error is None:
+                raise
+            raise error from exc
+        except SystemExit:  # a task called sys.exit(): the process ends, the lock must not stay
+            interrupts.abandon(self, SystemExit("SystemExit"))
+            raise
         finally:
             self._stop_heartbeat()
 
@@ -250,6 +289,10 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         """Call the task, then :meth:`on_task_completed`."""
         callback(obj, self)
         self.on_task_completed(obj)
+        reason = self._stop_request
+        if reason is not None:
+            self._stop_request = None
+            interrupts.stop_after_task(self, obj, reason)
 
     @property
     def status(self) -> WorkflowStatus:

@@ -263,6 +263,22 @@ class RunWriter:
             "finish", run, status=status, message=message, release=True, completed=completed
         )
 
+    def interrupt(
+        self,
+        run: RunRow,
+        change: TokenChange | None,
+        completed: Sequence[Token],
+        message: str,
+    ) -> None:
+        """Store what an interrupted pass did, log ``message`` and release the lock.
+
+        The run stays ``RUNNING``, without a lock: any process may resume it
+        at once.
+        """
+        self._commit(
+            "interrupt", run, release=True, change=change, completed=completed, note=message
+        )
+
     def fail(
         self, run: RunRow, token: Token, error: StorageError, completed: Sequence[Token] = ()
     ) -> None:
@@ -340,6 +356,7 @@ class RunWriter:
         release: bool = False,
         change: TokenChange | None = None,
         completed: Sequence[Token] = (),
+        note: str = "",
     ) -> None:
         changes = [TokenChange(done, ObjectStatus.COMPLETED, None) for done in completed]
         if change is not None:
@@ -352,6 +369,9 @@ class RunWriter:
                 for each in changes:
                     self._save(conn, each, now)
                 self._log_run(conn, run, status, message, now)
+                if note:  # an event of the run that changes no status
+                    status_now = self.status.value
+                    self._log(conn, None, status_now, status_now, run.callback_pos, note, now)
         except TokenEncodingError as error:
             problem: TokenEncodingError = error
         else:
