@@ -1,9 +1,11 @@
-"""README.rst: its Python examples run as shown, and it renders as PyPI shows it.
+"""README.rst: its examples run as shown, and it renders as PyPI shows it.
 
 The Python examples of the README are ``pycon`` blocks (``>>>`` sessions),
 run here with :mod:`doctest` in an empty working directory, in page order and
 in one namespace: an example that is wrong, or prints something else than
-the README shows, fails this test.
+the README shows, fails this test. Its ``console`` blocks are commands run
+from the repository root, as ``tests/cli/test_docs.py`` runs those of
+``docs/cli.rst`` (in an empty directory that links to ``examples/``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ def test_readme_examples_print_what_the_readme_shows(
                 value.dispose()
     assert result.failed == 0, report.getvalue()
     assert result.attempted >= 20
+
+
+def test_readme_commands_print_what_the_readme_shows(tmp_path: Path) -> None:
+    from tests.cli.test_docs import Session, commands
+
+    (tmp_path / "examples").symlink_to(README.parent / "examples")
+    session = Session(tmp_path)
+    blocks = [b for b in rst.read_blocks(readme(), "code-block") if b.argument == "console"]
+    assert blocks
+    for block in blocks:
+        for command, expected in commands(block.body):
+            session.check(command, expected)
 
 
 def test_every_python_example_of_the_readme_is_a_session_that_runs() -> None:
