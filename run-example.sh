@@ -22,11 +22,10 @@ import importlib.metadata, workflow.cli, workflow.storage
 importlib.metadata.distribution('workflow-ng')") 2>/dev/null && command -v workflow >/dev/null
 }
 
-# A distribution named `workflow` (this package's former name, or Invenio's
-# workflow 2.x) installs the same import package: it must go first.
-has_old_workflow() {
-    (cd / && python -c "import importlib.metadata; importlib.metadata.distribution('workflow')") \
-        2>/dev/null
+# The distribution `workflow` (this package's name before 3.0, or Invenio's
+# workflow 2.x) installs the same import package: its version, if installed.
+old_workflow() {
+    (cd / && python -c "import importlib.metadata as m; print(m.version('workflow'))") 2>/dev/null
 }
 
 own_venv=false
@@ -39,15 +38,14 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
     # shellcheck disable=SC1091
     source .venv/bin/activate
 fi
-if has_old_workflow; then
-    if [ "$own_venv" = false ]; then
-        echo "run-example.sh: the active environment ($VIRTUAL_ENV) has the distribution" \
-            "'workflow' (Invenio's, or this package's former name), which installs the same" \
-            "import package: run 'pip uninstall workflow' first" >&2
-        exit 1
-    fi
-    say "removing the distribution 'workflow' from ./.venv (this package's former name)"
+old=$(old_workflow || true)
+if [ -n "$old" ] && [ "$own_venv" = true ]; then
+    say "removing the distribution 'workflow' $old from ./.venv: this package is workflow-ng now"
     python -m pip uninstall --quiet --yes workflow
+elif [ -n "$old" ]; then
+    echo "run-example.sh: note: $VIRTUAL_ENV also has the distribution 'workflow' $old, which" \
+        "installs the same import package; if it is Invenio's, run 'pip uninstall workflow'" \
+        "and install workflow-ng again" >&2
 fi
 if ! installed; then
     say "installing workflow-ng[db] from this checkout into $VIRTUAL_ENV:" \
