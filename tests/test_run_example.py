@@ -13,10 +13,17 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def run_example(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the script in this interpreter's environment, which has the package installed."""
+    """Run the script in this interpreter's environment, which has the package installed.
+
+    The script installs nothing then; ``PIP_NO_INDEX`` makes sure that a test
+    never downloads anything.
+    """
+    scripts = Path(sys.executable).parent
+    assert (scripts / "workflow").exists(), "the workflow script is not installed: pip install -e ."
     env = {k: v for k, v in os.environ.items() if k != "WORKFLOW_DATABASE_URL"}
     env["VIRTUAL_ENV"] = sys.prefix
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    env["PIP_NO_INDEX"] = "1"
+    env["PATH"] = os.pathsep.join([str(scripts), env["PATH"]])
     return subprocess.run(
         ["bash", str(ROOT / "run-example.sh"), *args],
         capture_output=True,
