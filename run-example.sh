@@ -2,77 +2,100 @@
 # Run the order pipeline of examples/pipeline with the `workflow` command, in a
 # fresh temporary directory with the default SQLite database (workflow.sqlite):
 # the suspicious orders halt for a review (exit code 3), one answer resumes them,
-# and the run completes. Installs the package into ./.venv first if needed.
+# and the run completes. Every command is shown as you would type it, followed
+# by its own output. The first time, it creates ./.venv and installs the
+# package there (unless a virtual environment is active).
 #
 #   ./run-example.sh                          # the pipeline, through the CLI
 #   ./run-example.sh examples/quickstart.py   # a Python example instead
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Whether the active environment has workflow-ng with its db extra. Asked from
+# another directory, so that the checkout's own *.egg-info does not answer.
+installed() {
+    (cd / && python -c "
+import importlib.metadata, workflow.cli, workflow.storage
+importlib.metadata.distribution('workflow-ng')") 2>/dev/null && command -v workflow >/dev/null
+}
+
+# The distribution `workflow` (this package's name before 3.0, or Invenio's
+# workflow 2.x) installs the same import package: its version, if installed.
+old_workflow() {
+    (cd / && python -c "import importlib.metadata as m; print(m.version('workflow'))") 2>/dev/null
+}
+
+own_venv=false
 if [ -z "${VIRTUAL_ENV:-}" ]; then
+    own_venv=true
     if [ ! -x .venv/bin/python ]; then
+        say "first run: creating ./.venv, a virtual environment for the example"
         "${PYTHON:-python3}" -m venv .venv
     fi
     # shellcheck disable=SC1091
     source .venv/bin/activate
 fi
-if ! python -c "import workflow.cli, workflow.storage" 2>/dev/null || ! command -v workflow >/dev/null; then
-    python -m pip install --quiet -e '.[db]'
+old=$(old_workflow || true)
+if [ -n "$old" ] && [ "$own_venv" = true ]; then
+    say "removing the distribution 'workflow' $old from ./.venv: this package is workflow-ng now"
+    python -m pip uninstall --quiet --yes workflow
+elif [ -n "$old" ]; then
+    echo "run-example.sh: note: $VIRTUAL_ENV also has the distribution 'workflow' $old, which" \
+        "installs the same import package; if it is Invenio's, run 'pip uninstall workflow'" \
+        "and install workflow-ng again" >&2
+fi
+if ! installed; then
+    say "installing workflow-ng[db] from this checkout into $VIRTUAL_ENV:" \
+        "once only, it takes a minute or so"
+    python -m pip install --quiet --disable-pip-version-check -e '.[db]'
+    echo "installed: the next runs start at once"
 fi
 
 if [ $# -gt 0 ]; then
+    printf '$ python %s\n' "$1"
     exec python "$1"
 fi
 
-EXAMPLE="$ROOT/examples/pipeline"
 WORKDIR=$(mktemp -d)
-trap 'rm -rf "$WORKDIR"' EXIT
-cd "$WORKDIR"
-# `--import examples.pipeline.tasks` imports from the repository; the database is
-# the default one, workflow.sqlite in the working directory.
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+OUTPUT=$(mktemp)
+trap 'rm -rf "$WORKDIR" "$OUTPUT"' EXIT
 unset WORKFLOW_DATABASE_URL
 
-say() { printf '\n== %s\n' "$*"; }
-show() { printf '$ %s\n' "$*"; }
+# Print a command as it is typed, then run it: what follows is its own output.
+shown() {
+    printf '$ %s\n' "$1"
+    eval "$1"
+}
 
-say "running the pipeline over 12 orders (in $WORKDIR)"
-show workflow --json --import examples.pipeline.tasks run "$EXAMPLE/pipeline.json" \
-    --tokens "$EXAMPLE/records.jsonl"
+say "the example runs in a new directory, which links to the repository's examples/" \
+    "(so the commands read as from the repository root) and keeps the run in workflow.sqlite"
+shown "cd $(printf %q "$WORKDIR")"
+shown "ln -s $(printf %q "$ROOT/examples") examples"
+
+say "validate the flow, then run it over twelve orders"
+shown "workflow --import examples.pipeline.tasks validate examples/pipeline/pipeline.json"
+run="workflow --import examples.pipeline.tasks run examples/pipeline/pipeline.json --tokens examples/pipeline/records.jsonl"
+printf '$ %s\n' "$run"
 status=0
-workflow --json --import examples.pipeline.tasks run "$EXAMPLE/pipeline.json" \
-    --tokens "$EXAMPLE/records.jsonl" >run.json || status=$?
+eval "$run" >"$OUTPUT" 2>&1 || status=$?
+cat "$OUTPUT"
+printf '$ echo $?\n%s\n' "$status"
 if [ "$status" -ne 3 ]; then
-    echo "expected exit code 3 (halted), got $status" >&2
-    cat run.json >&2
+    echo "run-example.sh: expected exit code 3 (halted), got $status" >&2
     exit 1
 fi
-# Exit code 3 is no failure: the run is halted, its suspicious orders wait for a review.
-python - <<'PY'
-import json
+uuid=$(sed -n 's/^workflow \([0-9a-f-]\{36\}\) .*/\1/p' "$OUTPUT" | head -n 1)
 
-result = json.load(open("run.json"))
-print(f"exit code 3: workflow {result['uuid']} is {result['status']}, {result['counts']}")
-for token in result["tokens"]:
-    if "halted" in token:
-        halt = token["halted"]
-        print(f"  token {token['position']} waits at step {halt['step']!r}"
-              f" (action {halt['action']!r}): {halt['message']}")
-PY
-uuid=$(python -c 'import json; print(json.load(open("run.json"))["uuid"])')
+say "exit code 3 means halted: three suspicious orders wait for a review;" \
+    "the nine ordinary orders are written"
+shown "cat orders-out.jsonl"
 
-say "the nine ordinary orders are written"
-show cat orders-out.jsonl
-cat orders-out.jsonl
+say "a reviewer approves the three orders: the run resumes and completes"
+shown "workflow resume $uuid --import examples.pipeline.tasks --data '{\"approved\": true}'"
+shown "tail -n 3 orders-out.jsonl"
 
-say "a reviewer approves the suspicious orders; the run resumes"
-show workflow resume "$uuid" --import examples.pipeline.tasks --data "'{\"approved\": true}'"
-workflow resume "$uuid" --import examples.pipeline.tasks --data '{"approved": true}'
-
-say "the reviewed orders are written too"
-show tail -n 3 orders-out.jsonl
-tail -n 3 orders-out.jsonl
-
-say "the stored run"
-show workflow show "$uuid"
-workflow show "$uuid"
+say "the stored run, its tokens and its status changes"
+shown "workflow show $uuid"

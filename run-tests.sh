@@ -7,10 +7,23 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
+
+# Before 3.0 this package's distribution was named `workflow`, like Invenio's,
+# which installs the same import package: a venv of this script made then
+# still has it beside workflow-ng. Asked from / so that no *.egg-info answers.
+drop_old_name() {  # the python (absolute path) of a venv this script made
+    if (cd / && "$1" -c "import importlib.metadata as m; m.distribution('workflow')") 2>/dev/null; then
+        echo "== removing the distribution 'workflow' from $("$1" -c 'import sys; print(sys.prefix)')" \
+            "(this package is workflow-ng now)"
+        "$1" -m pip uninstall --quiet --yes workflow
+    fi
+}
+
 if [ -z "${VIRTUAL_ENV:-}" ]; then
     if [ ! -x .venv/bin/python ]; then
         "$PYTHON" -m venv .venv
     fi
+    drop_old_name "$PWD/.venv/bin/python"
     # shellcheck disable=SC1091
     source .venv/bin/activate
 fi
@@ -43,6 +56,7 @@ for version in 3.10 3.12 3.13; do
     fi
     venv=".venv-$version"
     [ -x "$venv/bin/python" ] || "$interpreter" -m venv "$venv"
+    drop_old_name "$PWD/$venv/bin/python"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
 done

@@ -1,4 +1,4 @@
-"""Sphinx configuration for the ``workflow`` documentation.
+"""Sphinx configuration for the ``workflow-ng`` documentation (package ``workflow``).
 
 Build it as CI does (both must pass without a warning)::
 
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import workflow
 
-project = "workflow"
+project = "workflow-ng"
 author = "the workflow authors"
 copyright = "2011-2016 CERN; the workflow authors"
 version = workflow.__version__

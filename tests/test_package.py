@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -109,4 +111,36 @@ def test_storage_without_sqlalchemy_names_the_extra_to_install() -> None:
         text=True,
     )
     assert result.returncode == 1
-    assert "pip install 'workflow[db]'" in result.stderr
+    assert "pip install 'workflow-ng[db]'" in result.stderr
+
+
+ROOT = Path(__file__).resolve().parent.parent
+#: ``pip install workflow`` and ``workflow[extra]`` name Invenio's distribution, not ours.
+INVENIO_INSTALL = re.compile(r"""pip install\s+['"]?workflow(?![\w-])|(?<![\w-])workflow\[[a-z]""")
+
+
+def test_distribution_is_named_workflow_ng() -> None:
+    distribution = metadata.distribution("workflow-ng")
+    assert distribution.metadata["Name"] == "workflow-ng"
+    assert "workflow-ng" in metadata.packages_distributions()["workflow"]
+
+
+def test_version_is_the_distributions_version() -> None:
+    assert workflow.__version__ == metadata.version("workflow-ng")
+
+
+def test_install_lines_name_workflow_ng() -> None:
+    files = [
+        ROOT / "README.rst",
+        ROOT / "pyproject.toml",
+        *sorted((ROOT / "docs").glob("*.rst")),
+        *sorted((ROOT / "examples").rglob("*.md")),
+        *sorted((ROOT / "workflow").rglob("*.py")),
+    ]
+    wrong = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if INVENIO_INSTALL.search(line)
+    ]
+    assert wrong == [], "these lines install Invenio's workflow, not workflow-ng"

@@ -58,7 +58,7 @@ def _parse_yaml(text: str, path: Path, name: str) -> Any:
     try:
         from ._yaml import YAMLError, load_yaml
     except ImportError:
-        message = f"{path} is YAML, which needs PyYAML: pip install 'workflow[yaml]'"
+        message = f"{path} is YAML, which needs PyYAML: pip install 'workflow-ng[yaml]'"
         raise ParseFailure(FlowError(name, None, "$", message)) from None
     try:
         return load_yaml(text)

@@ -1,6 +1,6 @@
 """Durable runs: SQLAlchemy storage for workflows, their tokens and their history.
 
-Needs the ``db`` extra: ``pip install 'workflow[db]'`` (SQLAlchemy 2 and
+Needs the ``db`` extra: ``pip install 'workflow-ng[db]'`` (SQLAlchemy 2 and
 Alembic). SQLite is the default database; PostgreSQL (psycopg 3) and MariaDB
 (PyMySQL) are supported for deployments.
 
@@ -15,7 +15,7 @@ try:
     import sqlalchemy  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise WorkflowImportError(
-        "workflow.storage needs SQLAlchemy: install it with pip install 'workflow[db]'"
+        "workflow.storage needs SQLAlchemy: install it with pip install 'workflow-ng[db]'"
     ) from exc
 
 from .codec import JSONCodec

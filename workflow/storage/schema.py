@@ -35,7 +35,7 @@ try:
     from alembic.util import CommandError
 except ImportError as exc:  # pragma: no cover - the db extra installs Alembic with SQLAlchemy
     raise WorkflowImportError(
-        "workflow.storage.schema needs Alembic: install it with pip install 'workflow[db]'"
+        "workflow.storage.schema needs Alembic: install it with pip install 'workflow-ng[db]'"
     ) from exc
 from sqlalchemy.engine import Connection, Engine
 
