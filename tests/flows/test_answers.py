@@ -164,11 +164,43 @@ def test_schema_true_and_local_references_are_fine(registry: TaskRegistry) -> No
     apply_resume_data(context, 2)
 
 
-def test_the_flow_schema_accepts_schema_and_default() -> None:
+def test_the_flow_schema_accepts_answer_schemas_and_references_with_a_default() -> None:
     import jsonschema
 
-    body = {"name": "f", "steps": [{"name": "a", "halt": {"schema": APPROVAL, "default": {}}}]}
+    maybe = {"ref": "@_input.items", "default": []}
+    body = {
+        "name": "f",
+        "steps": [
+            {"name": "a", "halt": {"schema": APPROVAL, "default": {}}},
+            {
+                "name": "b",
+                "if": {"ref": "@a.approved", "default": False},
+                "then": [
+                    {"name": "c", "for_each": maybe, "as": "i", "do": [{"name": "d", "task": "t"}]}
+                ],
+            },
+        ],
+    }
     jsonschema.validate(body, schema())
+    body["steps"][1]["if"] = {"ref": "@a.approved", "default": False, "other": 1}
+    assert not jsonschema.Draft202012Validator(schema()).is_valid(body)
+
+
+def test_flows_without_a_schema_never_import_jsonschema(tmp_path: Any) -> None:
+    code = """
+import sys
+from workflow.flows import TaskRegistry, apply_resume_data, load_flow
+registry = TaskRegistry(entry_point_group=None)
+flow = load_flow({"name": "f", "steps": [{"name": "a", "halt": {"default": 1}}]}, registry=registry)
+context = {"_halt": {"step": "a", "scope": [], "default": 1}}
+apply_resume_data(context)
+assert context == {"a": 1}, context
+print("jsonschema" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout == "False\n"
 
 
 def test_without_jsonschema_a_flow_with_a_schema_names_the_extra(tmp_path: Any) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "ResolveError",
     "compile_condition",
     "compile_value",
+    "has_default",
     "parse_reference",
     "reference_with_default",
     "references_in",
@@ -86,6 +87,14 @@ def reference_with_default(value: object) -> Reference | None:
     if isinstance(value, dict) and len(value) == 2 and "ref" in value and "default" in value:
         return parse_reference(value["ref"])
     return None
+
+
+def has_default(value: object) -> bool:
+    """Whether ``value`` has the form of a reference with a default (even with a bad ``ref``)."""
+    try:
+        return reference_with_default(value) is not None
+    except ValueError:  # the validator reports the bad reference at its own path
+        return True
 
 
 def references_in(value: Any, path: str) -> list[tuple[str, Any]]:

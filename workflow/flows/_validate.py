@@ -25,13 +25,7 @@ from ._limits import (
     key_path,
     value_depth,
 )
-from ._refs import (
-    COMPARISONS,
-    LOGICAL,
-    parse_reference,
-    reference_with_default,
-    references_in,
-)
+from ._refs import COMPARISONS, LOGICAL, has_default, parse_reference, references_in
 from ._registry import TaskRegistry
 from ._shape import (
     COMMON_KEYS,
@@ -374,7 +368,7 @@ class Validator:
             self.error(name, path, f"{text} refers to unknown step {target!r}{hint}")
 
     def _check_condition(self, cond: object, name: str | None, path: str, scope: _Scope) -> None:
-        if not isinstance(cond, dict) or _has_default(cond):
+        if not isinstance(cond, dict) or has_default(cond):
             self._check_refs(cond, name, path, scope)
             return
         if len(cond) != 1:
@@ -446,7 +440,7 @@ class Validator:
     ) -> None:
         source = step["for_each"]
         is_reference = isinstance(source, str) and source[:1] == "@" and source[:2] != "@@"
-        if not is_reference and not isinstance(source, list) and not _has_default(source):
+        if not is_reference and not isinstance(source, list) and not has_default(source):
             self.error(
                 name,
                 f"{path}.for_each",
@@ -584,14 +578,6 @@ def validate_body(
 def _document_order(error: FlowError) -> tuple[int, ...]:
     """Sort key: the list indices along the error's path (ties keep the order found)."""
     return tuple(int(index) for index in re.findall(r"\[(\d+)\]", error.path))
-
-
-def _has_default(value: object) -> bool:
-    """Whether ``value`` is a reference with a default (an invalid ``ref`` is reported apart)."""
-    try:
-        return reference_with_default(value) is not None
-    except ValueError:
-        return True
 
 
 def _positive_int(value: object) -> bool:
