@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from workflow.cli import ExitCode
 from workflow.storage import Definitions, Store
 from workflow.storage.schema import upgrade
 
-from .conftest import subprocess_env
+from .conftest import ROOT, subprocess_env
 
 CHECKED = "tests.cli.flowsx_tasks"
 
@@ -141,3 +142,26 @@ def test_check_on_a_server_database(backend: str, tmp_path: Path, real: Any) -> 
     fine = real("--database", url, "--import", CHECKED, "--json", "check")
     assert fine.code == ExitCode.OK, fine.out
     assert fine.json()["definitions"][0]["valid"] is True
+
+
+def test_check_accepts_tables_made_by_create_all(open_store: Any, cli: Any) -> None:
+    open_store().create_all()
+    result = cli("check")
+    assert result.code == ExitCode.OK, result.out
+    assert "tables made by Store.create_all()" in result.out
+
+
+def test_check_reports_a_broken_entry_point_of_an_installed_package(
+    open_store: Any, real: Any, workdir: Path
+) -> None:
+    upgrade(open_store())
+    site = workdir / "site"
+    info = site / "broken_tasks-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-tasks\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[workflow.tasks]\nbroken = no_such_module:task\n")
+    path = os.pathsep.join([str(ROOT), str(site)])
+    result = real("check", PYTHONPATH=path)
+    assert result.code == ExitCode.ERROR, result.out
+    assert "tasks: task 'broken': entry point 'no_such_module:task'" in result.out
+    assert "Traceback" not in result.out + result.err

@@ -113,11 +113,15 @@ def _revision(store: Store) -> dict[str, Any]:
 
 def _definitions(ctx: Context, problems: list[str]) -> list[dict[str, Any]]:
     """Validate every enabled version of every stored flow with the tasks registered now."""
-    from workflow.flows import FlowValidationError, load_flow
+    from workflow.flows import FlowValidationError, default_registry, load_flow
     from workflow.storage import Definitions
 
     stored = Definitions(ctx.store(write=False))
-    registry, lookup = task_registry(), definition_lookup(ctx)
+    registry, lookup = default_registry, definition_lookup(ctx)
+    try:
+        task_registry()  # loads the tasks of installed packages
+    except ImportError as exc:  # a broken entry point: its tasks are reported where used
+        problems.append(f"tasks: {exc}")
     checked = []
     for latest in stored.list(include_disabled=False):
         for definition in stored.versions(latest.name):
@@ -192,9 +196,10 @@ def _installed(module: str) -> bool:
 def _text(report: dict[str, Any]) -> str:
     database = report["database"]
     lines = []
-    if database["current"]:
-        revision = database["revision"] or "tables made by create_all()"
-        lines.append(f"database {database['url']}: schema at {revision}, the latest")
+    if database["current"] and database["revision"] is None:
+        lines.append(f"database {database['url']}: tables made by Store.create_all()")
+    elif database["current"]:
+        lines.append(f"database {database['url']}: schema at {database['revision']}, the latest")
     definitions = report["definitions"]
     valid = sum(d["valid"] for d in definitions)
     if database["current"]:

@@ -239,7 +239,10 @@ class Definitions:
         is not deleted: finish or cancel them first. Without a version,
         nothing is deleted while any version has such runs. The check and the
         delete are one conditional ``UPDATE ... WHERE NOT EXISTS (unfinished
-        runs)``, so a run stored before the statement always keeps its version.
+        runs)``, so a run stored before the statement always keeps its version,
+        whatever runs at the same time. A run that another process is starting
+        at that instant (it has read the version, and stores its row an
+        instant later) is not seen: disable a version before deleting it.
 
         :raises ~workflow.errors.DefinitionInUseError: naming how many runs
             are pinned to the version(s), and the first few.
