@@ -138,6 +138,8 @@ def test_the_default_is_a_copy(registry: TaskRegistry) -> None:
             f"at most {MAX_SCHEMA_VALUES} values",
         ),
         ({"answer": 1}, "$.steps[0].halt.answer", "allowed: action, default, message, schema"),
+        ({"schema": {"$ref": "#/$defs/none"}}, "$.steps[0].halt.schema", "cannot check answers"),
+        ({"schema": {"$ref": "#"}}, "$.steps[0].halt.schema", "cannot check answers"),
     ],
 )
 def test_a_bad_schema_or_default_is_a_validation_error_naming_the_step(

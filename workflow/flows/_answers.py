@@ -85,6 +85,11 @@ def schema_problems(schema: object) -> list[tuple[str, str]]:
         validator.check_schema(schema)
     except SchemaError as exc:
         return [(_path(exc.absolute_path), f"not a valid JSON Schema: {exc.message}")]
+    try:  # a trial answer: a reference to nowhere, or one going round in circles, fails now
+        for _ in validator(schema).iter_errors(None):
+            pass
+    except Exception as exc:
+        return [("$", f"the schema cannot check answers: {type(exc).__name__}: {exc}")]
     return []
 
 
