@@ -30,6 +30,7 @@ steer a run::
         ├── WorkflowObjectStatusError .. a token is in a status that forbids the operation
         ├── WorkflowAPIError ........... misuse of an API built on the engine
         ├── WorkflowValueError ......... a bad argument value (a ValueError)
+        │   └── FlowAnswerError ........ an answer for a halt step does not fit its schema
         ├── WorkflowTypeError .......... an argument of the wrong type (a TypeError)
         ├── WorkflowKeyError ........... nothing is registered under a key (a KeyError)
         ├── WorkflowIndexError ......... no token at a position (an IndexError)
@@ -41,6 +42,7 @@ steer a run::
             ├── WorkflowNotFoundError .. no stored workflow has that uuid (a LookupError)
             │   └── DefinitionNotFoundError  no stored definition has that name and version
             ├── DefinitionDisabledError  every version of a stored definition is disabled
+            ├── DefinitionInUseError ... unfinished runs are pinned to a definition to delete
             ├── StoredRunError ......... a stored run cannot resume as it is (input, rows)
             └── TokenEncodingError ..... a token cannot be stored as JSON (a TypeError)
 
@@ -65,7 +67,9 @@ __all__ = [
     "ContinueNextToken",
     "DatabaseUnavailableError",
     "DefinitionDisabledError",
+    "DefinitionInUseError",
     "DefinitionNotFoundError",
+    "FlowAnswerError",
     "FlowError",
     "FlowRuntimeError",
     "FlowValidationError",
@@ -702,3 +706,48 @@ def with_str(spec: tuple[str, tuple[str, ...]]) -> Any:
         return cls
 
     return decorate
+
+
+class FlowAnswerError(WorkflowValueError):
+    """An answer for a halt step was refused; raised by :func:`workflow.flows.apply_resume_data`.
+
+    The halt step declares the ``schema`` of its answer and the answer does
+    not match it, or no answer was given and the step has no ``default``.
+    Nothing was recorded: catch it to ask again. :attr:`step` names the halt
+    step, :attr:`path` the place in the answer (``$`` is the answer itself;
+    ``None`` when the answer could not be checked at all).
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, path: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.step = step
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, {"step": self.step, "path": self.path}))
+
+
+class DefinitionInUseError(_AboutADefinition):
+    """Unfinished runs are pinned to a stored definition; raised by ``Definitions.delete``.
+
+    A run resumes with the version it started with, so a version cannot be
+    deleted while runs that are neither completed nor cancelled use it:
+    finish or cancel them first. :attr:`runs` counts them and :attr:`uuids`
+    lists the first few.
+
+    .. versionadded:: 3.0
+    """
+
+    runs: int = 0
+    uuids: tuple[str, ...] = ()
+
+
+def _rebuild(cls: type[Exception], message: str, fields: dict[str, Any]) -> Exception:
+    """Rebuild an exception with keyword-only fields (for :mod:`pickle`)."""
+    return cls(message, **fields)

@@ -372,8 +372,9 @@ def test_a_failing_parallel_branch_fails_the_step(registry: TaskRegistry) -> Non
             "parallel": [[{"name": "ok", "task": "echo"}], [{"name": "bad", "task": "boom"}]],
         },
     )
-    with pytest.raises(RuntimeError, match="branch broke"):
+    with pytest.raises(FlowRuntimeError, match="step 'bad': RuntimeError: branch broke") as info:
         run(f)
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 def test_halt_waits_and_resume_data_becomes_the_step_result(registry: TaskRegistry) -> None:

@@ -219,7 +219,7 @@ def test_every_error_is_reported_at_once_in_document_order(registry: TaskRegistr
                     }
                 ],
             },
-            "a|$.steps[0].for_each|for_each takes a reference (such as '@step.items') or a list",
+            "a|$.steps[0].for_each|for_each takes a reference (such as '@step.items'), one with",
         ),
         (
             {
@@ -281,7 +281,7 @@ def test_every_error_is_reported_at_once_in_document_order(registry: TaskRegistr
         ),
         (
             {"name": "f", "steps": [{"name": "h", "halt": "now"}]},
-            "h|$.steps[0].halt|halt takes an object with 'message' and 'action' strings",
+            "h|$.steps[0].halt|halt takes an object (message, action, schema, default) or true",
         ),
         (
             {"name": "f", "steps": [{"name": "h", "halt": {"message": 1, "who": "x"}}]},

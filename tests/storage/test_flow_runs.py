@@ -63,7 +63,12 @@ def test_a_flow_halted_inside_a_loop_resumes_in_a_new_engine_where_it_stopped(
     assert [r["kept"]["line"] for r in done.data["lines"]] == [5, 7]
     assert done.data["_runtime"]["run_id"] == uid
     assert waiting.status is ObjectStatus.HALTED
-    assert halted_step(waiting.data) == {"step": "review", "message": "big line", "action": "ok"}
+    assert halted_step(waiting.data) == {
+        "step": "review",
+        "message": "big line (item 1 of 'lines')",
+        "action": "ok",
+        "round": "item 1 of 'lines'",
+    }
 
     resumed = _engine(store, uid, ORDERS, registry)
     context = waiting.data

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import workflow
 
-from . import _argtypes, _commands_definitions, _commands_inspect, _commands_run
+from . import (
+    _argtypes,
+    _commands_check,
+    _commands_definitions,
+    _commands_inspect,
+    _commands_run,
+)
 from ._context import ENV_DATABASE, ENV_IMPORT_ALLOW
 from ._logging import LEVELS
 
@@ -108,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _commands_run.register(commands, common)
     _commands_inspect.register(commands, common)
     _commands_definitions.register(commands, common)
+    _commands_check.register(commands, common)
     return parser
 
 

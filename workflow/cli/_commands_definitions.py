@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import positive
-from ._context import Context
+from ._context import CLIError, Context
 from ._output import dumps, table
 from ._targets import definition_lookup, format_flow_errors, load_flow_file, task_registry
 
@@ -54,7 +54,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     for action, text in [
         ("disable", "stop new runs of a flow (runs already started can resume)"),
         ("enable", "allow new runs of a flow again"),
-        ("delete", "delete a flow (its versions are kept for the runs that use them)"),
+        (
+            "delete",
+            "delete a flow; refused while unfinished runs are pinned to the version(s)",
+        ),
     ]:
         command = actions.add_parser(action, parents=[common], help=text)
         command.add_argument("name", metavar="NAME")
@@ -175,9 +178,14 @@ def cmd_show(ctx: Context) -> int:
 
 def cmd_change(ctx: Context) -> int:
     """Disable, enable or delete a stored flow (or one version of it)."""
+    from workflow.errors import DefinitionInUseError
+
     definitions = _definitions(ctx, write=True)
     name, version, change = ctx.args.name, ctx.args.version, ctx.args.change
-    getattr(definitions, change)(name, version)  # raises for an unknown name or version
+    try:
+        getattr(definitions, change)(name, version)  # raises for an unknown name or version
+    except DefinitionInUseError as exc:  # unfinished runs would be stranded
+        raise CLIError(exc.message) from exc
     which = "every version" if version is None else f"version {version}"
     ctx.out.result(
         {"name": name, "version": version, "action": change},

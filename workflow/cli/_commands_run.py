@@ -180,7 +180,12 @@ def _waiting(engine: PersistentWorkflowEngine, target: Target, position: int | N
 def _give_data(
     engine: PersistentWorkflowEngine, target: Target, tokens: list[Token], data: Any
 ) -> None:
-    """Record ``data`` in each halted token, then store the tokens."""
+    """Record ``data`` in each halted token, then store the tokens.
+
+    Every token takes the data before any is stored: an answer that a halt
+    step's ``schema`` refuses stores nothing. ``null`` takes each step's
+    ``default``.
+    """
     for token in tokens:
         if target.flow is not None:
             from workflow.flows import apply_resume_data
@@ -196,6 +201,7 @@ def _give_data(
                 f"--data for a Python run must be a JSON object merged into the token's data, "
                 f"and token {token.position} holds {type(token.data).__name__} data"
             )
+    for token in tokens:
         engine.update_token(token.position, token.data)
         log.info("token %d of workflow %s got the data %r", token.position, engine.uuid, data)
 

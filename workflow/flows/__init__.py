@@ -10,8 +10,7 @@ flow written as data (``if``, ``while``, ``for_each``, ``parallel``,
 .. versionadded:: 3.0
 """
 
-from ..errors import FlowError, FlowRuntimeError, FlowValidationError
-from ._compile import apply_resume_data, context_of, halted_step
+from ..errors import FlowAnswerError, FlowError, FlowRuntimeError, FlowValidationError
 from ._flow import Flow, load_flow, validate_flow
 from ._graph import GraphFormat
 from ._limits import (
@@ -19,10 +18,12 @@ from ._limits import (
     MAX_DOCUMENT_VALUES,
     MAX_FILE_BYTES,
     MAX_NESTING,
+    MAX_SCHEMA_VALUES,
     MAX_STEPS,
     MAX_VALUE_DEPTH,
 )
 from ._registry import ENTRY_POINT_GROUP, RegisteredTask, TaskRegistry, default_registry, task
+from ._resume import apply_resume_data, context_of, halted_step
 from ._schema import schema
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "MAX_DOCUMENT_VALUES",
     "MAX_FILE_BYTES",
     "MAX_NESTING",
+    "MAX_SCHEMA_VALUES",
     "MAX_STEPS",
     "MAX_VALUE_DEPTH",
     "Flow",
+    "FlowAnswerError",
     "FlowError",
     "FlowRuntimeError",
     "FlowValidationError",

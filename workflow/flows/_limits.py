@@ -20,6 +20,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_HINTS",
     "MAX_NESTING",
+    "MAX_SCHEMA_VALUES",
     "MAX_STEPS",
     "MAX_VALUE_DEPTH",
     "Budget",
@@ -54,6 +55,11 @@ MAX_DOCUMENT_DEPTH = 31
 #: The most values (objects, lists, strings, numbers, ...) a document may hold,
 #: counting a value each time it is used.
 MAX_DOCUMENT_VALUES = 100_000
+
+#: The most values the ``schema`` of a halt step may hold (its depth is bound by
+#: :data:`MAX_VALUE_DEPTH`, as every value of a step): answers are checked
+#: against it each time somebody answers.
+MAX_SCHEMA_VALUES = 1000
 
 #: How many errors of one validation get a "did you mean" hint: finding a
 #: close name costs about a millisecond among a thousand names.

@@ -1,5 +1,10 @@
 """Parameter references (``@step.key``, ``@@literal``) and conditions written as data.
 
+A reference may give a default, for a value that may be missing: the object
+``{"ref": "@step.key", "default": value}`` (exactly these two keys, ``ref``
+a reference) is replaced by the reference's value, or by ``value`` when the
+reference has none.
+
 Both are compiled once, when the flow is compiled, into small functions of a
 :class:`Lookup`; the validator checks them beforehand, so compiling assumes a
 valid definition.
@@ -22,7 +27,9 @@ __all__ = [
     "ResolveError",
     "compile_condition",
     "compile_value",
+    "has_default",
     "parse_reference",
+    "reference_with_default",
     "references_in",
 ]
 
@@ -69,6 +76,27 @@ def parse_reference(value: object) -> Reference | None:
     return Reference(value, parts[0], tuple(parts[1:]))
 
 
+def reference_with_default(value: object) -> Reference | None:
+    """Return the reference of ``{"ref": "@step.key", "default": value}``, else ``None``.
+
+    Any other object is a plain value: one with other keys too, or whose
+    ``ref`` is not a reference (``"@@x"`` writes such an object literally).
+
+    :raises ValueError: for a ``ref`` such as ``"@"`` or ``"@a..b"``.
+    """
+    if isinstance(value, dict) and len(value) == 2 and "ref" in value and "default" in value:
+        return parse_reference(value["ref"])
+    return None
+
+
+def has_default(value: object) -> bool:
+    """Whether ``value`` has the form of a reference with a default (even with a bad ``ref``)."""
+    try:
+        return reference_with_default(value) is not None
+    except ValueError:  # the validator reports the bad reference at its own path
+        return True
+
+
 def references_in(value: Any, path: str) -> list[tuple[str, Any]]:
     """Return ``(json_path, text)`` for every string starting with ``@`` in ``value``."""
     found: list[tuple[str, Any]] = []
@@ -98,13 +126,17 @@ class Lookup:
         self.root = root
         self.scope = scope
 
-    def value(self, ref: Reference) -> Any:
+    def value(self, ref: Reference, default: Resolver | None = None) -> Any:
         """Return the value ``ref`` points at.
 
         A step that has not run (in a branch not taken, or in a loop that has
         not gone round yet) reads as ``None``, and so do its keys.
 
-        :raises ResolveError: naming the missing key of a result that exists.
+        :param default: builds the value when ``ref`` has none: a step that
+            has not run, a missing key, an index past the end, a key of a
+            value that has none. A key present with ``None`` is ``None``.
+        :raises ResolveError: naming the missing key of a result that exists,
+            without a default.
         """
         scope = self.scope
         if ref.name in scope:
@@ -112,10 +144,15 @@ class Lookup:
         elif ref.name == "_runtime" and "_runtime" in self.root:
             current = self.root["_runtime"]
         else:  # a known step (the validator saw to it) that has not run: a branch not taken
-            return None
+            return None if default is None else default(self)
         walked = ref.name
         for key in ref.keys:
-            current = _child(current, key, ref.text, walked)
+            try:
+                current = _child(current, key, ref.text, walked)
+            except ResolveError:
+                if default is None:
+                    raise
+                return default(self)
             walked += f".{key}"
         return current
 
@@ -157,6 +194,10 @@ def compile_value(spec: Any) -> Resolver:
         items = [compile_value(item) for item in spec]
         return lambda lookup: [item(lookup) for item in items]
     if isinstance(spec, dict):
+        with_default = reference_with_default(spec)
+        if with_default is not None:
+            default = compile_value(spec["default"])
+            return lambda lookup: lookup.value(with_default, default)
         fields = [(key, compile_value(item)) for key, item in spec.items()]
         return lambda lookup: {key: item(lookup) for key, item in fields}
     return lambda lookup: spec

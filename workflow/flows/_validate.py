@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import DefinitionDisabledError, FlowError
+from ._answers import answer_spec_problems
 from ._limits import (
     MAX_NESTING,
     MAX_STEPS,
@@ -24,7 +25,7 @@ from ._limits import (
     key_path,
     value_depth,
 )
-from ._refs import COMPARISONS, LOGICAL, parse_reference, references_in
+from ._refs import COMPARISONS, LOGICAL, has_default, parse_reference, references_in
 from ._registry import TaskRegistry
 from ._shape import (
     COMMON_KEYS,
@@ -57,6 +58,9 @@ def version_of(stored: Any) -> int | None:
     version = getattr(stored, "version", None)
     return version if type(version) is int else None
 
+
+#: The keys of a ``halt`` object.
+_HALT_KEYS = ("action", "default", "message", "schema")
 
 #: The keys of a step that hold other steps, not values.
 _BLOCK_KEYS = frozenset({"then", "else", "do", "parallel"})
@@ -364,7 +368,7 @@ class Validator:
             self.error(name, path, f"{text} refers to unknown step {target!r}{hint}")
 
     def _check_condition(self, cond: object, name: str | None, path: str, scope: _Scope) -> None:
-        if not isinstance(cond, dict):
+        if not isinstance(cond, dict) or has_default(cond):
             self._check_refs(cond, name, path, scope)
             return
         if len(cond) != 1:
@@ -436,11 +440,12 @@ class Validator:
     ) -> None:
         source = step["for_each"]
         is_reference = isinstance(source, str) and source[:1] == "@" and source[:2] != "@@"
-        if not is_reference and not isinstance(source, list):
+        if not is_reference and not isinstance(source, list) and not has_default(source):
             self.error(
                 name,
                 f"{path}.for_each",
-                f"for_each takes a reference (such as '@step.items') or a list, not {source!r}",
+                "for_each takes a reference (such as '@step.items'), one with a default "
+                f"({{'ref': '@step.items', 'default': []}}) or a list, not {source!r}",
             )
         else:
             self._check_refs(source, name, f"{path}.for_each", scope)
@@ -483,15 +488,18 @@ class Validator:
         if spec is True or spec == {}:
             return
         if not isinstance(spec, dict):
-            self.error(name, where, "halt takes an object with 'message' and 'action' strings")
+            self.error(
+                name, where, "halt takes an object (message, action, schema, default) or true"
+            )
             return
         for key, value in spec.items():
-            if key not in ("message", "action"):
-                self.error(
-                    name, key_path(where, key), f"unknown key {key!r} (allowed: action, message)"
-                )
-            elif not isinstance(value, str):
+            if key not in _HALT_KEYS:
+                allowed = ", ".join(_HALT_KEYS)
+                self.error(name, key_path(where, key), f"unknown key {key!r} (allowed: {allowed})")
+            elif key in ("message", "action") and not isinstance(value, str):
                 self.error(name, key_path(where, key), f"{key} must be a string")
+        for at, message in answer_spec_problems(spec, where):
+            self.error(name, at, message)
 
     def _check_flow(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool

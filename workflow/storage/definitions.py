@@ -22,19 +22,29 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from ..engine_db import WorkflowStatus
 from ..errors import (
     DefinitionDisabledError,
+    DefinitionInUseError,
     DefinitionNotFoundError,
     StorageError,
     WorkflowTypeError,
     WorkflowValueError,
 )
-from .models import DefinitionRecord, utcnow
+from .models import DefinitionRecord, WorkflowRecord, utcnow
 from .store import Store
 
 __all__ = ["Definition", "Definitions", "checksum"]
 
 definitions = cast(sa.Table, DefinitionRecord.__table__)
+workflows = cast(sa.Table, WorkflowRecord.__table__)
+
+#: The statuses of a run that will never resume: ``COMPLETED``, and ``CANCELLED``
+#: (6) where that status exists. Every other run may still need its definition.
+FINISHED_STATUSES = (WorkflowStatus.COMPLETED.value, 6)
+
+#: How many of the runs that keep a definition from being deleted its error names.
+_NAMED_RUNS = 5
 
 #: How often :meth:`Definitions.put` tries again when another process stored
 #: the same version number at the same time.
@@ -222,10 +232,78 @@ class Definitions:
         """Delete ``version`` of ``name`` (``None``: every version), softly.
 
         A deleted version is no longer returned by any method, and its number
-        is never given again. Returns the versions deleted; errors as for
-        :meth:`disable`.
+        is never given again. Returns the versions deleted.
+
+        A run resumes with the version it started with, so a version that
+        unfinished runs (neither ``COMPLETED`` nor cancelled) are pinned to
+        is not deleted: finish or cancel them first. Without a version,
+        nothing is deleted while any version has such runs. The check and the
+        delete are one conditional ``UPDATE ... WHERE NOT EXISTS (unfinished
+        runs)``, so a run stored before the statement always keeps its version,
+        whatever runs at the same time. A run that another process is starting
+        at that instant (it has read the version, and stores its row an
+        instant later) is not seen: disable a version before deleting it.
+
+        :raises ~workflow.errors.DefinitionInUseError: naming how many runs
+            are pinned to the version(s), and the first few.
+        :raises ~workflow.errors.DefinitionNotFoundError: as for :meth:`disable`.
         """
-        return self._set(name, version, "delete definition", deleted=True)
+        now = utcnow()
+        where = self._where(name, version)
+        with self.store.transaction("delete definition") as conn:
+            found = conn.execute(sa.select(definitions.c.version).where(*where)).scalars().all()
+            if not found:
+                raise _not_found(name, version, "delete definition")
+            unfinished = (
+                workflows.c.definition_name == name,
+                workflows.c.definition_version.in_(found),
+                workflows.c.status.not_in(FINISHED_STATUSES),
+            )
+            changed = conn.execute(
+                definitions.update()
+                .where(*where, definitions.c.version.in_(found))
+                .where(~sa.exists().where(*unfinished))
+                .values(updated=now, deleted=True)
+            ).rowcount
+            if not changed:
+                raise self._in_use(conn, name, version, unfinished)
+            rows = conn.execute(
+                sa.select(definitions)
+                .where(definitions.c.name == name, definitions.c.version.in_(found))
+                .where(definitions.c.deleted.is_(True))
+                .order_by(definitions.c.version)
+            ).all()
+        return [Definition.from_row(row) for row in rows]
+
+    @staticmethod
+    def _in_use(
+        conn: sa.Connection, name: str, version: int | None, unfinished: tuple[Any, ...]
+    ) -> StorageError:
+        """Return the error of a delete that changed nothing: the runs that kept it, or none."""
+        count = conn.execute(sa.select(sa.func.count()).where(*unfinished)).scalar() or 0
+        if not count:  # another process deleted the same versions meanwhile
+            return _not_found(name, version, "delete definition")
+        uuids = tuple(
+            conn.execute(
+                sa.select(workflows.c.uuid)
+                .where(*unfinished)
+                .order_by(workflows.c.created, workflows.c.uuid)
+                .limit(_NAMED_RUNS)
+            ).scalars()
+        )
+        which = "any version of it" if version is None else f"version {version}"
+        more = f", and {count - len(uuids)} more" if count > len(uuids) else ""
+        error = DefinitionInUseError(
+            f"cannot delete {which} of the stored definition {name!r}: {count} unfinished "
+            f"run{'s are' if count != 1 else ' is'} pinned to it ({', '.join(uuids)}{more}); "
+            "finish or cancel them first",
+            definition_name=name,
+            definition_version=version,
+            operation="delete definition",
+        )
+        error.runs = count
+        error.uuids = uuids
+        return error
 
     def _set(
         self, name: str, version: int | None, operation: str, **values: Any
