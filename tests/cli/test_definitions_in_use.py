@@ -96,3 +96,63 @@ def test_cli_delete_refuses_with_exit_2_and_the_run_still_resumes(cli: Any) -> N
     done = cli("resume", uuid, "--data", '{"approved": true}')
     assert done.code == ExitCode.OK
     assert cli("definitions", "delete", "review").code == ExitCode.OK
+
+
+def test_a_run_of_a_deleted_version_is_refused(store: Store) -> None:
+    definitions = Definitions(store)
+    definitions.put("paper", BODY)
+    definitions.delete("paper", 1)
+    with pytest.raises(DefinitionNotFoundError, match="version 1 of the stored definition 'paper'"):
+        store.create_workflow("paper", definition_name="paper", definition_version=1)
+    with store.sql_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM wf_workflow")).scalar() == 0
+    # a definition that was never stored is the caller's business, as before
+    assert store.create_workflow("x", definition_name="elsewhere", definition_version=3)
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_a_delete_racing_a_new_run_waits_for_it_and_is_refused(server: str, tmp_path: Path) -> None:
+    """A run being stored holds its version's row: the delete waits, then sees the run.
+
+    (SQLite lets one transaction write at a time: the second of the two fails
+    on the database's lock instead, and nothing is stranded either.)
+    """
+    import threading
+
+    from workflow.storage.pins import pin_definition
+
+    store = Store(empty_database(server, tmp_path))
+    store.create_all()
+    try:
+        definitions = Definitions(store)
+        definitions.put("paper", BODY)
+        outcome: list[BaseException | None] = []
+        with store.transaction("a run starts") as conn:
+            pin_definition(conn, "paper", 1)  # the run's transaction holds the row now
+
+            def delete() -> None:
+                try:
+                    definitions.delete("paper", 1)
+                    outcome.append(None)
+                except BaseException as exc:  # reported to the test's thread
+                    outcome.append(exc)
+
+            deleter = threading.Thread(target=delete)
+            deleter.start()
+            deleter.join(1.0)
+            assert deleter.is_alive(), f"the delete did not wait for the run: {outcome}"
+            conn.execute(
+                sa.text(
+                    "INSERT INTO wf_workflow (uuid, name, status, token_pos, callback_pos, "
+                    "extra_data, definition_name, definition_version, created, modified) "
+                    "VALUES ('race', 'paper', 0, -1, '[0]', '{}', 'paper', 1, :t, :t)"
+                ),
+                {"t": store.now()},
+            )
+        deleter.join(30)
+        [error] = outcome
+        assert isinstance(error, DefinitionInUseError), error
+        assert error.uuids == ("race",)
+        assert [d.version for d in definitions.versions("paper")] == [1]
+    finally:
+        store.dispose()

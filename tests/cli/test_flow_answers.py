@@ -102,3 +102,23 @@ def test_a_task_error_in_a_loop_names_the_step_and_item_in_the_report(
     }
     text = cli("show", result["uuid"]).out
     assert "step 'check', item 1 of 'lines': ValueError: 3 is odd here" in text
+
+
+def test_resume_without_data_answers_with_each_steps_default(cli: Any, workdir: Path) -> None:
+    uuid = _start(cli, workdir, SHAPED)["uuid"]
+    shown = cli("--json", "show", uuid).json()["tokens"]
+    assert [token["halted"]["default"] for token in shown] == [{"approved": False}] * 2
+    resumed = cli("--import", ANSWERS, "--json", "resume", uuid)
+    assert resumed.code == ExitCode.OK, resumed.err
+    tokens = cli("--json", "show", uuid).json()["tokens"]
+    assert [token["data"]["approve"] for token in tokens] == [{"approved": False}] * 2
+
+
+def test_resume_without_data_still_asks_for_an_answer_without_a_default(
+    cli: Any, workdir: Path
+) -> None:
+    plain = {"name": "plain", "steps": [{"name": "approve", "halt": {"message": "ok?"}}]}
+    uuid = _start(cli, workdir, plain)["uuid"]
+    refused = cli("--import", ANSWERS, "resume", uuid)
+    assert refused.code == ExitCode.USAGE
+    assert "wait at a halt step for an answer: give it with --data JSON" in refused.err

@@ -206,6 +206,19 @@ def _give_data(
         log.info("token %d of workflow %s got the data %r", token.position, engine.uuid, data)
 
 
+def _give_defaults(engine: PersistentWorkflowEngine, target: Target) -> None:
+    """Answer each token waiting at a halt step that declares a default with that default."""
+    from workflow.flows import halted_step
+
+    defaulted = [
+        token
+        for token in engine.load_tokens()
+        if token.status.name in _WAITING and "default" in (halted_step(token.data) or {})
+    ]
+    if defaulted:
+        _give_data(engine, target, defaulted, None)
+
+
 def _unanswered(engine: PersistentWorkflowEngine) -> list[int]:
     """The halted tokens of a flow run that still wait at a halt step for their answer."""
     from workflow.flows import halted_step
@@ -293,6 +306,8 @@ def _resume_locked(
             raise CLIError(f"workflow {engine.uuid} has no halted token to give --data to")
         _give_data(engine, target, tokens, data)
     if target.flow is not None:
+        if args.data is None:
+            _give_defaults(engine, target)
         unanswered = _unanswered(engine)
         if unanswered and args.data is None:
             raise CLIError(

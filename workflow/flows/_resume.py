@@ -54,7 +54,8 @@ def halted_step(context: Mapping[str, Any]) -> dict[str, Any] | None:
     """Return ``{"step", "message", "action"}`` of the halt step the token waits at, or ``None``.
 
     Inside a loop the dict also has ``"round"``, which round the token
-    waits in (``"item 2 of 'lines'"``), as its message says.
+    waits in (``"item 2 of 'lines'"``), as its message says; when the step
+    declares the ``default`` of its answer, ``"default"`` too.
 
     .. versionadded:: 3.0
     """
@@ -64,6 +65,8 @@ def halted_step(context: Mapping[str, Any]) -> dict[str, Any] | None:
     found = {key: marker.get(key) for key in ("step", "message", "action")}
     if marker.get("round"):
         found["round"] = marker["round"]
+    if "default" in marker:
+        found["default"] = marker["default"]
     return found
 
 

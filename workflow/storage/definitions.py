@@ -237,12 +237,15 @@ class Definitions:
         A run resumes with the version it started with, so a version that
         unfinished runs (neither ``COMPLETED`` nor cancelled) are pinned to
         is not deleted: finish or cancel them first. Without a version,
-        nothing is deleted while any version has such runs. The check and the
-        delete are one conditional ``UPDATE ... WHERE NOT EXISTS (unfinished
-        runs)``, so a run stored before the statement always keeps its version,
-        whatever runs at the same time. A run that another process is starting
-        at that instant (it has read the version, and stores its row an
-        instant later) is not seen: disable a version before deleting it.
+        nothing is deleted while any version has such runs.
+
+        The delete first marks the versions deleted, which takes their rows'
+        locks, then looks for unfinished runs with a locking read, which sees
+        every run committed by then; if it finds one, nothing is deleted. A
+        new run takes the lock of its version's row before it is stored
+        (:meth:`Store.create_workflow`), so of a delete and a run starting at
+        the same time, one waits for the other: either the run is stored and
+        the delete refused, or the version is deleted and the run refused.
 
         :raises ~workflow.errors.DefinitionInUseError: naming how many runs
             are pinned to the version(s), and the first few.
@@ -251,7 +254,7 @@ class Definitions:
         now = utcnow()
         where = self._where(name, version)
         with self.store.transaction("delete definition") as conn:
-            found = conn.execute(sa.select(definitions.c.version).where(*where)).scalars().all()
+            found = self._mark_deleted(conn, where, now)
             if not found:
                 raise _not_found(name, version, "delete definition")
             unfinished = (
@@ -259,30 +262,42 @@ class Definitions:
                 workflows.c.definition_version.in_(found),
                 workflows.c.status.not_in(FINISHED_STATUSES),
             )
-            changed = conn.execute(
-                definitions.update()
-                .where(*where, definitions.c.version.in_(found))
-                .where(~sa.exists().where(*unfinished))
-                .values(updated=now, deleted=True)
-            ).rowcount
-            if not changed:
+            pinned = conn.execute(
+                sa.select(workflows.c.uuid).where(*unfinished).limit(1).with_for_update(read=True)
+            ).first()
+            if pinned is not None:
                 raise self._in_use(conn, name, version, unfinished)
             rows = conn.execute(
                 sa.select(definitions)
                 .where(definitions.c.name == name, definitions.c.version.in_(found))
-                .where(definitions.c.deleted.is_(True))
                 .order_by(definitions.c.version)
             ).all()
         return [Definition.from_row(row) for row in rows]
 
     @staticmethod
+    def _mark_deleted(
+        conn: sa.Connection, where: builtins.list[sa.ColumnElement[bool]], now: datetime
+    ) -> builtins.list[int]:
+        """Lock the versions ``where`` selects and mark them deleted; return their numbers."""
+        found = list(
+            conn.execute(sa.select(definitions.c.version).where(*where).with_for_update())
+            .scalars()
+            .all()
+        )
+        if found:
+            conn.execute(
+                definitions.update()
+                .where(*where, definitions.c.version.in_(found))
+                .values(updated=now, deleted=True)
+            )
+        return found
+
+    @staticmethod
     def _in_use(
         conn: sa.Connection, name: str, version: int | None, unfinished: tuple[Any, ...]
     ) -> StorageError:
-        """Return the error of a delete that changed nothing: the runs that kept it, or none."""
+        """Return the error of a delete refused for the unfinished runs of the versions."""
         count = conn.execute(sa.select(sa.func.count()).where(*unfinished)).scalar() or 0
-        if not count:  # another process deleted the same versions meanwhile
-            return _not_found(name, version, "delete definition")
         uuids = tuple(
             conn.execute(
                 sa.select(workflows.c.uuid)

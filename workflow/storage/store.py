@@ -31,6 +31,7 @@ from ..errors import (
 )
 from .codec import JSONCodec
 from .models import Base, utcnow
+from .pins import pin_definition
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
 from .run_writes import insert_workflow, log_status_change, release_lock, take_lock, update_workflow
 
@@ -262,6 +263,8 @@ class Store:
         now = self.now()
         uid = str(uuid.uuid4())
         with self.transaction("create workflow", workflow=uid) as conn:
+            if definition_name is not None and definition_version is not None:
+                pin_definition(conn, definition_name, definition_version)
             insert_workflow(
                 conn,
                 WorkflowInsert(
