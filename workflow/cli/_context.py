@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._database import ENV_DATABASE, check_loadable, choose, hidden
 from ._output import Output
 
 if TYPE_CHECKING:
@@ -27,9 +28,6 @@ __all__ = ["ENV_DATABASE", "ENV_IMPORT_ALLOW", "CLIError", "Context", "ExitCode"
 
 log = logging.getLogger("workflow.cli")
 
-#: The environment variable naming the database when ``--database`` is not given.
-ENV_DATABASE = "WORKFLOW_DATABASE_URL"
-
 #: The environment variable listing the modules ``workflow resume`` may import
 #: without ``--import`` (names separated by commas or spaces).
 ENV_IMPORT_ALLOW = "WORKFLOW_IMPORT_ALLOW"
@@ -37,7 +35,6 @@ ENV_IMPORT_ALLOW = "WORKFLOW_IMPORT_ALLOW"
 #: Seconds the lock of a run outlives a process that stopped renewing it
 #: (``Store(lock_ttl=...)``'s default).
 DEFAULT_LOCK_TTL = 60.0
-_DEFAULT_URL = "sqlite:///workflow.sqlite"  # workflow.storage.DEFAULT_URL, without importing it
 
 
 class ExitCode(enum.IntEnum):
@@ -67,8 +64,12 @@ class CLIError(Exception):
 
 
 def database_url(option: str | None) -> str:
-    """Return the database URL: ``--database``, else ``$WORKFLOW_DATABASE_URL``, else SQLite."""
-    return option or os.environ.get(ENV_DATABASE) or _DEFAULT_URL
+    """Return the database URL: ``--database``, else ``$WORKFLOW_DATABASE_URL``, else SQLite.
+
+    A file path is an SQLite file; ``postgres://`` and ``mysql://`` get the
+    drivers of the ``postgresql`` and ``mariadb`` extras (:mod:`._database`).
+    """
+    return choose(option).url
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -91,19 +92,20 @@ class Context:
         self.args = args
         self.out = output
         self.logs = logs
-        self.url = database_url(args.database)
+        self.database = choose(args.database)
+        self.url = self.database.url
         self._store: Store | None = None  # opened, with its schema checked
         self._opened: Store | None = None
 
     def __repr__(self) -> str:
-        return f"<Context {self.args.command!r} database={self.url!r}>"
+        return f"<Context {self.args.command!r} database={hidden(self.url)!r}>"
 
     @property
     def shown_url(self) -> str:
         """The database URL without its password, for messages."""
         if self._opened is not None:
             return _shown(self._opened)
-        return self.url
+        return hidden(self.url)
 
     def store(self, *, write: bool = True) -> Store:
         """Open the database once, with its schema checked.
@@ -131,9 +133,16 @@ class Context:
         return store
 
     def open_store(self) -> Store:
-        """Open the database without looking at its schema (``workflow db upgrade``)."""
+        """Open the database without looking at its schema (``workflow db upgrade``).
+
+        :raises CLIError: with exit code 2 when the URL is none SQLAlchemy can
+            load with an installed driver, naming where it was given.
+        """
         if self._opened is None:
             storage = import_storage()
+            problem = check_loadable(self.database)
+            if problem is not None:
+                raise CLIError(problem)
             self._opened = storage.Store(
                 self.url, lock_ttl=getattr(self.args, "lock_ttl", DEFAULT_LOCK_TTL)
             )
