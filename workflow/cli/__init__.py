@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as exc:
         return _fail(output, exc.message, exc.code)
     except KeyboardInterrupt:
-        return _fail(output, "interrupted; a run can be resumed once its lock expires", 130)
+        return _fail(
+            output, "interrupted; a run can be resumed once its lock expires", ExitCode.INTERRUPTED
+        )
     except BrokenPipeError:
         # The reader went away (``workflow show UUID | head``): say nothing more,
         # and keep Python from complaining when it flushes stdout at exit.

@@ -48,6 +48,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: The run is halted: tokens wait to be resumed.
     HALTED = 3
+    #: Interrupted (Ctrl-C): the run can be resumed once its lock expires.
+    INTERRUPTED = 130
 
 
 class CLIError(Exception):

@@ -30,6 +30,7 @@ __all__ = [
     "check_resume_imports",
     "definition_lookup",
     "format_flow_errors",
+    "import_hint",
     "load_flow_file",
     "load_python",
     "resume_target",
@@ -72,9 +73,19 @@ def format_flow_errors(errors: list[FlowError]) -> str:
     return "\n".join(map(str, errors))
 
 
-def _flow_error(source: str, exc: Any) -> CLIError:
+def _flow_error(source: str, exc: Any, *, hint: str | None = None) -> CLIError:
     errors = format_flow_errors(exc.errors) if exc.errors else str(exc)
-    return CLIError(f"{source} is not a valid flow:\n{errors}")
+    return CLIError(f"{source} is not a valid flow:\n{errors}" + (f"\n{hint}" if hint else ""))
+
+
+def import_hint(ctx: Context, errors: list[FlowError]) -> str | None:
+    """Say how to import the tasks, when tasks are unknown and no module was imported."""
+    if ctx.args.imports or not any(e.message.startswith("unknown task ") for e in errors):
+        return None
+    return (
+        "no task module was imported: name the module that registers the tasks with "
+        "--import MODULE (e.g. workflow --import mytasks ...)"
+    )
 
 
 def definition_lookup(ctx: Context) -> Any:
@@ -101,9 +112,11 @@ def task_registry() -> Any:
     return default_registry
 
 
-def load_flow_file(ctx: Context, path: str) -> Flow:
+def load_flow_file(ctx: Context, path: str, *, structure_only: bool = False) -> Flow:
     """Load and validate the flow in ``path``.
 
+    :param structure_only: do not look up its tasks nor the flows it calls
+        (``workflow graph``): neither the task modules nor the database are needed.
     :raises CLIError: listing every problem of the file.
     """
     from workflow.flows import FlowValidationError, load_flow
@@ -111,9 +124,11 @@ def load_flow_file(ctx: Context, path: str) -> Flow:
     if not Path(path).is_file():
         raise CLIError(f"no such flow file: {path}")
     try:
+        if structure_only:
+            return load_flow(path, structure_only=True)
         return load_flow(path, registry=task_registry(), definitions=definition_lookup(ctx))
     except FlowValidationError as exc:
-        raise _flow_error(path, exc) from exc
+        raise _flow_error(path, exc, hint=import_hint(ctx, exc.errors)) from exc
 
 
 def stored_target(ctx: Context, name: str, version: int | None) -> Target:
@@ -130,7 +145,8 @@ def stored_target(ctx: Context, name: str, version: int | None) -> Target:
             version=definition.version,
         )
     except FlowValidationError as exc:
-        raise _flow_error(f"definition {name!r} version {definition.version}", exc) from exc
+        where = f"definition {name!r} version {definition.version}"
+        raise _flow_error(where, exc, hint=import_hint(ctx, exc.errors)) from exc
     return Target(
         name=flow.name,
         callbacks=flow.callbacks(),
