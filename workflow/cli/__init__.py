@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE
     ctx = Context(args, output, logs)
     try:
-        import_modules(args.imports)
+        if args.command != "resume":  # a resume imports them once it knows the run
+            import_modules(args.imports)
         return int(args.handler(ctx))
     except CLIError as exc:
         return _fail(output, exc.message, exc.code)

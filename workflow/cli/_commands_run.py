@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._argtypes import count, lease, positive, seconds
 from ._context import DEFAULT_LOCK_TTL, CLIError, Context, import_storage
 from ._inputs import check_flow_records, parse_json, read_tokens
+from ._origins import module_origins
 from ._progress import progress
 from ._report import outcome, render_outcome
 from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
@@ -137,7 +138,13 @@ def cmd_run(ctx: Context) -> int:
             "fit: give a shorter --name"
         )
     storage = import_storage()
-    meta = {"target": target.spec, "imports": args.imports, "checkpoint": args.checkpoint}
+    modules = [*args.imports, *([target.spec.partition(":")[0]] if target.spec else [])]
+    meta = {
+        "target": target.spec,
+        "imports": args.imports,
+        "checkpoint": args.checkpoint,
+        **module_origins(modules),
+    }
     engine = storage.PersistentWorkflowEngine.with_name(
         name,
         store=ctx.store(),

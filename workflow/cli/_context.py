@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
     from ._logging import LogSetup
 
-__all__ = ["ENV_DATABASE", "ENV_IMPORT_ALLOW", "CLIError", "Context", "ExitCode", "database_url"]
+__all__ = [
+    "ENV_DATABASE",
+    "ENV_IMPORT_ALLOW",
+    "CLIError",
+    "Context",
+    "ExitCode",
+    "ModuleImportError",
+    "database_url",
+    "import_modules",
+]
 
 log = logging.getLogger("workflow.cli")
 
@@ -204,6 +213,19 @@ def _shown(store: Store) -> str:
     return store.sql_engine.url.render_as_string(hide_password=True)
 
 
+class ModuleImportError(CLIError):
+    """A module of ``--import`` (or of a run's record) cannot be imported.
+
+    :param module: the module's name.
+    :param missing: whether the module itself is not found (rather than failing as it runs).
+    """
+
+    def __init__(self, message: str, *, module: str, missing: bool) -> None:
+        super().__init__(message)
+        self.module = module
+        self.missing = missing
+
+
 def import_modules(names: list[str]) -> None:
     """Import the modules of ``--import`` (they register tasks, say), from the working directory.
 
@@ -217,14 +239,23 @@ def import_modules(names: list[str]) -> None:
         try:
             importlib.import_module(name)
         except (Exception, SystemExit) as exc:
-            raise CLIError(f"cannot import module {name!r}: {_import_problem(name, exc)}") from exc
+            raise ModuleImportError(
+                f"cannot import module {name!r}: {_import_problem(name, exc)}",
+                module=name,
+                missing=_is_missing(name, exc),
+            ) from exc
+
+
+def _is_missing(name: str, exc: BaseException) -> bool:
+    """Whether ``exc`` says that the module ``name`` itself (or its package) is not found."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return missing is not None and (name == missing or name.startswith(f"{missing}."))
 
 
 def _import_problem(name: str, exc: BaseException) -> str:
     """Say what went wrong importing ``name``, and where when it was in code of its own."""
     what = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
-    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
-    if missing is not None and (name == missing or name.startswith(f"{missing}.")):
+    if _is_missing(name, exc):
         return what  # the module itself (or its package) is missing: nothing of it ran
     if isinstance(exc, SyntaxError):
         what = f"{type(exc).__name__}: {exc.msg}"

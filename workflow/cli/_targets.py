@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from workflow.errors import WorkflowKeyError
 
-from ._context import ENV_IMPORT_ALLOW, CLIError, Context, import_modules
+from ._context import ENV_IMPORT_ALLOW, CLIError, Context, ModuleImportError, import_modules
+from ._origins import where_to_find
 
 if TYPE_CHECKING:
     from workflow.flows import Flow, FlowError
@@ -291,13 +292,26 @@ def check_resume_imports(ctx: Context, engine: PersistentWorkflowEngine) -> list
 
 
 def resume_target(ctx: Context, engine: PersistentWorkflowEngine) -> Target:
-    """Build the definition a stored run started with again.
+    """Import the modules of ``--import`` and of the run's record, then build its definition.
+
+    A module that is not found is reported with where the run found it, if
+    it recorded that (:mod:`._origins`); that directory is never searched.
 
     :raises CLIError: when the run was not started by this command and stores
         no definition, or was started with modules not allowed
         (:func:`check_resume_imports`).
     """
-    import_modules(check_resume_imports(ctx, engine))
+    needed = check_resume_imports(ctx, engine)
+    try:
+        import_modules(list(dict.fromkeys([*ctx.args.imports, *needed])))
+    except ModuleImportError as exc:
+        meta = engine.extra_data.get(META_KEY)
+        hint = where_to_find(meta, exc.module, engine.uuid) if exc.missing else None
+        if hint is None:
+            raise
+        raise CLIError(
+            f"cannot import module {exc.module!r} (no such module here); {hint}"
+        ) from exc
     if engine.definition_name is not None:
         return stored_target(ctx, engine.definition_name, engine.definition_version)
     _, spec = _recorded(engine)
