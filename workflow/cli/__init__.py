@@ -88,8 +88,9 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
         WorkflowObjectStatusError,
     )
 
+    if isinstance(exc, WorkflowNotFoundError):  # unknown uuid, unknown definition
+        return exc.message, ExitCode.USAGE  # without the context its str() repeats
     user_errors = (
-        WorkflowNotFoundError,  # unknown uuid, unknown definition
         DefinitionDisabledError,
         WorkflowDefinitionError,
         WorkflowObjectStatusError,

@@ -13,6 +13,7 @@ from ._origins import module_origins
 from ._progress import progress
 from ._report import outcome, render_outcome
 from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
+from ._uuids import resolve_uuid
 
 if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
@@ -70,7 +71,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Go on with a stored run where it stopped, with the definition it "
         "started with.",
     )
-    resume.add_argument("uuid", metavar="UUID", help="the workflow to resume")
+    resume.add_argument(
+        "uuid", metavar="UUID", help="the workflow to resume: its uuid, or its first hex digits"
+    )
     resume.add_argument(
         "--data",
         metavar="JSON",
@@ -236,7 +239,7 @@ def cmd_resume(ctx: Context) -> int:
         raise CLIError("--token N says which token gets --data; give --data too")
     storage = import_storage()
     engine = storage.PersistentWorkflowEngine.from_uuid(
-        args.uuid, store=ctx.store(), lock_wait=args.lock_wait
+        resolve_uuid(ctx, args.uuid), store=ctx.store(), lock_wait=args.lock_wait
     )
     target = resume_target(ctx, engine)  # imports only what the user allows
     engine.callbacks.replace(target.callbacks)
