@@ -157,6 +157,7 @@ def test_a_bad_variable_does_not_stop_commands_without_a_database(
         ("postgresql://u@h/db", "postgresql://u@h/db"),
         ("postgresql://h:5432/db", "postgresql://h:5432/db"),
         ("runs:db", "runs:db"),
+        ("user:secret@host/db", "user:***@host/db"),
     ],
 )
 def test_passwords_are_hidden(url: str, shown: str) -> None:

@@ -67,15 +67,18 @@ class DatabaseChoice:
 def hidden(url: str) -> str:
     """Return ``url`` with its password, if it has one, shown as ``***``.
 
-    Works on any text, URL or not: everything between the ``:`` after the
-    user name and the last ``@`` of the part after ``://`` is hidden.
+    Works on any text, URL or not: everything between the first ``:`` after
+    the scheme's ``://`` (or from the start, without one) and the last ``@``
+    is hidden.
     """
     scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
     at = rest.rfind("@")
     colon = rest.find(":", 0, at)
-    if not separator or at < 0 or colon < 0:
+    if at < 0 or colon < 0:
         return url
-    return f"{scheme}://{rest[:colon]}:***{rest[at:]}"
+    return f"{scheme}{separator}{rest[:colon]}:***{rest[at:]}"
 
 
 def choose(option: str | None, environ: dict[str, str] | None = None) -> DatabaseChoice:

@@ -11,7 +11,6 @@ record only serves to say where to run the command, or what to put on
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -42,7 +41,7 @@ def module_origins(names: list[str]) -> dict[str, Any]:
     origins = {name: _origin(name) for name in dict.fromkeys(names)}
     return {
         ORIGINS_KEY: {name: entry for name, entry in origins.items() if entry is not None},
-        CWD_KEY: os.getcwd(),
+        CWD_KEY: str(Path.cwd().resolve()),
     }
 
 
