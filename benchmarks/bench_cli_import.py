@@ -14,14 +14,15 @@ its bytecode caches then), then:
 
 * *import* is the total ``-X importtime`` reports for the modules the
   command imports (the sum of the top-level imports' cumulative times, in
-  ms), from one run;
+  ms), the median of ``--runs`` runs;
 * *wall* is the median wall-clock time of ``--runs`` runs (default 10) of
   ``python -m workflow ...``, in ms;
 * *heavy* lists which of SQLAlchemy, Alembic and PyYAML the command imported.
 
 ``PYTHONDONTWRITEBYTECODE`` is removed from the children's environment, so
 that the bytecode caches are written once and used after: otherwise every
-run compiles every module again and the figures say little.
+run compiles every module again and the figures say little. The figures
+move with the machine's load: compare runs made one after the other.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def main() -> int:
         prepare(directory, env)
         for label, argv in COMMANDS.items():
             wall_ms(directory, env, argv, 1)  # warm-up: the bytecode caches are written
-            imports, heavy = import_ms(directory, env, argv)
+            measured = [import_ms(directory, env, argv) for _ in range(args.runs)]
+            imports = statistics.median(total for total, _ in measured)
+            heavy = measured[-1][1]
             wall = wall_ms(directory, env, argv, args.runs)
             row = {"command": label, "import_ms": imports, "wall_ms": wall, "heavy": heavy}
             results.append(row)
