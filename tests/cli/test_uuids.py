@@ -11,6 +11,7 @@ import pytest
 
 from workflow.cli import ExitCode
 from workflow.cli._context import CLIError
+from workflow.cli._output import printable
 from workflow.cli._uuids import resolve_uuid
 from workflow.engine_db import WorkflowStatus
 from workflow.storage import Store
@@ -105,7 +106,8 @@ def test_many_candidates_are_cut_at_ten(cli: Any, stored: Any) -> None:
 
 @pytest.mark.parametrize("command", ["show", "resume"])
 @pytest.mark.parametrize(
-    "text", ["no-such", "%", "____", "abc%", "'; drop table wf_workflow; --", "ab\x1bc"]
+    "text",
+    ["no-such", "%", "____", "abc%", "'; drop table wf_workflow; --", "ab\x1bc", "\udcff\udcfe"],
 )
 def test_an_unknown_uuid_is_one_clean_sentence(
     cli: Any, stored: Any, command: str, text: str
@@ -113,7 +115,7 @@ def test_an_unknown_uuid_is_one_clean_sentence(
     stored(full("abcd0000", 1))
     result = cli(command, text)
     assert result.code == ExitCode.USAGE
-    shown = repr(text).replace("\x1b", "\\x1b")
+    shown = printable(repr(text))
     assert result.err == f"workflow: error: no stored workflow has the uuid {shown}\n"
 
 

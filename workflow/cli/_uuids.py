@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from workflow._text import has_lone_surrogate
+
 from ._context import CLIError, Context
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ def resolve_uuid(target: Context | Store, text: str) -> str:
         ``text`` is too short. Only hex digits and dashes are looked up as
         a start, so that no text is a ``LIKE`` pattern.
     """
+    if has_lone_surrogate(text):  # bytes of the command line that are no UTF-8: no database has it
+        raise CLIError(f"no stored workflow has the uuid {text!r}")
     store = target.store(write=False) if isinstance(target, Context) else target
     import sqlalchemy as sa
 
