@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.storage.conftest import empty_database
 from workflow.cli import ExitCode
 from workflow.cli._context import CLIError
 from workflow.cli._output import printable
@@ -31,29 +32,34 @@ def store(open_store: Callable[[], Store]) -> Store:
 
 @pytest.fixture
 def stored(store: Store) -> Callable[..., list[str]]:
-    """Store new workflows with the given uuids, as ``workflow run`` of a callback list would."""
+    """Store new workflows with the given uuids in the working directory's database."""
 
     def make(*uids: str) -> list[str]:
-        meta = {"imports": [TASKS], "target": f"{TASKS}:definition", "checkpoint": "token"}
-        now = store.now()
-        with store.transaction("test rows") as conn:
-            for uid in uids:
-                row = WorkflowInsert(
-                    uuid=uid,
-                    name="x",
-                    status=WorkflowStatus.NEW.value,
-                    token_pos=-1,
-                    callback_pos=[0],
-                    extra_data={"cli": meta},
-                    definition_name=None,
-                    definition_version=None,
-                    created=now,
-                    modified=now,
-                )
-                insert_workflow(conn, row)
-        return list(uids)
+        return rows(store, *uids)
 
     return make
+
+
+def rows(store: Store, *uids: str) -> list[str]:
+    """Store new workflows with the given uuids, as ``workflow run`` of a callback list would."""
+    meta = {"imports": [TASKS], "target": f"{TASKS}:definition", "checkpoint": "token"}
+    now = store.now()
+    with store.transaction("test rows") as conn:
+        for uid in uids:
+            row = WorkflowInsert(
+                uuid=uid,
+                name="x",
+                status=WorkflowStatus.NEW.value,
+                token_pos=-1,
+                callback_pos=[0],
+                extra_data={"cli": meta},
+                definition_name=None,
+                definition_version=None,
+                created=now,
+                modified=now,
+            )
+            insert_workflow(conn, row)
+    return list(uids)
 
 
 def full(prefix: str, n: int) -> str:
@@ -78,7 +84,7 @@ def test_resume_takes_a_prefix(cli: Any, workdir: Path) -> None:
 
 
 def test_a_whole_uuid_resolves(store: Store, stored: Any) -> None:
-    [one] = stored(full("12345678", 1))
+    [one] = stored(full("1234abcd", 1))
     assert resolve_uuid(store, one) == one
     assert resolve_uuid(store, one.upper()) == one
 
@@ -137,3 +143,22 @@ def test_a_prefix_needs_four_hex_digits(store: Store, stored: Any) -> None:
     ):
         resolve_uuid(store, "ab-c")
     assert resolve_uuid(store, "abcd0000-0").startswith("abcd")  # dashes are not counted
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_prefixes_resolve_on_every_backend(backend: str, tmp_path: Path) -> None:
+    server = Store(empty_database(backend, tmp_path))
+    try:
+        upgrade(server)
+        uids = full("abcd0000", 0x01), full("abcd0000", 0x10), full("abce0000", 3)
+        one, two, other = rows(server, *uids)
+        assert resolve_uuid(server, one.upper()) == one
+        assert resolve_uuid(server, "ABCE") == other
+        assert resolve_uuid(server, two[:-1]) == two
+        with pytest.raises(CLIError, match=rf"^2 workflows .* 'abcd': {one}, {two};"):
+            resolve_uuid(server, "abcd")
+        for text in ("abc_", "abc%", "ab%%"):
+            with pytest.raises(CLIError, match=r"^no stored workflow has the uuid"):
+                resolve_uuid(server, text)
+    finally:
+        server.dispose()

@@ -52,7 +52,7 @@ def resolve_uuid(target: Context | Store, text: str) -> str:
         if exact is not None:
             return str(exact[0])
         prefix = text.lower()
-        if _FULL.fullmatch(prefix) or not _PREFIX.fullmatch(prefix):
+        if not _PREFIX.fullmatch(prefix):
             raise CLIError(f"no stored workflow has the uuid {text!r}")
         if len(prefix.replace("-", "")) < MIN_PREFIX:
             raise CLIError(
@@ -67,6 +67,8 @@ def resolve_uuid(target: Context | Store, text: str) -> str:
         if total > MAX_CANDIDATES:
             count = sa.select(sa.func.count()).select_from(workflows).where(matching)
             total = int(conn.execute(count).scalar_one())
+    if not found and _FULL.fullmatch(prefix):
+        raise CLIError(f"no stored workflow has the uuid {text!r}")
     if not found:
         raise CLIError(f"no stored workflow has a uuid starting with {text!r}")
     if total == 1:
