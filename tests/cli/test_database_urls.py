@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.storage.conftest import empty_database
 from workflow.cli._database import FORMS, choose, hidden
 
 ENV = "WORKFLOW_DATABASE_URL"
@@ -169,3 +170,15 @@ def test_a_real_subprocess_reports_a_bad_url_without_a_traceback(real: Any) -> N
     assert result.code == 2
     assert "Traceback" not in result.err
     assert result.json()["exit_code"] == 2
+
+
+@pytest.mark.parametrize(("backend", "short"), [("postgresql", "postgres"), ("mariadb", "mysql")])
+def test_the_short_forms_reach_the_servers(
+    cli: Any, tmp_path: Path, backend: str, short: str
+) -> None:
+    url = empty_database(backend, tmp_path)
+    shortened = short + url[url.index("://") :]  # postgresql+psycopg:// -> postgres://
+    ran = cli("--json", "--database", shortened, "run", "simple.json")
+    assert ran.code == 0, ran.err
+    listed = cli("--json", "--database", shortened, "list").json()
+    assert [row["uuid"] for row in listed] == [ran.json()["uuid"]]
