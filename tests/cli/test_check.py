@@ -121,9 +121,9 @@ def test_check_names_a_database_that_does_not_answer(cli: Any) -> None:
     assert result.code == ExitCode.ERROR
     assert "database: postgresql+psycopg://who:***@127.0.0.1:1/none does not answer" in result.out
     assert "secret" not in result.out
-    unusable = cli("--database", "nonsense://x", "check")
-    assert unusable.code == ExitCode.ERROR
-    assert "the URL is not one SQLAlchemy can use" in unusable.out
+    unusable = cli("--database", "nonsense://x", "check")  # a usage error, as for every command
+    assert unusable.code == ExitCode.USAGE
+    assert "--database 'nonsense://x': unknown database 'nonsense'" in unusable.err
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])

@@ -102,7 +102,7 @@ def test_definitions_lifecycle(real: Any) -> None:
     missing = real("definitions", "show", "simple")
     assert (missing.code, missing.err.strip()) == (
         2,
-        "workflow: error: no stored definition is called 'simple' (during 'get definition')",
+        "workflow: error: no stored definition is called 'simple'",
     )
 
 
@@ -149,7 +149,7 @@ def test_json_error_goes_to_stdout_too(real: Any) -> None:
     result = real("--json", "show", "nope")
     assert result.code == 2
     assert result.json() == {
-        "error": "no stored workflow has the uuid 'nope' (workflow 'nope')",
+        "error": "no stored workflow has the uuid 'nope'",
         "exit_code": 2,
     }
 

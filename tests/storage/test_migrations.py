@@ -159,7 +159,16 @@ def test_upgrading_from_the_first_revision_keeps_the_runs_and_adds_the_new_table
 ) -> None:
     upgrade(empty_store, "0001")
     assert table_names(empty_store) == FIRST_TABLES | {VERSION_TABLE}
-    uid = empty_store.create_workflow("old", definition_name="flow", definition_version=1)
+    uid = "0f0f0f0f-0000-4000-8000-000000000001"
+    with empty_store.engine.begin() as conn:  # a run stored by the version of revision 0001
+        conn.execute(
+            sa.text(
+                "INSERT INTO wf_workflow (uuid, name, status, token_pos, callback_pos, "
+                "extra_data, definition_name, definition_version, created, modified) "
+                "VALUES (:u, 'old', 0, -1, '[0]', '{}', 'flow', 1, :t, :t)"
+            ),
+            {"u": uid, "t": empty_store.now()},
+        )
     upgrade(empty_store)
     assert current_revision(empty_store) == head_revision()
     assert table_names(empty_store) == TABLES | {VERSION_TABLE}

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(args, output, logs)
     try:
         with term_interrupts():
-            import_modules(args.imports)
+            if args.command != "resume":  # a resume imports them once it knows the run
+                import_modules(args.imports)
             return int(args.handler(ctx))
     except CLIError as exc:
         return _fail(output, exc.message, exc.code)
@@ -111,8 +112,9 @@ def _known_error(exc: Exception) -> tuple[str, int] | None:
         WorkflowObjectStatusError,
     )
 
+    if isinstance(exc, WorkflowNotFoundError):  # unknown uuid, unknown definition
+        return exc.message, ExitCode.USAGE  # without the context its str() repeats
     user_errors = (
-        WorkflowNotFoundError,  # unknown uuid, unknown definition
         DefinitionDisabledError,
         WorkflowDefinitionError,
         WorkflowObjectStatusError,

@@ -21,7 +21,8 @@ __all__ = ["EPILOG", "build_parser"]
 
 EPILOG = f"""\
 exit codes: 0 completed, 1 a task failed on a token (or the database failed),
-2 invalid command line or input, 3 halted (tokens wait for `workflow resume`).
+2 invalid command line or input, 3 halted (tokens wait for `workflow resume`),
+130 interrupted (Ctrl-C; resume the run once its lock expires).
 The database is --database, else ${ENV_DATABASE}, else the SQLite file
 workflow.sqlite in the working directory."""
 

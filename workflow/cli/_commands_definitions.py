@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 from ._argtypes import positive
 from ._context import CLIError, Context
 from ._output import dumps, table
-from ._targets import definition_lookup, format_flow_errors, load_flow_file, task_registry
+from ._targets import (
+    definition_lookup,
+    format_flow_errors,
+    import_hint,
+    load_flow_file,
+    task_registry,
+)
 
 if TYPE_CHECKING:
     from workflow.storage import Definition
@@ -23,7 +29,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="check a flow file and list every problem, one per line",
     )
-    validate.add_argument("file", metavar="FILE", help="a flow file (.json, .yaml, .yml)")
+    validate.add_argument(
+        "files", nargs="+", metavar="FILE", help="flow files (.json, .yaml, .yml)"
+    )
     validate.set_defaults(handler=cmd_validate)
 
     graph = commands.add_parser("graph", parents=[common], help="draw a flow as a graph")
@@ -66,10 +74,27 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(ctx: Context) -> int:
-    """Check a flow file; exit 2 listing every error when it is invalid."""
+    """Check flow files; exit 2 listing every error when one is invalid.
+
+    With one file, the result is one JSON object; with several, a list of them.
+    """
+    checked = [_validate_file(ctx, path) for path in ctx.args.files]
+    results = [result for result, _ in checked]
+    hint = next((r["hint"] for r in results if "hint" in r), None)
+    several = len(results) > 1
+
+    def text() -> str:
+        lines = [_validated_text(result, errors, several=several) for result, errors in checked]
+        return "\n".join([*lines, *([hint] if hint else [])])
+
+    ctx.out.result(results if several else results[0], text)
+    return 2 if any(not result["valid"] for result in results) else 0
+
+
+def _validate_file(ctx: Context, path: str) -> tuple[dict[str, Any], str]:
+    """Validate one flow file; return what ``--json`` shows of it, and its errors as text."""
     from workflow.flows import FlowValidationError, load_flow
 
-    path = ctx.args.file
     try:
         flow = load_flow(path, registry=task_registry(), definitions=definition_lookup(ctx))
     except FlowValidationError as exc:
@@ -77,20 +102,28 @@ def cmd_validate(ctx: Context) -> int:
             {"flow": e.flow, "step": e.step, "path": e.path, "message": e.message}
             for e in exc.errors
         ]
-        text = format_flow_errors(exc.errors) or str(exc)
-        ctx.out.result({"file": path, "valid": False, "errors": errors}, text)
-        return 2
+        result: dict[str, Any] = {"file": path, "valid": False, "errors": errors}
+        hint = import_hint(ctx, exc.errors)
+        if hint:
+            result["hint"] = hint
+        return result, format_flow_errors(exc.errors) or str(exc)
     steps = len(flow.body.get("steps", []))
-    ctx.out.result(
-        {"file": path, "valid": True, "flow": flow.name, "errors": []},
-        f"{path}: flow {flow.name!r} is valid ({steps} steps)",
-    )
-    return 0
+    text = f"{path}: flow {flow.name!r} is valid ({steps} steps)"
+    return {"file": path, "valid": True, "flow": flow.name, "errors": []}, text
+
+
+def _validated_text(result: dict[str, Any], text: str, *, several: bool) -> str:
+    """One file's report: a line when it is valid; its errors, under its name with several."""
+    if result["valid"] or not several:
+        return text
+    count = len(result["errors"])
+    indented = "\n".join(f"  {line}" for line in text.splitlines())
+    return f"{result['file']}: invalid, {count} error{'s' if count != 1 else ''}:\n{indented}"
 
 
 def cmd_graph(ctx: Context) -> int:
     """Print a flow as a Mermaid or Graphviz graph."""
-    flow = load_flow_file(ctx, ctx.args.file)
+    flow = load_flow_file(ctx, ctx.args.file, structure_only=True)
     graph = flow.graph(ctx.args.format).rstrip("\n")
     ctx.out.result({"flow": flow.name, "format": ctx.args.format, "graph": graph}, graph)
     return 0

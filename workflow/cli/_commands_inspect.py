@@ -34,7 +34,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="show a workflow: its tokens and its status log",
     )
-    show.add_argument("uuid", metavar="UUID")
+    show.add_argument("uuid", metavar="UUID", help="the workflow's uuid, or its first hex digits")
     show.set_defaults(handler=cmd_show)
 
     db = commands.add_parser("db", parents=[common], help="manage the database")
@@ -123,8 +123,9 @@ def cmd_show(ctx: Context) -> int:
     command exits with 1 listing it.
     """
     from ._stored_run import read_run
+    from ._uuids import resolve_uuid
 
-    result, problems = read_run(ctx.store(write=False), ctx.args.uuid)
+    result, problems = read_run(ctx.store(write=False), resolve_uuid(ctx, ctx.args.uuid))
     if problems:
         result["unreadable"] = problems
     ctx.out.result(result, lambda: _render_show(result))

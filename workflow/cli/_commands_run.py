@@ -10,9 +10,11 @@ from ._argtypes import count, lease, positive, seconds
 from ._context import DEFAULT_LOCK_TTL, CLIError, Context, import_storage
 from ._inputs import check_flow_records, parse_json, read_tokens
 from ._interrupt import stop_on_signals
+from ._origins import module_origins
 from ._progress import progress
 from ._report import outcome, render_outcome
 from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
+from ._uuids import resolve_uuid
 
 if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
@@ -70,7 +72,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Go on with a stored run where it stopped, with the definition it "
         "started with.",
     )
-    resume.add_argument("uuid", metavar="UUID", help="the workflow to resume")
+    resume.add_argument(
+        "uuid", metavar="UUID", help="the workflow to resume: its uuid, or its first hex digits"
+    )
     resume.add_argument(
         "--data",
         metavar="JSON",
@@ -138,7 +142,13 @@ def cmd_run(ctx: Context) -> int:
             "fit: give a shorter --name"
         )
     storage = import_storage()
-    meta = {"target": target.spec, "imports": args.imports, "checkpoint": args.checkpoint}
+    modules = [*args.imports, *([target.spec.partition(":")[0]] if target.spec else [])]
+    meta = {
+        "target": target.spec,
+        "imports": args.imports,
+        "checkpoint": args.checkpoint,
+        **module_origins(modules),
+    }
     engine = storage.PersistentWorkflowEngine.with_name(
         name,
         store=ctx.store(),
@@ -249,7 +259,7 @@ def cmd_resume(ctx: Context) -> int:
         raise CLIError("--token N says which token gets --data; give --data too")
     storage = import_storage()
     engine = storage.PersistentWorkflowEngine.from_uuid(
-        args.uuid, store=ctx.store(), lock_wait=args.lock_wait
+        resolve_uuid(ctx, args.uuid), store=ctx.store(), lock_wait=args.lock_wait
     )
     target = resume_target(ctx, engine)  # imports only what the user allows
     engine.callbacks.replace(target.callbacks)

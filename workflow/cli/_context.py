@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._database import ENV_DATABASE, check_loadable, choose, hidden
 from ._output import Output
 
 if TYPE_CHECKING:
@@ -23,12 +24,18 @@ if TYPE_CHECKING:
 
     from ._logging import LogSetup
 
-__all__ = ["ENV_DATABASE", "ENV_IMPORT_ALLOW", "CLIError", "Context", "ExitCode", "database_url"]
+__all__ = [
+    "ENV_DATABASE",
+    "ENV_IMPORT_ALLOW",
+    "CLIError",
+    "Context",
+    "ExitCode",
+    "ModuleImportError",
+    "database_url",
+    "import_modules",
+]
 
 log = logging.getLogger("workflow.cli")
-
-#: The environment variable naming the database when ``--database`` is not given.
-ENV_DATABASE = "WORKFLOW_DATABASE_URL"
 
 #: The environment variable listing the modules ``workflow resume`` may import
 #: without ``--import`` (names separated by commas or spaces).
@@ -37,7 +44,6 @@ ENV_IMPORT_ALLOW = "WORKFLOW_IMPORT_ALLOW"
 #: Seconds the lock of a run outlives a process that stopped renewing it
 #: (``Store(lock_ttl=...)``'s default).
 DEFAULT_LOCK_TTL = 60.0
-_DEFAULT_URL = "sqlite:///workflow.sqlite"  # workflow.storage.DEFAULT_URL, without importing it
 
 
 class ExitCode(enum.IntEnum):
@@ -69,8 +75,12 @@ class CLIError(Exception):
 
 
 def database_url(option: str | None) -> str:
-    """Return the database URL: ``--database``, else ``$WORKFLOW_DATABASE_URL``, else SQLite."""
-    return option or os.environ.get(ENV_DATABASE) or _DEFAULT_URL
+    """Return the database URL: ``--database``, else ``$WORKFLOW_DATABASE_URL``, else SQLite.
+
+    A file path is an SQLite file; ``postgres://`` and ``mysql://`` get the
+    drivers of the ``postgresql`` and ``mariadb`` extras (:mod:`._database`).
+    """
+    return choose(option).url
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -93,19 +103,20 @@ class Context:
         self.args = args
         self.out = output
         self.logs = logs
-        self.url = database_url(args.database)
+        self.database = choose(args.database)
+        self.url = self.database.url
         self._store: Store | None = None  # opened, with its schema checked
         self._opened: Store | None = None
 
     def __repr__(self) -> str:
-        return f"<Context {self.args.command!r} database={self.url!r}>"
+        return f"<Context {self.args.command!r} database={hidden(self.url)!r}>"
 
     @property
     def shown_url(self) -> str:
         """The database URL without its password, for messages."""
         if self._opened is not None:
             return _shown(self._opened)
-        return self.url
+        return hidden(self.url)
 
     def store(self, *, write: bool = True) -> Store:
         """Open the database once, with its schema checked.
@@ -133,9 +144,16 @@ class Context:
         return store
 
     def open_store(self) -> Store:
-        """Open the database without looking at its schema (``workflow db upgrade``)."""
+        """Open the database without looking at its schema (``workflow db upgrade``).
+
+        :raises CLIError: with exit code 2 when the URL is none SQLAlchemy can
+            load with an installed driver, naming where it was given.
+        """
         if self._opened is None:
             storage = import_storage()
+            problem = check_loadable(self.database)
+            if problem is not None:
+                raise CLIError(problem)
             self._opened = storage.Store(
                 self.url, lock_ttl=getattr(self.args, "lock_ttl", DEFAULT_LOCK_TTL)
             )
@@ -195,6 +213,19 @@ def _shown(store: Store) -> str:
     return store.sql_engine.url.render_as_string(hide_password=True)
 
 
+class ModuleImportError(CLIError):
+    """A module of ``--import`` (or of a run's record) cannot be imported.
+
+    :param module: the module's name.
+    :param missing: whether the module itself is not found (rather than failing as it runs).
+    """
+
+    def __init__(self, message: str, *, module: str, missing: bool) -> None:
+        super().__init__(message)
+        self.module = module
+        self.missing = missing
+
+
 def import_modules(names: list[str]) -> None:
     """Import the modules of ``--import`` (they register tasks, say), from the working directory.
 
@@ -208,14 +239,23 @@ def import_modules(names: list[str]) -> None:
         try:
             importlib.import_module(name)
         except (Exception, SystemExit) as exc:
-            raise CLIError(f"cannot import module {name!r}: {_import_problem(name, exc)}") from exc
+            raise ModuleImportError(
+                f"cannot import module {name!r}: {_import_problem(name, exc)}",
+                module=name,
+                missing=_is_missing(name, exc),
+            ) from exc
+
+
+def _is_missing(name: str, exc: BaseException) -> bool:
+    """Whether ``exc`` says that the module ``name`` itself (or its package) is not found."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return missing is not None and (name == missing or name.startswith(f"{missing}."))
 
 
 def _import_problem(name: str, exc: BaseException) -> str:
     """Say what went wrong importing ``name``, and where when it was in code of its own."""
     what = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
-    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
-    if missing is not None and (name == missing or name.startswith(f"{missing}.")):
+    if _is_missing(name, exc):
         return what  # the module itself (or its package) is missing: nothing of it ran
     if isinstance(exc, SyntaxError):
         what = f"{type(exc).__name__}: {exc.msg}"

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from workflow.errors import WorkflowKeyError
 
-from ._context import ENV_IMPORT_ALLOW, CLIError, Context, import_modules
+from ._context import ENV_IMPORT_ALLOW, CLIError, Context, ModuleImportError, import_modules
+from ._origins import where_to_find
 
 if TYPE_CHECKING:
     from workflow.flows import Flow, FlowError
@@ -30,6 +31,7 @@ __all__ = [
     "check_resume_imports",
     "definition_lookup",
     "format_flow_errors",
+    "import_hint",
     "load_flow_file",
     "load_python",
     "resume_target",
@@ -72,9 +74,19 @@ def format_flow_errors(errors: list[FlowError]) -> str:
     return "\n".join(map(str, errors))
 
 
-def _flow_error(source: str, exc: Any) -> CLIError:
+def _flow_error(source: str, exc: Any, *, hint: str | None = None) -> CLIError:
     errors = format_flow_errors(exc.errors) if exc.errors else str(exc)
-    return CLIError(f"{source} is not a valid flow:\n{errors}")
+    return CLIError(f"{source} is not a valid flow:\n{errors}" + (f"\n{hint}" if hint else ""))
+
+
+def import_hint(ctx: Context, errors: list[FlowError]) -> str | None:
+    """Say how to import the tasks, when tasks are unknown and no module was imported."""
+    if ctx.args.imports or not any(e.message.startswith("unknown task ") for e in errors):
+        return None
+    return (
+        "no task module was imported: name the module that registers the tasks with "
+        "--import MODULE (e.g. workflow --import mytasks ...)"
+    )
 
 
 def definition_lookup(ctx: Context) -> Any:
@@ -101,9 +113,11 @@ def task_registry() -> Any:
     return default_registry
 
 
-def load_flow_file(ctx: Context, path: str) -> Flow:
+def load_flow_file(ctx: Context, path: str, *, structure_only: bool = False) -> Flow:
     """Load and validate the flow in ``path``.
 
+    :param structure_only: do not look up its tasks nor the flows it calls
+        (``workflow graph``): neither the task modules nor the database are needed.
     :raises CLIError: listing every problem of the file.
     """
     from workflow.flows import FlowValidationError, load_flow
@@ -111,9 +125,11 @@ def load_flow_file(ctx: Context, path: str) -> Flow:
     if not Path(path).is_file():
         raise CLIError(f"no such flow file: {path}")
     try:
+        if structure_only:
+            return load_flow(path, structure_only=True)
         return load_flow(path, registry=task_registry(), definitions=definition_lookup(ctx))
     except FlowValidationError as exc:
-        raise _flow_error(path, exc) from exc
+        raise _flow_error(path, exc, hint=import_hint(ctx, exc.errors)) from exc
 
 
 def stored_target(ctx: Context, name: str, version: int | None) -> Target:
@@ -130,7 +146,8 @@ def stored_target(ctx: Context, name: str, version: int | None) -> Target:
             version=definition.version,
         )
     except FlowValidationError as exc:
-        raise _flow_error(f"definition {name!r} version {definition.version}", exc) from exc
+        where = f"definition {name!r} version {definition.version}"
+        raise _flow_error(where, exc, hint=import_hint(ctx, exc.errors)) from exc
     return Target(
         name=flow.name,
         callbacks=flow.callbacks(),
@@ -275,13 +292,26 @@ def check_resume_imports(ctx: Context, engine: PersistentWorkflowEngine) -> list
 
 
 def resume_target(ctx: Context, engine: PersistentWorkflowEngine) -> Target:
-    """Build the definition a stored run started with again.
+    """Import the modules of ``--import`` and of the run's record, then build its definition.
+
+    A module that is not found is reported with where the run found it, if
+    it recorded that (:mod:`._origins`); that directory is never searched.
 
     :raises CLIError: when the run was not started by this command and stores
         no definition, or was started with modules not allowed
         (:func:`check_resume_imports`).
     """
-    import_modules(check_resume_imports(ctx, engine))
+    needed = check_resume_imports(ctx, engine)
+    try:
+        import_modules(list(dict.fromkeys([*ctx.args.imports, *needed])))
+    except ModuleImportError as exc:
+        meta = engine.extra_data.get(META_KEY)
+        hint = where_to_find(meta, exc.module, engine.uuid) if exc.missing else None
+        if hint is None:
+            raise
+        raise CLIError(
+            f"cannot import module {exc.module!r} (no such module here); {hint}"
+        ) from exc
     if engine.definition_name is not None:
         return stored_target(ctx, engine.definition_name, engine.definition_version)
     _, spec = _recorded(engine)

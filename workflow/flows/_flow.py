@@ -42,12 +42,14 @@ class Flow:
         version: int | None,
         registry: TaskRegistry,
         definitions: DefinitionLookup | None,
+        structure_only: bool = False,
     ) -> None:
         self.body = body
         self.name: str = body["name"]
         self.version = version
         self.registry = registry
         self.definitions = definitions
+        self._unchecked = structure_only  # its tasks and called flows are not looked up yet
 
     def __repr__(self) -> str:
         version = "" if self.version is None else f" v{self.version}"
@@ -64,7 +66,15 @@ class Flow:
 
         Its first task fills the token's ``_runtime`` entry; then comes one
         item per step, in the order the steps run.
+
+        :raises FlowValidationError: for a flow loaded with ``structure_only``
+            whose tasks are not registered or whose called flows are not found.
         """
+        if self._unchecked:
+            errors = validate_body(self.body, registry=self.registry, definitions=self.definitions)
+            if errors:
+                raise FlowValidationError(errors)
+            self._unchecked = False
         return compile_body(
             self.body, registry=self.registry, definitions=self.definitions, version=self.version
         )
@@ -84,6 +94,7 @@ def load_flow(
     registry: TaskRegistry | None = None,
     definitions: DefinitionLookup | None = None,
     version: int | None = None,
+    structure_only: bool = False,
 ) -> Flow:
     """Read, translate and validate a flow; return it, or raise with every error found.
 
@@ -102,6 +113,11 @@ def load_flow(
         gets now, so a stored run resumes with the flows it started with.
     :param version: the stored version this body is; by default its
         ``version`` field, if any.
+    :param structure_only: check everything but what needs the tasks and
+        the stored flows: the tasks need not be registered (or importable),
+        and the flows a ``flow`` step calls are not looked up. Enough to
+        draw the flow (:meth:`Flow.graph`); :meth:`Flow.callbacks` checks
+        the rest before it compiles.
     :raises FlowValidationError: listing every problem, each with the flow,
         the step and the JSON path; nothing has run. A flow past one of the
         limits (:data:`MAX_NESTING`, :data:`MAX_STEPS`, ...) is invalid, and
@@ -127,16 +143,24 @@ def load_flow(
         data = copy.deepcopy(data)  # what load_flow changes is never the caller's
     body, errors = _our_format(data, fallback)
     if not errors:
-        errors = validate_body(body, registry=registry, definitions=definitions)
+        errors = validate_body(
+            body, registry=registry, definitions=definitions, structure_only=structure_only
+        )
         if isinstance(data, dict) and "procedures" in data:
             errors = [_back_to_procedures(error, data, registry) for error in errors]
     if errors:
         raise FlowValidationError(errors)
-    if definitions is not None:
+    if definitions is not None and not structure_only:
         _pin_calls(body["steps"], definitions)
     if version is None and type(body.get("version")) is int:
         version = body["version"]
-    return Flow(body, version=version, registry=registry, definitions=definitions)
+    return Flow(
+        body,
+        version=version,
+        registry=registry,
+        definitions=definitions,
+        structure_only=structure_only,
+    )
 
 
 def validate_flow(

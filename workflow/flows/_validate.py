@@ -86,10 +86,12 @@ class Validator:
         calling: tuple[str, ...] = (),
         level: int = 0,
         budget: Budget | None = None,
+        structure_only: bool = False,
     ) -> None:
         self.flow = name
         self.registry = registry
         self.definitions = definitions
+        self.structure_only = structure_only  # neither tasks nor called flows are looked up
         self.calling = (*calling, name)
         self.level = level  # the nesting level of the list being checked
         self.budget = Budget() if budget is None else budget
@@ -305,6 +307,8 @@ class Validator:
         params = step.get("params", {})
         if not isinstance(task, str) or not task:
             self.error(name, f"{path}.task", f"task must be a registered task name, not {task!r}")
+        elif self.structure_only:
+            pass
         elif task not in self.registry:
             hint = self._hint(task, self.registry.names)
             self.error(name, f"{path}.task", f"unknown task {task!r}{hint}")
@@ -519,6 +523,8 @@ class Validator:
             chain = " -> ".join((*self.calling, called))
             self.error(name, f"{path}.flow", f"flows call each other in a cycle: {chain}")
             return
+        if self.structure_only:
+            return
         if self.definitions is None:
             self.error(
                 name,
@@ -565,13 +571,19 @@ def validate_body(
     registry: TaskRegistry,
     definitions: DefinitionLookup | None = None,
     name: str | None = None,
+    structure_only: bool = False,
 ) -> list[FlowError]:
-    """Return every error of the flow ``body`` (in our format), in document order."""
+    """Return every error of the flow ``body`` (in our format), in document order.
+
+    :param structure_only: check the shape, the step names and the references,
+        but look up neither the tasks in ``registry`` nor the called flows.
+    """
     flow_name = name
     if flow_name is None:
         raw = body.get("name") if isinstance(body, dict) else None
         flow_name = raw if isinstance(raw, str) and raw else "<unnamed>"
-    errors = Validator(flow_name, registry, definitions).check(body)
+    validator = Validator(flow_name, registry, definitions, structure_only=structure_only)
+    errors = validator.check(body)
     return sorted(errors, key=_document_order)
 
 

@@ -5,7 +5,9 @@ The migrations are an Alembic environment inside the package
 code, so no ``alembic.ini`` is needed and nothing is read from the working
 directory. The revision a database is at is kept in its own table,
 :data:`VERSION_TABLE`, so that an application's own Alembic history can live
-in the same database.
+in the same database. Only :func:`upgrade` and :func:`downgrade` import Alembic:
+reading the revision a database is at, and the newest one shipped, is
+cheap, so that commands which only read never pay for it.
 
 >>> from workflow.storage import Store
 >>> from workflow.storage.schema import current_revision, head_revision, upgrade
@@ -21,26 +23,20 @@ True
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import WorkflowImportError
-
-try:
-    from alembic import command
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-except ImportError as exc:  # pragma: no cover - the db extra installs Alembic with SQLAlchemy
-    raise WorkflowImportError(
-        "workflow.storage.schema needs Alembic: install it with pip install 'workflow-ng[db]'"
-    ) from exc
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import StorageError
+from ..errors import StorageError, WorkflowImportError
 from .store import Store, map_errors
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "MIGRATIONS",
@@ -58,8 +54,25 @@ MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 VERSION_TABLE = "wf_alembic_version"
 
 
+def _alembic() -> Any:
+    """Import Alembic's ``command`` module: only upgrades and downgrades need Alembic.
+
+    Reading the revision a database is at is one query, so that the commands
+    that only read (``workflow list``, ``workflow show``) never import it.
+    """
+    try:
+        from alembic import command
+    except ImportError as exc:  # pragma: no cover - the db extra installs Alembic with SQLAlchemy
+        raise WorkflowImportError(
+            "workflow.storage.schema needs Alembic: install it with pip install 'workflow-ng[db]'"
+        ) from exc
+    return command
+
+
 def _config(connection: Connection | None = None) -> Config:
     """Build the Alembic configuration of the shipped migrations, running on ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     # The options are a ConfigParser, which would read "%" in the path as interpolation.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
@@ -80,11 +93,22 @@ def _connection(target: Store | Engine | str, operation: str) -> Iterator[Connec
         try:
             with engine.begin() as conn:
                 yield conn
-        except CommandError as exc:
-            raise StorageError(f"the {operation} failed: {exc}", operation=operation) from exc
         finally:
             if isinstance(target, str):
                 engine.dispose()
+
+
+def _migrate(target: Store | Engine | str, direction: str, revision: str) -> None:
+    """Run Alembic's ``upgrade`` or ``downgrade`` command to ``revision``."""
+    command = _alembic()
+    from alembic.util import CommandError
+
+    operation = f"schema {direction}"
+    with _connection(target, operation) as conn:
+        try:
+            getattr(command, direction)(_config(conn), revision)
+        except CommandError as exc:
+            raise StorageError(f"the {operation} failed: {exc}", operation=operation) from exc
 
 
 def upgrade(target: Store | Engine | str, revision: str = "head") -> None:
@@ -105,8 +129,7 @@ def upgrade(target: Store | Engine | str, revision: str = "head") -> None:
         migration or is at a revision this version of :mod:`workflow` does
         not know.
     """
-    with _connection(target, "schema upgrade") as conn:
-        command.upgrade(_config(conn), revision)
+    _migrate(target, "upgrade", revision)
 
 
 def downgrade(target: Store | Engine | str, revision: str) -> None:
@@ -115,8 +138,7 @@ def downgrade(target: Store | Engine | str, revision: str) -> None:
     Downgrades lose data: the tables and columns they remove are gone with
     their rows. Arguments and errors are those of :func:`upgrade`.
     """
-    with _connection(target, "schema downgrade") as conn:
-        command.downgrade(_config(conn), revision)
+    _migrate(target, "downgrade", revision)
 
 
 def current_revision(target: Store | Engine | str) -> str | None:
@@ -127,12 +149,44 @@ def current_revision(target: Store | Engine | str) -> str | None:
     Arguments and errors are those of :func:`upgrade`.
     """
     with _connection(target, "schema lookup") as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        table = sa.table(VERSION_TABLE, sa.column("version_num", sa.String()))
+        revisions = list(conn.execute(sa.select(table.c.version_num)).scalars())
+    if len(revisions) > 1:
+        raise StorageError(
+            f"the table {VERSION_TABLE} records several revisions ({', '.join(revisions)}); "
+            "the history of the workflow schema has one",
+            operation="schema lookup",
+        )
+    return revisions[0] if revisions else None
 
 
 def head_revision() -> str:
-    """Return the newest revision shipped in the package, which :func:`upgrade` goes to."""
-    # The history is linear: exactly one head.
-    [head] = ScriptDirectory.from_config(_config()).get_heads()
+    """Return the newest revision shipped in the package, which :func:`upgrade` goes to.
+
+    The migrations are read as source, without importing Alembic: the
+    history is linear, and its head is the one revision no other revises.
+    """
+    revised: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        values = _assignments(path, ("revision", "down_revision"))
+        if isinstance(values.get("revision"), str):
+            revised[values["revision"]] = values.get("down_revision")
+    [head] = set(revised) - set(revised.values())
     return head
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """Return the constant values a module's top level assigns to ``names``."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            found[target.id] = ast.literal_eval(value)
+    return found
