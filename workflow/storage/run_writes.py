@@ -286,8 +286,10 @@ class RunWriter:
                 raise
             log.debug("could not release the lock of workflow %s", self.uuid, exc_info=True)
 
-    def update_token(self, position: int, data: Any, *, keep_lock: bool) -> None:
-        """Replace the data of the token at ``position``, logged as ``'data updated'``.
+    def update_token(
+        self, position: int, data: Any, *, keep_lock: bool, message: str = "data updated"
+    ) -> None:
+        """Replace the data of the token at ``position``, logged with ``message``.
 
         The lock must be held; ``keep_lock`` renews it, else it is released.
         """
@@ -324,9 +326,7 @@ class RunWriter:
             update_token(
                 conn, {"w_uuid": self.uuid, "w_position": position, "data": data, "modified": now}
             )
-            self._log(
-                conn, position, status.value, status.value, row.callback_pos, "data updated", now
-            )
+            self._log(conn, position, status.value, status.value, row.callback_pos, message, now)
 
     # -- how a transaction is written ------------------------------------------------------
 
