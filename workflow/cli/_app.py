@@ -7,15 +7,22 @@ from pathlib import Path
 
 import workflow
 
-from . import _argtypes, _commands_definitions, _commands_inspect, _commands_run
+from . import (
+    _argtypes,
+    _commands_definitions,
+    _commands_fix,
+    _commands_inspect,
+    _commands_run,
+)
 from ._context import ENV_DATABASE, ENV_IMPORT_ALLOW
 from ._logging import LEVELS
 
 __all__ = ["EPILOG", "build_parser"]
 
 EPILOG = f"""\
-exit codes: 0 completed, 1 a task failed on a token (or the database failed),
-2 invalid command line or input, 3 halted (tokens wait for `workflow resume`).
+exit codes: 0 completed, 1 a task failed on a token (or the database failed, or
+the run was cancelled or interrupted), 2 invalid command line or input,
+3 halted (tokens wait for `workflow resume`) or not finished.
 The database is --database, else ${ENV_DATABASE}, else the SQLite file
 workflow.sqlite in the working directory."""
 
@@ -107,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _commands_run.register(commands, common)
     _commands_inspect.register(commands, common)
+    _commands_fix.register(commands, common)
     _commands_definitions.register(commands, common)
     return parser
 
