@@ -8,7 +8,7 @@ from typing import Any
 
 from workflow.engine_db import WorkflowStatus
 
-from ._argtypes import count
+from ._argtypes import positive
 from ._context import CLIError, Context, ExitCode, import_storage
 from ._output import printable, table
 from ._report import next_lines
@@ -55,10 +55,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     listing.add_argument(
         "--limit",
-        type=count,
+        type=positive,
         metavar="N",
         default=DEFAULT_LIMIT,
-        help=f"at most N workflows, the newest (default: {DEFAULT_LIMIT}; 0: all)",
+        help=f"at most N workflows, the newest (default: {DEFAULT_LIMIT})",
     )
     listing.set_defaults(handler=cmd_list)
 
@@ -93,16 +93,16 @@ def cmd_list(ctx: Context) -> int:
             f"--since ({args.since:%Y-%m-%d %H:%M:%S} UTC) must come before --until "
             f"({args.until:%Y-%m-%d %H:%M:%S} UTC)"
         )
-    limit = args.limit or None
+    limit = args.limit
     result, problems = read_workflows(
         ctx.store(write=False),
         status=status,
-        limit=None if limit is None else limit + 1,  # one more tells whether there are more
+        limit=limit + 1,  # one more tells whether there are more
         flow=args.flow,
         since=args.since,
         until=args.until,
     )
-    more = limit is not None and len(result) > limit
+    more = len(result) > limit
     result = result[:limit]
 
     def text() -> str:
@@ -124,7 +124,7 @@ def cmd_list(ctx: Context) -> int:
 
     ctx.out.result(result, text)
     if more:
-        ctx.out.note(f"showing the newest {limit} workflows: --limit N shows more (0: all)")
+        ctx.out.note(f"showing the newest {limit} workflows: --limit N shows more")
     return _damaged(ctx, "the database", problems)
 
 

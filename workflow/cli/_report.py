@@ -119,12 +119,15 @@ def classify(status: str, tokens: list[dict[str, Any]], *, lock_live: bool) -> t
 def next_command(result: dict[str, Any]) -> str | None:
     """Return the command that goes on with a run of this outcome, if one does."""
     uuid = result["uuid"]
+    modules = list(result.get("imports") or [])
+    target = result.get("target")
+    if not result["definition"] and isinstance(target, str) and ":" in target:
+        modules.append(target.partition(":")[0])  # resume imports only what it is allowed
+    imports = "".join(f" --import {name}" for name in dict.fromkeys(modules))
     if result["outcome"] in ("halted", "interrupted"):
-        imports = "".join(f" --import {name}" for name in result.get("imports") or [])
         data = " --data JSON" if result["definition"] and result["outcome"] == "halted" else ""
         return f"workflow resume {uuid}{imports}{data}"
     if result["outcome"] == "failed":
-        imports = "".join(f" --import {name}" for name in result.get("imports") or [])
         return f"workflow retry {uuid}{imports}"
     return None
 
