@@ -92,3 +92,17 @@ def cli_slow_step(context: dict[str, Any], params: dict[str, Any]) -> dict[str, 
         calls.write(f"{n} {params['step']}\n")
     time.sleep(0.01)
     return {"value": params.get("of", n) + 1}
+
+
+#: A callback list whose middle task fails while a file called ``broken`` exists.
+fragile = [mark, flaky, finish]
+
+
+@task("cli_flaky")
+def cli_flaky(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Count the tries in a file; fail while a file called ``broken`` exists."""
+    with open("tries.log", "a", encoding="utf-8") as tries:
+        tries.write("try\n")
+    if os.path.exists("broken"):
+        raise RuntimeError("broken")
+    return {"ok": True}
