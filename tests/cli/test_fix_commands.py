@@ -170,7 +170,9 @@ def test_show_of_a_run_a_process_holds_says_running(
     assert shown["next"] is None
     text = cli("show", uid).out
     assert "outcome   running (exit code 3)" in text
+    assert "lock      host:42:abc until " in text
     assert "(live)" in text
+    assert "it is being run by host:42:abc: that process reports how it ends" in text
 
 
 @pytest.mark.parametrize("lock", ["lapsed", "none"])

@@ -63,7 +63,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     retry.add_argument("uuid", metavar="UUID", help="the workflow to retry")
     retry.add_argument(
-        "--token", type=count, metavar="N", help="retry token N only (default: every failed one)"
+        "--token",
+        type=count,
+        metavar="N",
+        help="move failed token N only (default: every failed one); the run then resumes "
+        "every token that did not complete, as resume does",
     )
     retry.add_argument(
         "--from",

@@ -155,8 +155,8 @@ def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
     meta = engine.extra_data.get("cli")
     meta = meta if isinstance(meta, dict) else {}
     counts = Counter(token["status"].lower() for token in tokens)
-    expires = row["lock_expires"]
-    live = row["lock_owner"] is not None and expires is not None and expires > engine.storage.now()
+    owner, expires = row["lock_owner"], row["lock_expires"]
+    live = owner is not None and expires is not None and expires > engine.storage.now()
     name, code = classify(status, tokens, lock_live=live)
     result = {
         "uuid": engine.uuid,
@@ -172,6 +172,8 @@ def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
         "outcome": name,
         "exit_code": int(code),
     }
+    if name == "running":
+        result["lock"] = {"owner": owner, "expires": expires, "live": live}
     result["next"] = next_command(result)
     return result
 
@@ -217,7 +219,9 @@ def next_lines(result: dict[str, Any]) -> list[str]:
     """Say what goes on with the run: its lock's holder, or the command to run next."""
     command = result.get("next")
     if result["outcome"] == "running":
-        return ["a process is running it: its report is its own"]
+        lock = result.get("lock") or {}
+        holder = f" by {printable(str(lock['owner']))}" if lock.get("owner") else ""
+        return [f"it is being run{holder}: that process reports how it ends"]
     if command is None:
         return []
     if result["outcome"] == "interrupted":
