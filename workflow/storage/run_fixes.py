@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ..engine_db import ObjectStatus, WorkflowStatus
 from ..errors import StoredRunError, WorkflowIndexError, WorkflowLockedError, WorkflowNotFoundError
 from .run_rows import StatusChangeInsert, WorkflowUpdate, tokens, workflows
-from .run_writes import log_status_change, update_token, update_workflow
+from .run_statements import cancel_workflow, log_status_change, update_token, update_workflow
 
 if TYPE_CHECKING:
     from .store import Store
@@ -29,18 +29,6 @@ CANCELLED = WorkflowStatus.CANCELLED
 #: How many times :func:`cancel_run` reads the run again when its status
 #: changed between its read and its write.
 _CANCEL_TRIES = 5
-
-# Cancelled only from the status it was read in, and only while no other
-# process holds a live lock: the one write that decides.
-_CANCEL = workflows.update().where(
-    workflows.c.uuid == sa.bindparam("w_uuid"),
-    workflows.c.status == sa.bindparam("w_status"),
-    sa.or_(
-        workflows.c.lock_owner.is_(None),
-        workflows.c.lock_owner == sa.bindparam("w_owner"),
-        workflows.c.lock_expires < sa.bindparam("w_now"),
-    ),
-)
 
 
 def refuse_cancelled(uid: str, status: int, operation: str) -> None:
@@ -79,12 +67,7 @@ def cancel_run(store: Store, uid: str, reason: str, owner: str | None, by: str |
             held = row.lock_owner is not None and row.lock_owner != owner
             if held and row.lock_expires is not None and row.lock_expires >= now:
                 raise locked_error(uid, row.lock_owner, row.lock_expires, "cancel")
-            values = {"w_uuid": uid, "w_status": row.status, "w_owner": owner, "w_now": now}
-            changed = conn.execute(
-                _CANCEL,
-                {**values, "status": CANCELLED.value, "lock_owner": None, "lock_expires": None},
-            )
-            if changed.rowcount == 1:
+            if cancel_workflow(conn, uid, row.status, owner, now, CANCELLED.value):
                 who = f" by {by}" if by else ""
                 message = f"cancelled{who}" + (f": {reason}" if reason else "")
                 log_status_change(

@@ -30,7 +30,13 @@ from .codec import JSONCodec
 from .db_errors import is_contention, map_errors
 from .models import Base, utcnow
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
-from .run_writes import insert_workflow, log_status_change, release_lock, take_lock, update_workflow
+from .run_statements import (
+    insert_workflow,
+    log_status_change,
+    release_lock,
+    take_lock,
+    update_workflow,
+)
 
 __all__ = ["DEFAULT_URL", "Store", "is_contention", "map_errors"]
 
