@@ -185,6 +185,18 @@ def test_a_cancelled_run_is_never_resumed_restarted_or_changed(store: Store) -> 
     assert store.token_rows(eng.uuid)[0]["data"] == {"halt": True}
 
 
+def test_a_cancelled_new_run_never_starts(store: Store) -> None:
+    calls: Counter[str] = Counter()
+    eng = PersistentWorkflowEngine.with_name("new", store=store, definition=fragile(calls))
+    assert store.cancel(eng.uuid, "not needed") is True
+    with pytest.raises(StoredRunError, match="was cancelled"):
+        eng.process([{}])
+    assert calls == Counter()
+    row = store.workflow(eng.uuid)
+    assert (row["status"], row["lock_owner"]) == (CANCELLED, None)
+    assert [r["to_status"] for r in store.status_change_rows(eng.uuid)] == [0, CANCELLED]
+
+
 # -- retrying a failed token -----------------------------------------------------------
 
 
