@@ -193,6 +193,7 @@ def test_statuses_keep_invenio_order_then_add_waiting() -> None:
         "ERROR",
         "COMPLETED",
         "WAITING",
+        "CANCELLED",
     ]
     assert [m.name for m in ObjectStatus] == [
         "INITIAL",
@@ -203,6 +204,7 @@ def test_statuses_keep_invenio_order_then_add_waiting() -> None:
         "WAITING",
     ]
     assert (WorkflowStatus.WAITING.value, WorkflowStatus.WAITING.label) == (5, "Waiting")
+    assert (WorkflowStatus.CANCELLED.value, WorkflowStatus.CANCELLED.label) == (6, "Cancelled")
     assert (ObjectStatus.WAITING.value, ObjectStatus.WAITING.label) == (5, "Waiting")
 
 

@@ -109,11 +109,21 @@ class WorkflowStatus(EnumLabel):
     COMPLETED = 4
     #: A token of the run waits for a person (added in 3.0).
     WAITING = 5
+    #: A person stopped the run for good: it is never resumed (added in 3.0).
+    CANCELLED = 6
 
     @classproperty
     def labels(cls) -> dict[Any, str]:
         """Map each value to its label."""
-        return {0: "New", 1: "Running", 2: "Halted", 3: "Error", 4: "Completed", 5: "Waiting"}
+        return {
+            0: "New",
+            1: "Running",
+            2: "Halted",
+            3: "Error",
+            4: "Completed",
+            5: "Waiting",
+            6: "Cancelled",
+        }
 
 
 class ObjectStatus(EnumLabel):

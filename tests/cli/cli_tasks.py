@@ -107,3 +107,15 @@ def wait_for_go(obj: Any, eng: Any) -> None:
 
 #: A callback list whose first task waits for the test to signal the process.
 signal_run = [wait_for_go, finish]
+#: A callback list whose middle task fails while a file called ``broken`` exists.
+fragile = [mark, flaky, finish]
+
+
+@task("cli_flaky")
+def cli_flaky(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Count the tries in a file; fail while a file called ``broken`` exists."""
+    with open("tries.log", "a", encoding="utf-8") as tries:
+        tries.write("try\n")
+    if os.path.exists("broken"):
+        raise RuntimeError("broken")
+    return {"ok": True}

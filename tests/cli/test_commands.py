@@ -252,12 +252,15 @@ def test_list_filters_and_renders(cli: Any) -> None:
     cli("run", DEFINITION, "--tokens", "tokens.json", "--name", "mixed")
     cli("run", "review.json")
     text = cli("list", "--status", "HALTED").out.splitlines()
-    assert text[0].split() == ["UUID", "STATUS", "MODIFIED", "(UTC)", "NAME"]
-    assert [line.split()[-1] for line in text[1:]] == ["review", "mixed"]
+    assert text[0].split() == ["UUID", "STATUS", "TOKENS", "MODIFIED", "(UTC)", "NAME"]
+    assert [line.split()[-1] for line in text[1:]] == ["review"]
     limited = cli("--json", "list", "--limit", "1").json()
     assert [w["name"] for w in limited] == ["review"]
     assert limited[0]["definition"] == {"name": "review", "version": 1}
-    assert cli("list", "--status", "error").out.strip() == "no workflows"
+    # A run whose token failed is stored ERROR, even though another token halted.
+    failed = cli("--json", "list", "--status", "error").json()
+    assert [w["name"] for w in failed] == ["mixed"]
+    assert failed[0]["counts"] == {"total": 3, "completed": 1, "error": 1, "halted": 1}
 
 
 def test_list_refuses_a_bad_limit(cli: Any) -> None:

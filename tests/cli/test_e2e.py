@@ -49,7 +49,7 @@ def test_python_run_reports_each_outcome_with_its_exit_code(real: Any) -> None:
     assert mixed.code == 1
     assert "3 tokens: 1 completed, 1 error, 1 halted" in mixed.out
     assert "token 1 halted: needs a person" in mixed.out
-    assert "token 2 failed: KeyError: 'boom'" in mixed.out
+    assert "token 2 failed at task 'mark' (position [0]): KeyError: 'boom'" in mixed.out
 
 
 def test_tokens_from_stdin_as_json_lines(real: Any) -> None:

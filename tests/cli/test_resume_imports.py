@@ -87,7 +87,7 @@ def test_resume_imports_what_the_command_line_allows(workdir: Path) -> None:
 
     allowed = workflow(workdir, "resume", uuid, WORKFLOW_IMPORT_ALLOW=f"other, {TASKS}")
     assert allowed.code == 1, allowed.err  # it ran: its failing token fails again
-    assert "token 2 failed: KeyError: 'boom'" in allowed.out
+    assert "token 2 failed at task 'mark' (position [0]): KeyError: 'boom'" in allowed.out
     assert workflow(workdir, "--import", TASKS, "resume", uuid).code == 1
     submodule_only = workflow(workdir, "resume", uuid, WORKFLOW_IMPORT_ALLOW="tests.cli")
     assert submodule_only.code == 2  # a package does not allow its modules

@@ -431,8 +431,8 @@ def test_stop_on_error_false_stores_the_failure_and_goes_on(store: Store) -> Non
 
     assert statuses(store, eng.uuid) == [COMPLETED, ERROR, COMPLETED]
     assert "KeyError: 'missing'" in (store.token_rows(eng.uuid)[1]["last_error"] or "")
-    # The pass ended with a token left over: the run is not complete.
-    assert workflow_status(store, eng.uuid) is WorkflowStatus.HALTED
+    # The pass ended with a failed token: the run is stored ERROR, not HALTED.
+    assert workflow_status(store, eng.uuid) is WorkflowStatus.ERROR
     assert store.workflow(eng.uuid)["lock_owner"] is None
 
     fixed = True

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(args, output, logs)
     try:
         with term_interrupts():
-            if args.command != "resume":  # a resume imports them once it knows the run
+            if args.command not in ("resume", "retry"):  # they import once they know the run
                 import_modules(args.imports)
             return int(args.handler(ctx))
     except CLIError as exc:

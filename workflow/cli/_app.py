@@ -11,6 +11,7 @@ from . import (
     _argtypes,
     _commands_check,
     _commands_definitions,
+    _commands_fix,
     _commands_inspect,
     _commands_run,
 )
@@ -20,9 +21,10 @@ from ._logging import LEVELS
 __all__ = ["EPILOG", "build_parser"]
 
 EPILOG = f"""\
-exit codes: 0 completed, 1 a task failed on a token (or the database failed),
-2 invalid command line or input, 3 halted (tokens wait for `workflow resume`),
-130 interrupted (Ctrl-C; resume the run once its lock expires).
+exit codes: 0 completed, 1 a task failed on a token (or the database failed, or
+the run was cancelled or interrupted), 2 invalid command line or input,
+3 halted (tokens wait for `workflow resume`) or not finished,
+130 interrupted by Ctrl-C or SIGTERM (the run is stored: resume it at once).
 The database is --database, else ${ENV_DATABASE}, else the SQLite file
 workflow.sqlite in the working directory."""
 
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _commands_run.register(commands, common)
     _commands_inspect.register(commands, common)
+    _commands_fix.register(commands, common)
     _commands_definitions.register(commands, common)
     _commands_check.register(commands, common)
     return parser

@@ -6,14 +6,22 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from workflow.engine_db import WorkflowStatus
+
 from ._argtypes import positive
-from ._context import Context, ExitCode, import_storage
+from ._context import CLIError, Context, ExitCode, import_storage
 from ._output import printable, table
+from ._report import next_lines
+from ._times import since, until
 
-__all__ = ["STATUSES", "register"]
+__all__ = ["DEFAULT_LIMIT", "STATUSES", "SYNONYMS", "register"]
 
+#: Other names ``list --status`` accepts for a status.
+SYNONYMS = {"failed": "error", "canceled": "cancelled"}
 #: The workflow statuses ``list --status`` accepts (:class:`~workflow.engine_db.WorkflowStatus`).
-STATUSES = ("new", "running", "halted", "error", "completed", "waiting")
+STATUSES = (*(status.name.lower() for status in WorkflowStatus), *SYNONYMS)
+#: How many runs ``workflow list`` shows when ``--limit`` is not given.
+DEFAULT_LIMIT = 100
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -22,10 +30,35 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "list", parents=[common], help="list the stored workflows, newest first"
     )
     listing.add_argument(
-        "--status", type=str.lower, choices=STATUSES, help="only workflows with this status"
+        "--status",
+        type=str.lower,
+        choices=STATUSES,
+        help="only workflows with this status (failed: error)",
     )
     listing.add_argument(
-        "--limit", type=positive, metavar="N", help="at most N workflows (default: all)"
+        "--flow",
+        metavar="NAME",
+        help="only the runs of the stored definition (flow) NAME, or of that workflow name",
+    )
+    listing.add_argument(
+        "--since",
+        type=since,
+        metavar="WHEN",
+        help="only runs created at or after WHEN: an ISO 8601 date or time, UTC unless it "
+        "gives its offset (2026-12-05, 2026-12-05T14:30, 2026-12-05T14:30:00+01:00)",
+    )
+    listing.add_argument(
+        "--until",
+        type=until,
+        metavar="WHEN",
+        help="only runs created before WHEN (a date alone: up to the end of that day)",
+    )
+    listing.add_argument(
+        "--limit",
+        type=positive,
+        metavar="N",
+        default=DEFAULT_LIMIT,
+        help=f"at most N workflows, the newest (default: {DEFAULT_LIMIT})",
     )
     listing.set_defaults(handler=cmd_list)
 
@@ -49,24 +82,56 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_list(ctx: Context) -> int:
     """List the stored workflows; exit with 1, naming them, when values cannot be read."""
-    from workflow.engine_db import WorkflowStatus
-
     from ._stored_run import read_workflows
 
     args = ctx.args
-    status = None if args.status is None else WorkflowStatus[args.status.upper()]
-    result, problems = read_workflows(ctx.store(write=False), status=status, limit=args.limit)
+    status = None
+    if args.status is not None:
+        status = WorkflowStatus[SYNONYMS.get(args.status, args.status).upper()]
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise CLIError(
+            f"--since ({args.since:%Y-%m-%d %H:%M:%S} UTC) must come before --until "
+            f"({args.until:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    limit = args.limit
+    result, problems = read_workflows(
+        ctx.store(write=False),
+        status=status,
+        limit=limit + 1,  # one more tells whether there are more
+        flow=args.flow,
+        since=args.since,
+        until=args.until,
+    )
+    more = len(result) > limit
+    result = result[:limit]
 
     def text() -> str:
         if not result:
             return "no workflows"
         return table(
-            [(row["uuid"], row["status"], _when(row["modified"]), row["name"]) for row in result],
-            ["UUID", "STATUS", "MODIFIED (UTC)", "NAME"],
+            [
+                (
+                    row["uuid"],
+                    row["status"],
+                    _counts(row["counts"]),
+                    _when(row["modified"]),
+                    row["name"],
+                )
+                for row in result
+            ],
+            ["UUID", "STATUS", "TOKENS", "MODIFIED (UTC)", "NAME"],
         )
 
     ctx.out.result(result, text)
+    if more:
+        ctx.out.note(f"showing the newest {limit} workflows: --limit N shows more")
     return _damaged(ctx, "the database", problems)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``3: 1 completed, 2 error`` (the total, then each status)."""
+    parts = [f"{number} {name}" for name, number in counts.items() if name != "total"]
+    return f"{counts['total']}" + (f": {', '.join(parts)}" if parts else "")
 
 
 def _damaged(ctx: Context, what: str, problems: list[str]) -> int:
@@ -84,7 +149,13 @@ def _render_show(result: dict[str, Any]) -> str:
         f"workflow  {result['uuid']}",
         f"name      {printable(result['name'])}",
         f"status    {result['status']}",
+        f"outcome   {result['outcome']} (exit code {result['exit_code']})",
     ]
+    lock = result.get("lock")
+    if lock:
+        state = "live" if lock["live"] else "lapsed"
+        holder = printable(str(lock["owner"]))
+        lines.append(f"lock      {holder} until {_when(lock['expires'])} UTC ({state})")
     if definition:
         lines.append(f"flow      {printable(definition['name'])} version {definition['version']}")
     if result["target"]:
@@ -93,9 +164,12 @@ def _render_show(result: dict[str, Any]) -> str:
     rows = []
     for token in result["tokens"]:
         halt = token.get("halted") or {}
+        failed_at = token.get("step") or token.get("task")
         note = token.get("error") or " ".join(
             part for part in (halt.get("step") and f"[{halt['step']}]", halt.get("message")) if part
         )
+        if failed_at and token.get("error"):
+            note = f"[{failed_at}] {note}"
         rows.append((token["position"], token["status"], token["callback_pos"], note))
     lines.append(table(rows, ["#", "STATUS", "POSITION", "HALTED AT / LAST ERROR"]))
     lines += ["", "status changes:"]
@@ -109,6 +183,9 @@ def _render_show(result: dict[str, Any]) -> str:
         for row in result["status_changes"]
     ]
     lines.append(table(log, ["AT (UTC)", "WHAT", "CHANGE", "MESSAGE"]))
+    following = next_lines(result)
+    if following:
+        lines += ["", *following]
     return "\n".join(lines)
 
 

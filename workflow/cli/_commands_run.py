@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import count, lease, positive, seconds
-from ._context import DEFAULT_LOCK_TTL, CLIError, Context, import_storage
+from ._context import DEFAULT_LOCK_TTL, CLIError, Context, ExitCode, import_storage
 from ._inputs import check_flow_records, parse_json, read_tokens
 from ._interrupt import stop_on_signals
 from ._origins import module_origins
@@ -19,11 +19,20 @@ from ._uuids import resolve_uuid
 if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
 
-__all__ = ["register"]
+__all__ = [
+    "lock_ttl_option",
+    "register",
+    "release_lock",
+    "reload_run",
+    "resume_locked",
+    "unanswered_tokens",
+]
 
 log = logging.getLogger("workflow.cli")
 
 _WAITING = ("HALTED", "WAITING")
+#: The commands that resume a stored run (their reports say whether it ran).
+_RESUMING = ("resume", "retry")
 
 #: The longest workflow name the database holds (``wf_workflow.name``).
 MAX_NAME_LENGTH = 255
@@ -62,7 +71,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default="token",
         help="when progress is committed (default: token)",
     )
-    _lock_ttl_option(run)
+    lock_ttl_option(run)
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser(
@@ -95,11 +104,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="give --data to token N only (default: every halted token)",
     )
-    _lock_ttl_option(resume)
+    lock_ttl_option(resume)
     resume.set_defaults(handler=cmd_resume)
 
 
-def _lock_ttl_option(parser: argparse.ArgumentParser) -> None:
+def lock_ttl_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock-ttl",
         type=lease,
@@ -116,12 +125,12 @@ def _run(ctx: Context, engine: PersistentWorkflowEngine, action: Any, total: int
         action(stop_on_error=False, stop_on_halt=False)
     result = outcome(engine)
     log.info("workflow %s %s: %s", engine.uuid, engine.status.name, result["counts"])
-    return _report(ctx, result, resumed=ctx.args.command == "resume")
+    return _report(ctx, result, resumed=ctx.args.command in _RESUMING)
 
 
 def _report(ctx: Context, result: dict[str, Any], *, resumed: bool) -> int:
     """Print the ``outcome()`` of a stored run; with ``resume``, say whether it ran."""
-    if ctx.args.command == "resume":
+    if ctx.args.command in _RESUMING:
         result["resumed"] = resumed
     ctx.out.result(result, lambda: render_outcome(result))
     return int(result["exit_code"])
@@ -169,7 +178,7 @@ def _waiting(engine: PersistentWorkflowEngine, target: Target, position: int | N
     """
     tokens = engine.load_tokens()
     if position is None:
-        unanswered = set(_unanswered(engine)) if target.flow is not None else None
+        unanswered = set(unanswered_tokens(engine)) if target.flow is not None else None
         return [
             token
             for token in tokens
@@ -229,7 +238,7 @@ def _give_defaults(engine: PersistentWorkflowEngine, target: Target) -> None:
         _give_data(engine, target, defaulted, None)
 
 
-def _unanswered(engine: PersistentWorkflowEngine) -> list[int]:
+def unanswered_tokens(engine: PersistentWorkflowEngine) -> list[int]:
     """The halted tokens of a flow run that still wait at a halt step for their answer."""
     from workflow.flows import halted_step
 
@@ -265,13 +274,13 @@ def cmd_resume(ctx: Context) -> int:
     engine.callbacks.replace(target.callbacks)
     engine.storage.acquire(engine.uuid, engine.owner, wait=args.lock_wait)
     try:
-        _reload(engine, storage)
-        return _resume_locked(ctx, engine, target, data)
+        reload_run(engine, storage)
+        return resume_locked(ctx, engine, target, data)
     finally:
-        _release(engine)
+        release_lock(engine)
 
 
-def _release(engine: PersistentWorkflowEngine) -> None:
+def release_lock(engine: PersistentWorkflowEngine) -> None:
     """Release the run's lock if this command still holds it (a resume releases it itself)."""
     from workflow.errors import StorageError
 
@@ -282,7 +291,7 @@ def _release(engine: PersistentWorkflowEngine) -> None:
         log.debug("could not release the lock of workflow %s", engine.uuid, exc_info=True)
 
 
-def _reload(engine: PersistentWorkflowEngine, storage: Any) -> None:
+def reload_run(engine: PersistentWorkflowEngine, storage: Any) -> None:
     """Read the run again now that its lock is held: another process may have moved it on."""
     from workflow.engine_db import WorkflowStatus
 
@@ -300,11 +309,14 @@ def _reload(engine: PersistentWorkflowEngine, storage: Any) -> None:
             ) from None
 
 
-def _resume_locked(
-    ctx: Context, engine: PersistentWorkflowEngine, target: Target, data: Any
-) -> int:
+def resume_locked(ctx: Context, engine: PersistentWorkflowEngine, target: Target, data: Any) -> int:
     """Give ``data`` and resume the run, holding its lock; report what happened."""
     args = ctx.args
+    if engine.status.name == "CANCELLED":
+        raise CLIError(
+            f"workflow {engine.uuid} was cancelled: a cancelled run is never resumed",
+            ExitCode.ERROR,
+        )
     pending = sum(token.status.name != "COMPLETED" for token in engine.load_tokens())
     if not pending and engine.status.name == "COMPLETED":
         unused = " (--data is not used)" if args.data is not None else ""
@@ -318,7 +330,7 @@ def _resume_locked(
     if target.flow is not None:
         if args.data is None:
             _give_defaults(engine, target)
-        unanswered = _unanswered(engine)
+        unanswered = unanswered_tokens(engine)
         if unanswered and args.data is None:
             raise CLIError(
                 f"token(s) {_positions(unanswered)} of workflow {engine.uuid} wait at a halt "

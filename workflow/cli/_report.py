@@ -11,11 +11,30 @@ from ._output import printable
 if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
 
-__all__ = ["OUTCOMES", "exit_code", "last_line", "outcome", "render_outcome", "token_info"]
+__all__ = [
+    "OUTCOMES",
+    "classify",
+    "exit_code",
+    "last_line",
+    "outcome",
+    "render_outcome",
+    "token_info",
+]
 
 _WAITING = ("HALTED", "WAITING")
-#: What each exit code of a run says in its report.
+#: What each exit code of a run that finished a pass says in its report.
 OUTCOMES = {ExitCode.OK: "completed", ExitCode.ERROR: "failed", ExitCode.HALTED: "halted"}
+#: The outcome and exit code of a run that is not between two passes.
+_UNFINISHED = {
+    # a process runs it (it holds a live lock): not finished
+    "running": ExitCode.HALTED,
+    # RUNNING with no live lock: its process died; `workflow resume` goes on
+    "interrupted": ExitCode.ERROR,
+    # stored, never started
+    "new": ExitCode.HALTED,
+    # stopped for good by `workflow cancel`
+    "cancelled": ExitCode.ERROR,
+}
 
 
 def last_line(text: str | None) -> str | None:
@@ -34,11 +53,27 @@ def _halt_messages(changes: list[dict[str, Any]]) -> dict[int, str]:
     return messages
 
 
-def token_info(token: Token, *, flow: bool, halts: dict[int, str]) -> dict[str, Any]:
+def failed_tasks(changes: list[dict[str, Any]]) -> dict[int, str]:
+    """Map each token to the task of its latest failure in the status log (by status value)."""
+    from workflow.storage.run_checks import failed_task
+
+    tasks = {}
+    for row in changes:
+        if row["token_position"] is not None and row["to_status"] == 4:  # ObjectStatus.ERROR
+            task = failed_task(row["message"])
+            if task is not None:
+                tasks[row["token_position"]] = task
+    return tasks
+
+
+def token_info(
+    token: Token, *, flow: bool, halts: dict[int, str], tasks: dict[int, str] | None = None
+) -> dict[str, Any]:
     """Describe one token: status, position, why it halted or what failed.
 
     :param flow: the token is a flow's context, which records its halt step.
     :param halts: the halt messages of the run's status log, by token.
+    :param tasks: the tasks that failed, by token (see :func:`failed_tasks`).
     """
     info: dict[str, Any] = {
         "position": token.position,
@@ -55,7 +90,46 @@ def token_info(token: Token, *, flow: bool, halts: dict[int, str]) -> dict[str, 
         info["halted"] = halt
     if token.last_error:
         info["error"] = last_line(token.last_error)
+    if token.status.name == "ERROR":
+        add_failed_step(info, (tasks or {}).get(token.position), flow=flow)
     return info
+
+
+def add_failed_step(info: dict[str, Any], task: str | None, *, flow: bool) -> None:
+    """Name where a failed token failed: ``"step"`` for a flow, else ``"task"``."""
+    info["step" if flow else "task"] = task
+
+
+def classify(status: str, tokens: list[dict[str, Any]], *, lock_live: bool) -> tuple[str, ExitCode]:
+    """Return the outcome of a run and its exit code, from its status, tokens and lock.
+
+    ``running`` (3) while a process holds a live lock of a ``RUNNING`` run,
+    ``interrupted`` (1) when none does (its process died), ``new`` (3),
+    ``cancelled`` (1); else ``failed`` (1), ``halted`` (3) or ``completed`` (0).
+    """
+    unfinished = {"RUNNING": "running" if lock_live else "interrupted"}.get(
+        status, status.lower() if status in ("NEW", "CANCELLED") else None
+    )
+    if unfinished is not None:
+        return unfinished, _UNFINISHED[unfinished]
+    code = exit_code(status, tokens)
+    return OUTCOMES[code], code
+
+
+def next_command(result: dict[str, Any]) -> str | None:
+    """Return the command that goes on with a run of this outcome, if one does."""
+    uuid = result["uuid"]
+    modules = list(result.get("imports") or [])
+    target = result.get("target")
+    if not result["definition"] and isinstance(target, str) and ":" in target:
+        modules.append(target.partition(":")[0])  # resume imports only what it is allowed
+    imports = "".join(f" --import {name}" for name in dict.fromkeys(modules))
+    if result["outcome"] in ("halted", "interrupted"):
+        data = " --data JSON" if result["definition"] and result["outcome"] == "halted" else ""
+        return f"workflow resume {uuid}{imports}{data}"
+    if result["outcome"] == "failed":
+        return f"workflow retry {uuid}{imports}"
+    return None
 
 
 def exit_code(status: str, tokens: list[dict[str, Any]]) -> ExitCode:
@@ -71,14 +145,20 @@ def exit_code(status: str, tokens: list[dict[str, Any]]) -> ExitCode:
 def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
     """Return the state of the stored run of ``engine``, as JSON-ready data."""
     flow = engine.definition_name is not None
-    halts = _halt_messages(engine.status_changes())
-    tokens = [token_info(token, flow=flow, halts=halts) for token in engine.load_tokens()]
+    changes = engine.status_changes()
+    halts, tasks = _halt_messages(changes), failed_tasks(changes)
+    tokens = [
+        token_info(token, flow=flow, halts=halts, tasks=tasks) for token in engine.load_tokens()
+    ]
+    row = engine.storage.workflow(engine.uuid)
     status = engine.status.name
     meta = engine.extra_data.get("cli")
     meta = meta if isinstance(meta, dict) else {}
     counts = Counter(token["status"].lower() for token in tokens)
-    code = exit_code(status, tokens)
-    return {
+    owner, expires = row["lock_owner"], row["lock_expires"]
+    live = owner is not None and expires is not None and expires > engine.storage.now()
+    name, code = classify(status, tokens, lock_live=live)
+    result = {
         "uuid": engine.uuid,
         "name": engine.name,
         "status": status,
@@ -89,9 +169,13 @@ def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
         "imports": [name for name in meta.get("imports") or [] if isinstance(name, str)],
         "counts": {"total": len(tokens), **dict(sorted(counts.items()))},
         "tokens": tokens,
-        "outcome": OUTCOMES[code],
+        "outcome": name,
         "exit_code": int(code),
     }
+    if name == "running":
+        result["lock"] = {"owner": owner, "expires": expires, "live": live}
+    result["next"] = next_command(result)
+    return result
 
 
 def _describe_token(token: dict[str, Any]) -> str | None:
@@ -102,7 +186,12 @@ def _describe_token(token: dict[str, Any]) -> str | None:
         answered = " (answered)" if halt.get("answered") else ""
         return f"  token {token['position']} halted{where}{message}{answered}"
     if token["status"] == "ERROR":
-        return f"  token {token['position']} failed: {printable(str(token.get('error')))}"
+        step = token.get("step") or token.get("task")
+        kind = "step" if "step" in token else "task"
+        where = f" at {kind} {printable(repr(step))}" if step else ""
+        position = f" (position {token['callback_pos']})" if kind == "task" else ""
+        error = printable(str(token.get("error")))
+        return f"  token {token['position']} failed{where}{position}: {error}"
     return None
 
 
@@ -122,8 +211,24 @@ def render_outcome(result: dict[str, Any]) -> str:
     )
     lines = [f"workflow {result['uuid']} ({printable(source)}) {result['outcome']}: {summary}"]
     lines += [line for line in map(_describe_token, result["tokens"]) if line]
-    if result["exit_code"] == ExitCode.HALTED:
-        imports = "".join(f" --import {name}" for name in result["imports"])
-        data = " --data JSON" if definition else ""
-        lines.append(f"resume with: workflow resume {result['uuid']}{printable(imports)}{data}")
+    lines += next_lines(result)
     return "\n".join(lines)
+
+
+def next_lines(result: dict[str, Any]) -> list[str]:
+    """Say what goes on with the run: its lock's holder, or the command to run next."""
+    command = result.get("next")
+    if result["outcome"] == "running":
+        lock = result.get("lock") or {}
+        holder = f" by {printable(str(lock['owner']))}" if lock.get("owner") else ""
+        return [f"it is being run{holder}: that process reports how it ends"]
+    if command is None:
+        return []
+    if result["outcome"] == "interrupted":
+        return [f"its process stopped before the run ended; resume with: {printable(command)}"]
+    if result["outcome"] == "failed":
+        return [
+            f"fix the cause, then retry the failed tokens with: {printable(command)} "
+            "(set-data UUID --token N --data JSON changes a token's data first)"
+        ]
+    return [f"resume with: {printable(command)}"]

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from workflow.engine_db import ObjectStatus, WorkflowStatus
 from workflow.errors import WorkflowNotFoundError
 from workflow.storage.codec import UnreadableValue
+from workflow.storage.run_checks import failed_task
 
-from ._report import OUTCOMES, exit_code, last_line
+from ._report import add_failed_step, classify, last_line, next_command
 from ._targets import META_KEY
 
 if TYPE_CHECKING:
@@ -130,10 +131,18 @@ def read_run(store: Store, uid: str) -> tuple[dict[str, Any], list[str]]:
         for change in changes
         if change["token"] is not None and change["to"] == "HALTED" != change["from"]
     }
-    tokens = [_token(read, token, flow=flow, halts=halts) for token in rows["tokens"]]
+    tasks = {
+        change["token"]: failed_task(change["message"])
+        for change in changes
+        if change["token"] is not None and change["to"] == "ERROR"
+    }
+    tokens = [_token(read, token, flow=flow, halts=halts, tasks=tasks) for token in rows["tokens"]]
     status = read.status("the workflow's status", row["status"], WorkflowStatus)
     counts = Counter(token["status"].lower() for token in tokens)
-    code = exit_code(status, tokens)
+    expires = read.when("the workflow's lock_expires", row["lock_expires"])
+    live = row["lock_owner"] is not None and isinstance(expires, datetime) and expires > store.now()
+    name, code = classify(status, tokens, lock_live=live)
+    imports = meta.get("imports") if isinstance(meta, dict) else None
     result = {
         "uuid": row["uuid"],
         "name": row["name"],
@@ -143,21 +152,33 @@ def read_run(store: Store, uid: str) -> tuple[dict[str, Any], list[str]]:
         ),
         "target": meta.get("target") if isinstance(meta, dict) else None,
         "counts": {"total": len(tokens), **dict(sorted(counts.items()))},
+        "imports": [item for item in imports or [] if isinstance(item, str)],
+        "lock": {"owner": row["lock_owner"], "expires": expires, "live": live}
+        if row["lock_owner"] is not None
+        else None,
         "tokens": tokens,
-        "outcome": OUTCOMES[code],
+        "outcome": name,
         "exit_code": int(code),
         "extra_data": extra_data,
         "status_changes": changes,
     }
+    result["next"] = next_command(result)
     return result, read.problems
 
 
 def read_workflows(
-    store: Store, *, status: WorkflowStatus | None, limit: int | None
+    store: Store, *, status: WorkflowStatus | None, limit: int | None, **filters: Any
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Return what ``workflow list`` shows of the stored runs, and what could not be read."""
+    """Return what ``workflow list`` shows of the stored runs, and what could not be read.
+
+    ``filters`` go to :meth:`~workflow.storage.Store.stored_workflow_rows`
+    (``flow``, ``since``, ``until``); each run comes with its token counts.
+    """
     read = _Reader(store)
-    rows = store.stored_workflow_rows(status=None if status is None else status.value, limit=limit)
+    rows = store.stored_workflow_rows(
+        status=None if status is None else status.value, limit=limit, **filters
+    )
+    counts = store.token_counts([row["uuid"] for row in rows])
     result = []
     for row in rows:
         where = f"workflow {row['uuid']}"
@@ -173,12 +194,20 @@ def read_workflows(
                 ),
                 "created": read.when(f"{where} created", row["created"]),
                 "modified": read.when(f"{where} modified", row["modified"]),
+                "counts": {"total": sum(counts[row["uuid"]].values()), **counts[row["uuid"]]},
             }
         )
     return result, read.problems
 
 
-def _token(read: _Reader, row: dict[str, Any], *, flow: bool, halts: dict[Any, str]) -> Any:
+def _token(
+    read: _Reader,
+    row: dict[str, Any],
+    *,
+    flow: bool,
+    halts: dict[Any, str],
+    tasks: dict[Any, str | None],
+) -> Any:
     """Describe one token as :func:`~workflow.cli._report.token_info` does, tolerantly."""
     where = f"token {row['position']}"
     data = read.json(f"{where} data", row["data"])
@@ -196,6 +225,8 @@ def _token(read: _Reader, row: dict[str, Any], *, flow: bool, halts: dict[Any, s
         info["halted"] = halt
     if row["last_error"]:
         info["error"] = last_line(row["last_error"])
+    if info["status"] == "ERROR":
+        add_failed_step(info, tasks.get(row["position"]), flow=flow)
     info["data"] = data
     info["extra_data"] = read.json(f"{where} extra_data", row["extra_data"], dict)
     info["last_error"] = row["last_error"]

@@ -30,7 +30,9 @@ from ..utils import classproperty
 from . import interrupts, run_checks
 from .heartbeat import LockHeartbeat
 from .hooks import PersistentProcessingFactory, PersistentTransitionActions
-from .run_checks import check_input, check_run_row, tokens_from_rows
+from .persistent_fixes import RunFixes
+from .run_checks import check_input, check_run_row, failed_task_note, tokens_from_rows
+from .run_fixes import refuse_cancelled
 from .run_rows import RunRow, TokenChange
 from .run_writes import RunWriter
 from .store import Store
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 COMPLETED = ObjectStatus.COMPLETED
 
 
-class PersistentWorkflowEngine(GenericWorkflowEngine):
+class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
     """An engine that stores its run, its tokens and their history in a :class:`Store`.
 
     Build one with :meth:`with_name` (a new workflow) or :meth:`from_uuid` (a
@@ -346,38 +348,6 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             f"token_pos={self.state.token_pos} callback_pos={self.state.callback_pos}>"
         )
 
-    # -- writing the store --------------------------------------------------------------
-
-    def update_token(self, position: int, data: Any) -> None:
-        """Replace the stored data of the token at ``position``, before :meth:`resume`.
-
-        Meant for a person fixing a halted or failed token: the token keeps its
-        status and resume point, the change is logged in the status log as
-        ``'data updated'``, and ``data`` is stored through the store's codec.
-        Tokens that did not start, halted, failed or wait may be changed.
-
-        The change takes the workflow's lock (waiting ``lock_wait`` seconds),
-        so it never races a run in another process; call it between runs.
-
-        :raises IndexError: when the run has no token at ``position``.
-        :raises ~workflow.errors.WorkflowObjectStatusError: when the token is
-            ``RUNNING`` or ``COMPLETED``.
-        :raises ~workflow.errors.WorkflowLockedError: when another process
-            runs the workflow.
-        :raises ~workflow.errors.TokenEncodingError: when ``data`` cannot be
-            stored as JSON.
-
-        .. versionadded:: 3.0
-        """
-        held = self.storage.workflow(self.uuid)["lock_owner"] == self.owner
-        self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
-        try:
-            self._writes.update_token(position, data, keep_lock=held)
-        except BaseException:
-            if not held:
-                self._writes.release(quietly=True)
-            raise
-
     # -- the seams the persistent hooks call --------------------------------------------
 
     def on_pass_started(self, objects: Sequence[Token]) -> None:
@@ -388,8 +358,10 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         .. versionadded:: 3.0
         """
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
+        if self._reload_status() is WorkflowStatus.CANCELLED:
+            self._writes.release(quietly=True)
+            refuse_cancelled(self.uuid, WorkflowStatus.CANCELLED.value, "start")
         self._start_heartbeat()
-        self._reload_status()
         self._writes.start(self._run_row())
 
     def on_token_started(self, obj: Token) -> None:
@@ -451,17 +423,28 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         exc = exc_info[1]
         position = list(self.state.callback_pos)
         text = "".join(traceback.format_exception(exc_info[0], exc, exc_info[2]))
+        task = self.current_taskname
         error = WorkflowError.from_task_failure(
             exc,
             workflow=self.uuid,
             token=obj.position,
             callback_pos=position,
-            task=self.current_taskname,
+            task=task,
             details=text,
         )
-        self._stop_token(
-            "error", TokenChange(obj, ObjectStatus.ERROR, position, str(exc), text), error
+        log.error(
+            "workflow %s: token %d failed in task %s at %s: %s: %s",
+            self.uuid,
+            obj.position,
+            task,
+            position,
+            type(exc).__name__,
+            exc,
+            extra={"workflow_uuid": self.uuid},
         )
+        message = f"{exc}{failed_task_note(task)}"
+        change = TokenChange(obj, ObjectStatus.ERROR, position, message, text)
+        self._stop_token("error", change, error)
         return error
 
     def on_storage_failed(self, obj: Token, exc: StorageError) -> None:
@@ -478,15 +461,25 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
             self._writes.fail(self._run_row(), obj, exc, self._take_unsaved())
 
     def on_pass_finished(self, objects: Sequence[Token]) -> None:
-        """Store the outcome of the pass (``COMPLETED`` or ``HALTED``) and release the lock.
+        """Store the outcome of the pass and release the lock.
+
+        ``COMPLETED`` when every token completed; ``ERROR`` when a token
+        failed (with ``stop_on_error=False``), even if others halted;
+        ``HALTED`` otherwise.
 
         Called by :meth:`~workflow.storage.hooks.PersistentProcessingFactory.after_processing`.
 
         .. versionadded:: 3.0
+        .. versionchanged:: 3.0
+           A pass in which a token failed ends ``ERROR`` (it ended ``HALTED``).
         """
         unsaved = {id(obj) for obj in self._unsaved}
+        failed = sum(obj.status is ObjectStatus.ERROR for obj in objects)
         if all(obj.status is COMPLETED or id(obj) in unsaved for obj in objects):
             status, message = WorkflowStatus.COMPLETED, "finished"
+        elif failed:
+            status = WorkflowStatus.ERROR
+            message = f"stopped: {failed} token{'' if failed == 1 else 's'} failed"
         else:
             status, message = WorkflowStatus.HALTED, "stopped"
         self._writes.finish(self._run_row(), status, message, self._take_unsaved())
@@ -500,6 +493,7 @@ class PersistentWorkflowEngine(GenericWorkflowEngine):
         """
         try:
             row = self.storage.workflow(self.uuid)
+            refuse_cancelled(self.uuid, row["status"], "resume")
             objects = self.load_tokens()
             check_input(self.uuid, row["token_count"], objects)
             if check_positions:

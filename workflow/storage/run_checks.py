@@ -11,6 +11,7 @@ token.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +20,15 @@ from ..errors import StoredRunError
 from .codec import UnreadableValue
 from .token import Token
 
-__all__ = ["check_input", "check_positions", "check_run_row", "tokens_from_rows"]
+__all__ = [
+    "check_input",
+    "check_path",
+    "check_positions",
+    "check_run_row",
+    "failed_task",
+    "failed_task_note",
+    "tokens_from_rows",
+]
 
 
 def check_run_row(row: dict[str, Any]) -> None:
@@ -161,3 +170,30 @@ def _path_problem(tree: list[Any], path: list[int]) -> str | None:
             return f"index {index} at depth {depth} is outside a list of {len(items)} items"
         items = items[index]
     return None
+
+
+def check_path(uuid: str, token: int, tree: list[Any], path: list[int]) -> None:
+    """Refuse ``path`` when it does not lead to an item of the callback ``tree``."""
+    problem = _path_problem(tree, path) if _is_path(path) else "not a list of indexes"
+    if problem is not None:
+        raise StoredRunError(
+            f"workflow {uuid}: position {path} is not in the definition ({problem})",
+            workflow=uuid,
+            token=token,
+            operation="retry token",
+        )
+
+
+#: How the status log's message of a failed token ends: the task that failed.
+_FAILED_TASK = re.compile(r" \[task (?P<task>[^\]\n]+)\]\Z")
+
+
+def failed_task_note(task: str | None) -> str:
+    """The end of a failed token's message in the status log naming ``task``."""
+    return f" [task {task}]" if task else ""
+
+
+def failed_task(message: str | None) -> str | None:
+    """Read back the task a failed token's status-log message names, if any."""
+    found = _FAILED_TASK.search(message or "")
+    return found["task"] if found else None

@@ -2,8 +2,9 @@
 
 A run lives in three tables: its row in ``wf_workflow`` (status, position,
 ``extra_data`` and lock), its tokens in ``wf_token``, and the append-only
-``wf_transition`` log. The statements below are the only ones that change
-them. :class:`RunWriter` groups them into the transactions of one run —
+``wf_transition`` log. The statements of :mod:`workflow.storage.run_statements`
+are the only ones that change them (they are re-exported here).
+:class:`RunWriter` groups them into the transactions of one run —
 storing its tokens, starting, each checkpoint, a halt or a failure, the end,
 releasing the lock — for a
 :class:`~workflow.storage.PersistentWorkflowEngine`.
@@ -43,87 +44,39 @@ from .run_rows import (
     TokenChange,
     TokenInsert,
     TokenUpdate,
-    WorkflowInsert,
     WorkflowUpdate,
     find_unstorable,
-    status_changes,
     tokens,
-    workflows,
+)
+from .run_statements import (
+    COUNT_TOKENS,
+    insert_tokens,
+    insert_workflow,
+    log_status_change,
+    release_lock,
+    take_lock,
+    update_token,
+    update_workflow,
 )
 from .token import Token, resume_point
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["RunRow", "RunWriter", "TokenChange"]
+__all__ = [
+    "RunRow",
+    "RunWriter",
+    "TokenChange",
+    "insert_tokens",
+    "insert_workflow",
+    "log_status_change",
+    "release_lock",
+    "take_lock",
+    "update_token",
+    "update_workflow",
+]
 
 log = logging.getLogger(__name__)
-
-# -- the statements (built once: building one costs more than a SQLite commit) ------
-
-_INSERT_WORKFLOW = workflows.insert()
-_INSERT_TOKEN = tokens.insert()
-_INSERT_STATUS_CHANGE = status_changes.insert()
-# The SET clauses of the updates come from the columns given.
-_UPDATE_TOKEN = tokens.update().where(
-    tokens.c.workflow_uuid == sa.bindparam("w_uuid"),
-    tokens.c.position == sa.bindparam("w_position"),
-)
-_UPDATE_WORKFLOW = workflows.update().where(  # fenced: only the lock's holder writes
-    workflows.c.uuid == sa.bindparam("w_uuid"),
-    workflows.c.lock_owner == sa.bindparam("w_owner"),
-)
-_COUNT_TOKENS = workflows.update().where(  # once: the first to store the tokens wins
-    workflows.c.uuid == sa.bindparam("w_uuid"), workflows.c.token_count.is_(None)
-)
-_TAKE_LOCK = workflows.update().where(
-    workflows.c.uuid == sa.bindparam("w_uuid"),
-    sa.or_(
-        workflows.c.lock_owner.is_(None),
-        workflows.c.lock_owner == sa.bindparam("w_owner"),
-        workflows.c.lock_expires < sa.bindparam("w_now"),
-    ),
-)
-
-
-def insert_workflow(conn: sa.Connection, row: WorkflowInsert) -> None:
-    """Insert a new run."""
-    conn.execute(_INSERT_WORKFLOW, row)
-
-
-def insert_tokens(conn: sa.Connection, rows: Sequence[TokenInsert]) -> None:
-    """Insert the tokens of a run, in one statement."""
-    conn.execute(_INSERT_TOKEN, list(rows))
-
-
-def log_status_change(conn: sa.Connection, row: StatusChangeInsert) -> None:
-    """Append a row to the status log."""
-    conn.execute(_INSERT_STATUS_CHANGE, row)
-
-
-def update_token(conn: sa.Connection, values: TokenUpdate) -> None:
-    """Change the columns given of one token."""
-    conn.execute(_UPDATE_TOKEN, values)
-
-
-def update_workflow(conn: sa.Connection, values: WorkflowUpdate) -> bool:
-    """Change the columns given of a run if ``w_owner`` holds its lock; tell whether it did."""
-    return bool(conn.execute(_UPDATE_WORKFLOW, values).rowcount == 1)
-
-
-def take_lock(conn: sa.Connection, uid: str, owner: str, now: datetime, expires: datetime) -> bool:
-    """Lock run ``uid`` for ``owner`` if it is free, ``owner``'s, or expired; tell whether."""
-    values = {"w_uuid": uid, "w_owner": owner, "w_now": now}
-    taken = conn.execute(_TAKE_LOCK, {**values, "lock_owner": owner, "lock_expires": expires})
-    return bool(taken.rowcount == 1)
-
-
-def release_lock(conn: sa.Connection, uid: str, owner: str) -> bool:
-    """Release the lock of run ``uid`` if ``owner`` holds it; tell whether it did."""
-    return update_workflow(
-        conn, {"w_uuid": uid, "w_owner": owner, "lock_owner": None, "lock_expires": None}
-    )
-
 
 # -- a run's transactions ------------------------------------------------------------
 
@@ -203,7 +156,7 @@ class RunWriter:
         try:
             with self.transaction("store tokens") as conn:
                 counted = conn.execute(
-                    _COUNT_TOKENS, {"w_uuid": self.uuid, "token_count": len(rows), "modified": now}
+                    COUNT_TOKENS, {"w_uuid": self.uuid, "token_count": len(rows), "modified": now}
                 )
                 if counted.rowcount != 1:
                     self.store.workflow(self.uuid)  # WorkflowNotFoundError when it is gone
@@ -302,8 +255,10 @@ class RunWriter:
                 raise
             log.debug("could not release the lock of workflow %s", self.uuid, exc_info=True)
 
-    def update_token(self, position: int, data: Any, *, keep_lock: bool) -> None:
-        """Replace the data of the token at ``position``, logged as ``'data updated'``.
+    def update_token(
+        self, position: int, data: Any, *, keep_lock: bool, message: str = "data updated"
+    ) -> None:
+        """Replace the data of the token at ``position``, logged with ``message``.
 
         The lock must be held; ``keep_lock`` renews it, else it is released.
         """
@@ -340,9 +295,7 @@ class RunWriter:
             update_token(
                 conn, {"w_uuid": self.uuid, "w_position": position, "data": data, "modified": now}
             )
-            self._log(
-                conn, position, status.value, status.value, row.callback_pos, "data updated", now
-            )
+            self._log(conn, position, status.value, status.value, row.callback_pos, message, now)
 
     # -- how a transaction is written ------------------------------------------------------
 

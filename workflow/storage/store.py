@@ -16,24 +16,28 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..engine_db import WorkflowStatus
 from ..errors import (
-    DatabaseUnavailableError,
     StorageError,
-    TokenEncodingError,
-    WorkflowLockedError,
     WorkflowNotFoundError,
     WorkflowValueError,
 )
+from . import run_fixes
 from .codec import JSONCodec
+from .db_errors import is_contention, map_errors
 from .models import Base, utcnow
 from .pins import pin_definition
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
-from .run_writes import insert_workflow, log_status_change, release_lock, take_lock, update_workflow
+from .run_statements import (
+    insert_workflow,
+    log_status_change,
+    release_lock,
+    take_lock,
+    update_workflow,
+)
 
 __all__ = ["DEFAULT_URL", "Store", "is_contention", "map_errors"]
 
@@ -54,68 +58,6 @@ _DATABASE_CLOCK = {
 #: How many times :meth:`Store.acquire` tries again after losing a race for
 #: row locks (see :func:`is_contention`), even when it may not wait.
 _CONTENTION_RETRIES = 10
-
-
-@contextmanager
-def map_errors(
-    operation: str, *, workflow: str | None = None, token: int | None = None
-) -> Iterator[None]:
-    """Translate SQLAlchemy's exceptions into :class:`~workflow.errors.StorageError`.
-
-    The one place where database exceptions become ours, each naming the
-    operation, the workflow and the token, chained to the original.
-    """
-    context: dict[str, Any] = {"workflow": workflow, "token": token, "operation": operation}
-    try:
-        yield
-    except StorageError as error:
-        for key, value in context.items():
-            if getattr(error, key, None) is None:
-                setattr(error, key, value)
-        raise
-    except sa_exc.StatementError as exc:
-        original = exc.orig
-        if isinstance(original, TokenEncodingError):
-            raise TokenEncodingError(original.message, **context) from original
-        if (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or (
-            # no statement: the connection itself could not be made
-            isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
-            and exc.statement is None
-        ):
-            raise DatabaseUnavailableError(
-                f"the database is unavailable: {original}", **context
-            ) from exc
-        raise StorageError(f"the database refused the {operation}: {original}", **context) from exc
-    except (sa_exc.DisconnectionError, sa_exc.TimeoutError) as exc:
-        raise DatabaseUnavailableError(f"the database is unavailable: {exc}", **context) from exc
-    except sa_exc.SQLAlchemyError as exc:
-        raise StorageError(f"the {operation} failed: {exc}", **context) from exc
-
-
-#: What the databases answer when a transaction lost a race for row locks and
-#: may simply be tried again: MariaDB's deadlock (1213) and lock wait timeout
-#: (1205); PostgreSQL's serialization failure, deadlock and lock not available.
-_MARIADB_CONTENTION = {1205, 1213}
-_POSTGRESQL_CONTENTION = {"40001", "40P01", "55P03"}
-
-
-def is_contention(error: StorageError) -> bool:
-    """Tell whether ``error`` says the database lost a race for locks (worth trying again).
-
-    A deadlock victim, a serialisation failure, a lock wait timeout, or
-    SQLite's "database is locked".
-    """
-    cause = error.__cause__
-    if not isinstance(cause, sa_exc.DBAPIError):
-        return False
-    original = cause.orig
-    sqlstate = getattr(original, "sqlstate", None)
-    if sqlstate is not None:
-        return sqlstate in _POSTGRESQL_CONTENTION
-    args = getattr(original, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0] in _MARIADB_CONTENTION
-    return isinstance(cause, sa_exc.OperationalError) and "database is locked" in str(original)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -381,18 +323,66 @@ class Store:
             }
 
     def stored_workflow_rows(
-        self, *, status: int | None = None, limit: int | None = None
+        self,
+        *,
+        status: int | None = None,
+        limit: int | None = None,
+        flow: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Return :meth:`workflows` rows as stored (see :meth:`stored_rows`), newest first.
 
+        :param status: only the runs of this status (its integer value).
+        :param flow: only the runs made from the stored definition, or called, ``flow``.
+        :param since: only the runs created at or after this time (naive UTC).
+        :param until: only the runs created before this time (naive UTC).
+
         .. versionadded:: 3.0
+        .. versionchanged:: 3.0
+           Added ``flow``, ``since`` and ``until``.
         """
         query = sa.select(*_as_text(workflows))
         if status is not None:
             query = query.where(workflows.c.status == status)
+        if flow is not None:
+            query = query.where(
+                sa.or_(workflows.c.definition_name == flow, workflows.c.name == flow)
+            )
+        if since is not None:
+            query = query.where(workflows.c.created >= since)
+        if until is not None:
+            query = query.where(workflows.c.created < until)
         query = query.order_by(workflows.c.created.desc(), workflows.c.uuid).limit(limit)
         with self.transaction("list workflows") as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def token_counts(self, uids: list[str]) -> dict[str, dict[str, int]]:
+        """Count the tokens of each run of ``uids`` by status (lower-case names), in one query.
+
+        .. versionadded:: 3.0
+        """
+        return run_fixes.token_counts(self, uids)
+
+    def cancel(
+        self, uid: str, reason: str = "", *, owner: str | None = None, by: str | None = None
+    ) -> bool:
+        """Stop run ``uid`` for good: store it ``CANCELLED``, its lock released.
+
+        One conditional write decides, and the status log records it with
+        ``reason`` (and ``by``, who asked). A cancelled run is never resumed:
+        ``resume()``, ``restart()`` and ``process()`` refuse it with a
+        :class:`~workflow.errors.StoredRunError`.
+
+        :param owner: the lock holder asking, if it holds the run's lock.
+        :returns: ``True`` when cancelled now, ``False`` when it already was.
+        :raises WorkflowLockedError: while another process holds a live lock of the run.
+        :raises StoredRunError: when the run completed.
+        :raises WorkflowNotFoundError: when there is no such run.
+
+        .. versionadded:: 3.0
+        """
+        return run_fixes.cancel_run(self, uid, reason, owner, by)
 
     # -- locks ------------------------------------------------------------------
 
@@ -483,15 +473,8 @@ class Store:
                     f"no stored workflow has the uuid {uid!r}", workflow=uid, operation="lock"
                 )
             if time.monotonic() >= deadline:
-                error = WorkflowLockedError(
-                    f"workflow {uid} is being run by {row.lock_owner} "
-                    f"(lock valid until {_as_utc(row.lock_expires):%Y-%m-%d %H:%M:%S} UTC)",
-                    workflow=uid,
-                    operation="lock",
-                )
-                error.owner = row.lock_owner
-                error.expires = _as_utc(row.lock_expires)
-                raise error
+                expires = row.lock_expires or datetime.fromtimestamp(0, timezone.utc)
+                raise run_fixes.locked_error(uid, row.lock_owner, expires, "lock")
             time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
 
     def renew(self, uid: str, owner: str) -> bool:
@@ -516,10 +499,3 @@ def _as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
         else column
         for column in table.columns
     ]
-
-
-def _as_utc(value: datetime | None) -> datetime:
-    """Return a stored naive UTC timestamp as an aware datetime."""
-    if value is None:
-        return datetime.fromtimestamp(0, timezone.utc)
-    return value.replace(tzinfo=timezone.utc)
