@@ -178,6 +178,10 @@ def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
     return result
 
 
+#: How the last line of a flow step's traceback starts.
+_FLOW_ERROR = "workflow.errors.FlowRuntimeError: "
+
+
 def _describe_token(token: dict[str, Any]) -> str | None:
     if "halted" in token:
         halt = token["halted"]
@@ -190,8 +194,17 @@ def _describe_token(token: dict[str, Any]) -> str | None:
         kind = "step" if "step" in token else "task"
         where = f" at {kind} {printable(repr(step))}" if step else ""
         position = f" (position {token['callback_pos']})" if kind == "task" else ""
-        error = printable(str(token.get("error")))
-        return f"  token {token['position']} failed{where}{position}: {error}"
+        error = str(token.get("error"))
+        if kind == "step" and step:  # a flow's error names its flow and step: say them once
+            said = f"{_FLOW_ERROR}flow "
+            named = f", step {step!r}"
+            if error.startswith(said) and named in error:
+                rest = error.split(named, 1)[1]
+                return (
+                    f"  token {token['position']} failed{where}"
+                    f"{printable(rest if rest.startswith(',') else ': ' + rest.lstrip(': '))}"
+                )
+        return f"  token {token['position']} failed{where}{position}: {printable(error)}"
     return None
 
 

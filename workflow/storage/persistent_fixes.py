@@ -36,9 +36,8 @@ class RunFixes:
     lock_wait: float
     callbacks: Callbacks
     _writes: RunWriter
-
-    def _reload_status(self) -> WorkflowStatus:
-        raise NotImplementedError  # pragma: no cover - PersistentWorkflowEngine's
+    #: Read the run's status again (:class:`PersistentWorkflowEngine`'s method).
+    _reload_status: Callable[[], WorkflowStatus]
 
     def update_token(self, position: int, data: Any, *, by: str | None = None) -> None:
         """Replace the stored data of the token at ``position``, before :meth:`resume`.
