@@ -74,10 +74,12 @@ def empty_database(backend: str, tmp_path: Path) -> str:
     url = database_url(backend, tmp_path)
     if backend != "sqlite":  # a new file in tmp_path is empty already
         store = Store(url)
-        store.drop_all()
-        with store.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
-        store.dispose()
+        try:
+            store.drop_all()
+            with store.engine.begin() as conn:
+                conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
+        finally:
+            store.dispose()
     return url
 
 
