@@ -48,7 +48,10 @@ from workflow.storage import Store
 
 COMPLETED = ObjectStatus.COMPLETED.value
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+pytestmark = [
+    pytest.mark.crash,
+    pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL"),
+]
 
 STEPS = ["s1", "s2", "s3", "s4"]
 #: Four steps, each adding one to the last one's value.

@@ -34,6 +34,8 @@ TOKENS = 20_000
 TRIALS = {"sqlite": 5, "postgresql": 3, "mariadb": 3}
 SEED = int(os.environ.get("WORKFLOW_CRASH_SEED") or random.SystemRandom().randrange(2**32))
 
+pytestmark = pytest.mark.crash
+
 
 def command(url: str, *argv: str) -> list[str]:
     return [sys.executable, "-m", "workflow", "--import", TASKS, "--database", url, *argv]

@@ -73,7 +73,10 @@ TRIALS = {
     CheckpointPolicy.HALT: {"sqlite": (6, 3), "server": (3, 3)},
 }
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs fork() and SIGKILL")
+pytestmark = [
+    pytest.mark.crash,
+    pytest.mark.skipif(sys.platform == "win32", reason="needs fork() and SIGKILL"),
+]
 
 INITIAL = ObjectStatus.INITIAL.value
 RUNNING = ObjectStatus.RUNNING.value
