@@ -23,6 +23,7 @@ from workflow.errors import (
     WorkflowAPIError,
     WorkflowValueError,
 )
+from workflow.flows import load_flow, validate_flow
 from workflow.storage import Definitions, PersistentWorkflowEngine, Store
 from workflow.storage.models import RunKeyRecord
 
@@ -247,3 +248,51 @@ def test_eight_processes_starting_one_key_make_exactly_one_run(
     runs = {row["uuid"] for row in store.workflows(name="invoice")}
     assert runs == {winner} | ({finished.uuid} if finished else set())
     assert key_rows(store) == [("invoice", "A-17", winner)]
+
+
+# -- a flow's key ----------------------------------------------------------------------
+
+FLOW = {"name": "billing", "key": "@_input.order", "steps": [{"name": "wait", "halt": {}}]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "message"),
+    [
+        ({"key": "@wait.x"}, "$.key", "refers to 'wait': a run's key is known when it starts"),
+        ({"key": ""}, "$.key", "key must be a non-empty string"),
+        ({"key": 17}, "$.key", "key must be a non-empty string"),
+        ({"key": "@_input..x"}, "$.key", "names and keys cannot be empty"),
+        ({"on_conflict": "replace"}, "$.on_conflict", "on_conflict is 'refuse' or 'existing'"),
+        ({"key": None, "on_conflict": "existing"}, "$.on_conflict", "goes with a 'key'"),
+    ],
+)
+def test_a_flows_key_fields_are_validated(fields: dict[str, Any], path: str, message: str) -> None:
+    body = {**FLOW, **fields}
+    if body["key"] is None:
+        del body["key"]
+    [error] = validate_flow(body)
+    assert (error.flow, error.path) == ("billing", path)
+    assert message in error.message
+
+
+def test_a_flows_key_comes_from_its_input_record(store: Store) -> None:
+    flow = load_flow(FLOW)
+    assert (flow.run_key({"order": 17}), flow.on_conflict) == ("17", "refuse")
+    assert load_flow({**FLOW, "key": "@@nightly"}).run_key(None) == "@nightly"
+    assert load_flow({**FLOW, "key": "nightly"}).run_key({"order": 1}) == "nightly"
+    assert load_flow({k: v for k, v in FLOW.items() if k != "key"}).run_key({"order": 1}) is None
+    with pytest.raises(
+        WorkflowValueError, match=r"flow 'billing': the run key @_input\.order is None"
+    ):
+        flow.run_key({"order": None})
+
+    def begin(record: dict[str, Any]) -> PersistentWorkflowEngine:
+        return PersistentWorkflowEngine.with_name(
+            flow.name, store=store, definition=flow.callbacks(), key=flow.run_key(record)
+        )
+
+    first = begin({"order": 17})
+    first.process([flow.new_context({"order": 17})], stop_on_halt=False)
+    with pytest.raises(RunKeyConflictError):
+        begin({"order": 17})
+    assert begin({"order": 18}).created

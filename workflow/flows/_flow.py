@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import FlowError, FlowValidationError
 from ._compile import compile_body
 from ._graph import GraphFormat, render
-from ._keys import ON_CONFLICT, resolve_key
+from ._keys import OnConflict, on_conflict_of, resolve_key
 from ._limits import check_document
 from ._load import ParseFailure, from_procedures, procedures_path, read_file
 from ._registry import TaskRegistry, default_registry
@@ -81,12 +81,12 @@ class Flow:
         )
 
     @property
-    def on_conflict(self) -> str:
+    def on_conflict(self) -> OnConflict:
         """What a start does when an active run holds its key: ``"refuse"`` or ``"existing"``.
 
         .. versionadded:: 3.0
         """
-        return str(self.body.get("on_conflict", ON_CONFLICT[0]))
+        return on_conflict_of(self.body)
 
     def run_key(self, data: Any = None) -> str | None:
         """Return the key of a run of this flow over the input record ``data``.

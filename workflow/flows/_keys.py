@@ -13,15 +13,17 @@ gets the run already there (``"existing"``): see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import WorkflowValueError
 from ._refs import Lookup, ResolveError, parse_reference
 
-__all__ = ["ON_CONFLICT", "key_problems", "resolve_key"]
+__all__ = ["ON_CONFLICT", "OnConflict", "key_problems", "on_conflict_of", "resolve_key"]
 
+#: What a start does while an active run holds its key.
+OnConflict = Literal["refuse", "existing"]
 #: The values of ``"on_conflict"``; the first is the default.
-ON_CONFLICT = ("refuse", "existing")
+ON_CONFLICT: tuple[OnConflict, ...] = ("refuse", "existing")
 
 
 def key_problems(body: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -55,6 +57,11 @@ def key_problems(body: Mapping[str, Any]) -> list[tuple[str, str]]:
                 ("$.on_conflict", f"on_conflict is {allowed}, not {body['on_conflict']!r}")
             )
     return problems
+
+
+def on_conflict_of(body: Mapping[str, Any]) -> OnConflict:
+    """Return the ``"on_conflict"`` of a valid flow ``body`` (``"refuse"`` when it has none)."""
+    return "existing" if body.get("on_conflict") == "existing" else "refuse"
 
 
 def resolve_key(body: Mapping[str, Any], data: Any) -> str | None:
