@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from workflow.errors import (
 from workflow.flows import load_flow, validate_flow
 from workflow.storage import Definitions, PersistentWorkflowEngine, Store
 from workflow.storage.models import RunKeyRecord
+from workflow.storage.schema import current_revision, downgrade, upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 UUID = "0f0f0f0f-0000-4000-8000-000000000001"
@@ -296,3 +298,33 @@ def test_a_flows_key_comes_from_its_input_record(store: Store) -> None:
     with pytest.raises(RunKeyConflictError):
         begin({"order": 17})
     assert begin({"order": 18}).created
+
+
+# -- the error and the migration ----------------------------------------------------------
+
+
+def test_the_conflict_error_survives_a_pickle_round_trip() -> None:
+    error = RunKeyConflictError("held", key="A-17", scope="invoice", status="HALTED", workflow=UUID)
+    copy = pickle.loads(pickle.dumps(error))
+    assert vars(copy) == vars(error)
+    assert str(copy) == f"held (workflow {UUID!r})"
+
+
+def test_migration_0004_adds_the_key_table_to_a_database_with_runs(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
+        upgrade(store, "0003")
+        old = store.create_workflow("invoice")  # stored before keys existed: it holds none
+        upgrade(store)
+        assert current_revision(store) == "0004"
+        first = start(store)
+        with pytest.raises(RunKeyConflictError):
+            start(store)
+        assert key_rows(store) == [("invoice", "A-17", first.uuid)]
+        downgrade(store, "0003")
+        assert "wf_run_key" not in sa.inspect(store.engine).get_table_names()
+        assert {row["uuid"] for row in store.workflows()} == {old, first.uuid}
+    finally:
+        store.dispose()
