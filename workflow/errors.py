@@ -44,6 +44,7 @@ steer a run::
             ├── DefinitionDisabledError  every version of a stored definition is disabled
             ├── DefinitionInUseError ... unfinished runs are pinned to a definition to delete
             ├── StoredRunError ......... a stored run cannot resume as it is (input, rows)
+            ├── RunKeyConflictError .... an active run holds the key of a run to start
             └── TokenEncodingError ..... a token cannot be stored as JSON (a TypeError)
 
     KeyboardInterrupt
@@ -80,6 +81,7 @@ __all__ = [
     "JumpToken",
     "JumpTokenBack",
     "JumpTokenForward",
+    "RunKeyConflictError",
     "SkipToken",
     "StopProcessing",
     "StorageError",
@@ -746,6 +748,36 @@ class DefinitionInUseError(_AboutADefinition):
 
     runs: int = 0
     uuids: tuple[str, ...] = ()
+
+
+class RunKeyConflictError(StorageError):
+    """An active run holds the key of a run to start; raised when the run is stored.
+
+    Raised by :meth:`Store.create_workflow() <workflow.storage.Store.create_workflow>`
+    and by ``PersistentWorkflowEngine.with_name(..., key=...)`` with
+    ``on_conflict="refuse"``; catch it to tell the caller that the work is
+    under way already. :attr:`workflow` is the uuid of the run holding the
+    key, :attr:`status` its status name (``"RUNNING"``, ``"HALTED"``, ...),
+    :attr:`key` the key and :attr:`scope` the name it is held under.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+        status: str | None = None,
+        workflow: str | None = None,
+        token: int | None = None,
+        operation: str | None = None,
+    ):
+        super().__init__(message, workflow=workflow, token=token, operation=operation)
+        self.key = key
+        self.scope = scope
+        self.status = status
 
 
 def _rebuild(cls: type[Exception], message: str, fields: dict[str, Any]) -> Exception:

@@ -13,6 +13,7 @@ from ._interrupt import stop_on_signals
 from ._origins import module_origins
 from ._progress import progress
 from ._report import outcome, render_outcome
+from ._run_once import add_options, choose_key, not_started, refused, start_options
 from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
 from ._uuids import resolve_uuid
 
@@ -71,6 +72,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default="token",
         help="when progress is committed (default: token)",
     )
+    add_options(run)
     lock_ttl_option(run)
     run.set_defaults(handler=cmd_run)
 
@@ -125,13 +127,16 @@ def _run(ctx: Context, engine: PersistentWorkflowEngine, action: Any, total: int
         action(stop_on_error=False, stop_on_halt=False)
     result = outcome(engine)
     log.info("workflow %s %s: %s", engine.uuid, engine.status.name, result["counts"])
-    return _report(ctx, result, resumed=ctx.args.command in _RESUMING)
+    return _report(ctx, result, resumed=ctx.args.command in _RESUMING, started=True)
 
 
-def _report(ctx: Context, result: dict[str, Any], *, resumed: bool) -> int:
-    """Print the ``outcome()`` of a stored run; with ``resume``, say whether it ran."""
+def _report(ctx: Context, result: dict[str, Any], *, resumed: bool, started: bool = True) -> int:
+    """Print the ``outcome()`` of a stored run; say whether ``resume`` ran it, or
+    whether ``run`` started it."""
     if ctx.args.command in _RESUMING:
         result["resumed"] = resumed
+    elif ctx.args.command == "run":
+        result["started"] = started
     ctx.out.result(result, lambda: render_outcome(result))
     return int(result["exit_code"])
 
@@ -150,6 +155,8 @@ def cmd_run(ctx: Context) -> int:
             f"the workflow name is {len(name)} characters long, at most {MAX_NAME_LENGTH} "
             "fit: give a shorter --name"
         )
+    key, on_conflict = choose_key(ctx, target, records)
+    chosen = start_options(ctx)
     storage = import_storage()
     modules = [*args.imports, *([target.spec.partition(":")[0]] if target.spec else [])]
     meta = {
@@ -158,15 +165,28 @@ def cmd_run(ctx: Context) -> int:
         "checkpoint": args.checkpoint,
         **module_origins(modules),
     }
-    engine = storage.PersistentWorkflowEngine.with_name(
-        name,
-        store=ctx.store(),
-        definition=target.callbacks,
-        extra_data={META_KEY: meta},
-        checkpoint=args.checkpoint,
-        definition_name=target.definition_name,
-        definition_version=target.definition_version,
-    )
+    from workflow.errors import RunKeyConflictError, WorkflowValueError
+
+    try:
+        engine = storage.PersistentWorkflowEngine.with_name(
+            name,
+            store=ctx.store(),
+            definition=target.callbacks,
+            extra_data={META_KEY: meta},
+            checkpoint=args.checkpoint,
+            definition_name=target.definition_name,
+            definition_version=target.definition_version,
+            key=key,
+            on_conflict=on_conflict,
+            **chosen,
+        )
+    except RunKeyConflictError as exc:
+        return refused(ctx, exc)
+    except WorkflowValueError as exc:  # --id names a run of another name or definition
+        raise CLIError(f"--id: {exc}") from None
+    if not engine.created:
+        not_started(ctx, engine, key)
+        return _report(ctx, outcome(engine), resumed=False, started=False)
     log.info("workflow %s (%s) runs %d token(s)", engine.uuid, engine.name, len(tokens))
     return _run(ctx, engine, lambda **kw: engine.process(tokens, **kw), len(tokens))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from workflow.engine_db import WorkflowStatus
+
 from ._context import ExitCode
 from ._output import printable
 
@@ -151,7 +153,9 @@ def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
         token_info(token, flow=flow, halts=halts, tasks=tasks) for token in engine.load_tokens()
     ]
     row = engine.storage.workflow(engine.uuid)
-    status = engine.status.name
+    # The status read with the lock: another process may have moved the run on
+    # since this engine read it (a run found by its key runs elsewhere).
+    status = WorkflowStatus(row["status"]).name
     meta = engine.extra_data.get("cli")
     meta = meta if isinstance(meta, dict) else {}
     counts = Counter(token["status"].lower() for token in tokens)

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import FlowError, FlowValidationError
 from ._compile import compile_body
 from ._graph import GraphFormat, render
+from ._keys import OnConflict, on_conflict_of, resolve_key
 from ._limits import check_document
 from ._load import ParseFailure, from_procedures, procedures_path, read_file
 from ._registry import TaskRegistry, default_registry
@@ -78,6 +79,32 @@ class Flow:
         return compile_body(
             self.body, registry=self.registry, definitions=self.definitions, version=self.version
         )
+
+    @property
+    def on_conflict(self) -> OnConflict:
+        """What a start does when an active run holds its key: ``"refuse"`` or ``"existing"``.
+
+        .. versionadded:: 3.0
+        """
+        return on_conflict_of(self.body)
+
+    def run_key(self, data: Any = None) -> str | None:
+        """Return the key of a run of this flow over the input record ``data``.
+
+        The flow's ``"key"`` is a literal, or a reference into the record
+        (``"@_input.order_id"``); pass the key to
+        :meth:`PersistentWorkflowEngine.with_name()
+        <workflow.storage.PersistentWorkflowEngine.with_name>` with
+        ``on_conflict=flow.on_conflict``.
+
+        :returns: ``None`` when the flow declares no key.
+        :raises ~workflow.errors.WorkflowValueError: naming the flow, when
+            the record has no such value, or one that is neither a string
+            nor an integer.
+
+        .. versionadded:: 3.0
+        """
+        return resolve_key(self.body, data)
 
     def new_context(self, data: Any = None) -> dict[str, Any]:
         """Return the token to process for one input record: ``{"_input": data}``."""

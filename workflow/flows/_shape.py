@@ -40,7 +40,7 @@ KINDS: dict[str, frozenset[str]] = {
     "flow": frozenset({"flow", "version", "params"}),
 }
 COMMON_KEYS = frozenset({"name", "description", "needs"})
-FLOW_KEYS = frozenset({"name", "version", "description", "steps", "$schema"})
+FLOW_KEYS = frozenset({"name", "version", "description", "steps", "$schema", "key", "on_conflict"})
 SYSTEM_NAMES = frozenset({"_input", "_runtime"})
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import DefinitionDisabledError, FlowError
 from ._answers import answer_spec_problems
+from ._keys import key_problems
 from ._limits import (
     MAX_NESTING,
     MAX_STEPS,
@@ -135,6 +136,8 @@ class Validator:
         description = body.get("description")
         if description is not None and not isinstance(description, str):
             self.error(None, "$.description", "description must be a string")
+        for path, message in key_problems(body):
+            self.error(None, path, message)
         steps = body.get("steps")
         if not isinstance(steps, list) or not steps:
             self.error(None, "$.steps", "a flow needs a non-empty list of 'steps'")

@@ -24,6 +24,7 @@ from .logs import DatabaseLogHandler
 from .models import (
     Base,
     DefinitionRecord,
+    RunKeyRecord,
     StatusChangeRecord,
     SyslogRecord,
     TokenRecord,
@@ -43,6 +44,7 @@ __all__ = [
     "Definitions",
     "JSONCodec",
     "PersistentWorkflowEngine",
+    "RunKeyRecord",
     "StatusChangeRecord",
     "Store",
     "SyslogRecord",

@@ -1,5 +1,5 @@
 """The tables: workflows, their tokens, the append-only status log, stored
-definitions and log records.
+definitions, log records and run keys.
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -33,6 +33,7 @@ from ..engine_db import ObjectStatus, WorkflowStatus
 __all__ = [
     "Base",
     "DefinitionRecord",
+    "RunKeyRecord",
     "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
@@ -223,3 +224,28 @@ class SyslogRecord(Base):
 
     def __repr__(self) -> str:
         return f"<SyslogRecord {self.logger_name} {self.level}: {self.message[:40]!r}>"
+
+
+class RunKeyRecord(Base):
+    """The run that holds a key: one row per ``(scope, key)``, the primary key.
+
+    Written with the run's row (see :mod:`workflow.storage.run_keys`): a
+    second start with the key hits the primary key. The row stays when its
+    run finishes; the next start takes it over.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_run_key"
+
+    #: The name of the runs the key is unique among (the run's name).
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE"), index=True
+    )
+    #: When the run took the key.
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<RunKeyRecord {self.scope!r} {self.key!r} -> {self.workflow_uuid}>"

@@ -23,6 +23,7 @@ from ..errors import (
     HaltProcessing,
     StorageError,
     TokenEncodingError,
+    WorkflowAPIError,
     WorkflowError,
     WorkflowInterrupted,
 )
@@ -33,6 +34,7 @@ from .hooks import PersistentProcessingFactory, PersistentTransitionActions
 from .persistent_fixes import RunFixes
 from .run_checks import check_input, check_run_row, failed_task_note, tokens_from_rows
 from .run_fixes import refuse_cancelled
+from .run_keys import OnConflict
 from .run_rows import RunRow, TokenChange
 from .run_writes import RunWriter
 from .store import Store
@@ -101,6 +103,9 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         self.definition_version: int | None = row["definition_version"]
         self.state.token_pos = row["token_pos"]
         self.state.callback_pos = row["callback_pos"] or [0]
+        #: ``False`` when :meth:`with_name` returned a run that existed already
+        #: (its uuid, or an active run holding its key): :meth:`process` refuses it.
+        self.created = True
 
     @classmethod
     def with_name(
@@ -114,6 +119,9 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         lock_wait: float = 0.0,
         definition_name: str | None = None,
         definition_version: int | None = None,
+        uuid: str | None = None,
+        key: str | int | None = None,
+        on_conflict: OnConflict = "refuse",
     ) -> PersistentWorkflowEngine:
         """Store a new workflow called ``name`` and return an engine for it.
 
@@ -122,16 +130,32 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         from, so that a later process resumes it with the same version; they
         are kept in the workflow's row and read back by :meth:`from_uuid`.
 
+        A run that must start once gets a ``key`` (unique among the active
+        runs called ``name``) or a ``uuid`` chosen by the caller (see
+        :meth:`Store.start_workflow`). When the run exists already (its
+        ``uuid`` is stored, or an active run holds ``key`` and
+        ``on_conflict="existing"``), the engine returned is that run's, with
+        :attr:`created` ``False``: its :meth:`process` refuses to add tokens,
+        :meth:`resume` goes on with it.
+
+        :raises ~workflow.errors.RunKeyConflictError: when an active run
+            holds ``key`` and ``on_conflict="refuse"`` (the default).
+
         .. versionchanged:: 3.0
-           Added ``definition_name`` and ``definition_version``.
+           Added ``definition_name``, ``definition_version``, ``uuid``,
+           ``key`` and ``on_conflict``.
         """
-        uid = store.create_workflow(
+        started = store.start_workflow(
             name,
             extra_data=extra_data,
             definition_name=definition_name,
             definition_version=definition_version,
+            uuid=uuid,
+            key=key,
+            on_conflict=on_conflict,
         )
-        engine = cls(store, uid, checkpoint=checkpoint, lock_wait=lock_wait)
+        engine = cls(store, started.uuid, checkpoint=checkpoint, lock_wait=lock_wait)
+        engine.created = started.created
         if definition is not None:
             engine.callbacks.replace(definition)
         return engine
@@ -175,7 +199,15 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         Each item becomes a :class:`Token` whose ``data`` is the item (items
         that are already tokens of this run are run as they are). The workflow
         must not have tokens yet: use :meth:`resume` to go on with a stored run.
+
+        :raises ~workflow.errors.WorkflowAPIError: when :meth:`with_name`
+            returned a run that existed already (:attr:`created` is ``False``).
         """
+        if not self.created:
+            raise WorkflowAPIError(
+                f"workflow {self.uuid} existed already (same uuid or key): it was not "
+                "started again, so process() adds no tokens to it; resume() goes on with it"
+            )
         if not (
             isinstance(objects, list)
             and objects

@@ -8,7 +8,7 @@ import math
 import os
 import socket
 import time
-import uuid
+import uuid as _uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -29,15 +29,9 @@ from . import run_fixes
 from .codec import JSONCodec
 from .db_errors import is_contention, map_errors
 from .models import Base, utcnow
-from .pins import pin_definition
+from .run_keys import OnConflict, Started, check_key, check_uuid, start_run
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
-from .run_statements import (
-    insert_workflow,
-    log_status_change,
-    release_lock,
-    take_lock,
-    update_workflow,
-)
+from .run_statements import release_lock, take_lock, update_workflow
 
 __all__ = ["DEFAULT_URL", "Store", "is_contention", "map_errors"]
 
@@ -70,7 +64,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_uuid.uuid4().hex[:8]}"
 
 
 class Store:
@@ -187,6 +181,8 @@ class Store:
         extra_data: dict[str, Any] | None = None,
         definition_name: str | None = None,
         definition_version: int | None = None,
+        uuid: str | None = None,
+        key: str | int | None = None,
     ) -> str:
         """Store a new workflow (status NEW) and return its uuid.
 
@@ -194,47 +190,68 @@ class Store:
         :param definition_name: the stored definition (see
             :class:`~workflow.storage.Definitions`) the run is made from, if any.
         :param definition_version: its version; needs ``definition_name``.
+        :param uuid: the run's uuid (``8-4-4-4-12`` hex digits), chosen by the
+            caller; when a run has it already, that run's uuid is returned
+            and nothing is stored (an idempotent start).
+        :param key: the run's key, unique among the active runs called
+            ``name`` (see :mod:`workflow.storage.run_keys`).
+        :raises RunKeyConflictError: when an active run called ``name`` holds ``key``.
+        :raises WorkflowValueError: for a malformed ``uuid`` or ``key``, or a
+            ``uuid`` taken by a run of another name or definition.
 
         .. versionchanged:: 3.0
-           Added ``definition_name`` and ``definition_version``.
+           Added ``definition_name``, ``definition_version``, ``uuid`` and ``key``.
+        """
+        return self.start_workflow(
+            name,
+            extra_data=extra_data,
+            definition_name=definition_name,
+            definition_version=definition_version,
+            uuid=uuid,
+            key=key,
+        ).uuid
+
+    def start_workflow(
+        self,
+        name: str,
+        *,
+        extra_data: dict[str, Any] | None = None,
+        definition_name: str | None = None,
+        definition_version: int | None = None,
+        uuid: str | None = None,
+        key: str | int | None = None,
+        on_conflict: OnConflict = "refuse",
+    ) -> Started:
+        """Store a new workflow as :meth:`create_workflow` does; tell whether it did.
+
+        :param on_conflict: when an active run holds ``key``: ``"refuse"``
+            raises :class:`~workflow.errors.RunKeyConflictError`,
+            ``"existing"`` returns that run.
+        :returns: a :class:`~workflow.storage.run_keys.Started`: the run's
+            uuid, and ``created=False`` (with the run's status) when the run
+            existed already.
+
+        .. versionadded:: 3.0
         """
         if definition_version is not None and definition_name is None:
             raise WorkflowValueError(
                 f"definition_version={definition_version!r} needs a definition_name"
             )
         now = self.now()
-        uid = str(uuid.uuid4())
-        with self.transaction("create workflow", workflow=uid) as conn:
-            if definition_name is not None and definition_version is not None:
-                pin_definition(conn, definition_name, definition_version)
-            insert_workflow(
-                conn,
-                WorkflowInsert(
-                    uuid=uid,
-                    name=name,
-                    status=WorkflowStatus.NEW.value,
-                    token_pos=-1,
-                    callback_pos=[0],
-                    extra_data=extra_data or {},
-                    definition_name=definition_name,
-                    definition_version=definition_version,
-                    created=now,
-                    modified=now,
-                ),
-            )
-            log_status_change(
-                conn,
-                {
-                    "workflow_uuid": uid,
-                    "token_position": None,
-                    "from_status": None,
-                    "to_status": WorkflowStatus.NEW.value,
-                    "callback_pos": None,
-                    "message": "created",
-                    "created": now,
-                },
-            )
-        return uid
+        row = WorkflowInsert(
+            uuid=str(_uuid.uuid4()) if uuid is None else check_uuid(uuid),
+            name=name,
+            status=WorkflowStatus.NEW.value,
+            token_pos=-1,
+            callback_pos=[0],
+            extra_data=extra_data or {},
+            definition_name=definition_name,
+            definition_version=definition_version,
+            created=now,
+            modified=now,
+        )
+        checked = None if key is None else check_key(key)
+        return start_run(self, row, key=checked, on_conflict=on_conflict)
 
     def workflow(self, uid: str) -> dict[str, Any]:
         """Return the row of workflow ``uid`` as a dict.
