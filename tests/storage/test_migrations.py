@@ -166,7 +166,7 @@ def test_upgrading_from_the_first_revision_keeps_the_runs_and_adds_the_new_table
                 "INSERT INTO wf_workflow (uuid, name, status, token_pos, callback_pos, "
                 "extra_data, definition_name, definition_version, created, modified) "
                 "VALUES (:u, 'old', 0, -1, '[0]', '{}', 'flow', 1, :t, :t)"
-            ),
+            ).bindparams(sa.bindparam("t", type_=sa.DateTime())),  # SQLAlchemy writes it
             {"u": uid, "t": empty_store.now()},
         )
     upgrade(empty_store)
