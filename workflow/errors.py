@@ -29,6 +29,7 @@ steer a run::
         │   └── FlowValidationError .... a declarative flow is invalid (lists every FlowError)
         ├── WorkflowObjectStatusError .. a token is in a status that forbids the operation
         ├── WorkflowAPIError ........... misuse of an API built on the engine
+        ├── AnswerRefusedError ......... an answer to an ask was refused (who, and why)
         ├── WorkflowValueError ......... a bad argument value (a ValueError)
         │   └── FlowAnswerError ........ an answer for a halt step does not fit its schema
         ├── WorkflowTypeError .......... an argument of the wrong type (a TypeError)
@@ -64,6 +65,7 @@ from typing import Any
 
 __all__ = [
     "AbortProcessing",
+    "AnswerRefusedError",
     "BreakFromThisLoop",
     "ContinueNextToken",
     "DatabaseUnavailableError",
@@ -778,6 +780,54 @@ class RunKeyConflictError(StorageError):
         self.key = key
         self.scope = scope
         self.status = status
+
+
+class AnswerRefusedError(WorkflowBaseError):
+    """An answer to a waiting ``ask`` was refused; nothing was recorded.
+
+    :attr:`reason` says why, as a word a program can test:
+
+    - ``"not_found"``: no interaction has that id;
+    - ``"not_an_approver"``: the step names its approvers and this is not one;
+    - ``"already_answered"``: this person answered already (another key);
+    - ``"key_in_use"``: the idempotency key was given with another person's answer;
+    - ``"already_decided"``: the interaction was decided (:attr:`decision`, :attr:`by`);
+    - ``"expired"``: its deadline passed (:attr:`decision` says what the timeout decided);
+    - ``"cancelled"``: its run was cancelled;
+    - ``"invalid"``: the answer does not match the step's schema, or is malformed.
+
+    :attr:`interaction` is the interaction's id.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        interaction: str | None = None,
+        decision: str | None = None,
+        by: tuple[str, ...] = (),
+    ):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.interaction = interaction
+        self.decision = decision
+        self.by = tuple(by)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = {
+            "reason": self.reason,
+            "interaction": self.interaction,
+            "decision": self.decision,
+            "by": self.by,
+        }
+        return (_rebuild, (type(self), self.message, fields))
 
 
 def _rebuild(cls: type[Exception], message: str, fields: dict[str, Any]) -> Exception:

@@ -37,7 +37,17 @@ from workflow.storage.schema import (
     upgrade,
 )
 
-TABLES = {"wf_workflow", "wf_token", "wf_transition", "wf_definition", "wf_syslog", "wf_run_key"}
+TABLES = {
+    "wf_workflow",
+    "wf_token",
+    "wf_transition",
+    "wf_definition",
+    "wf_syslog",
+    "wf_run_key",
+    "wf_wait",
+    "wf_answer",
+    "wf_message",
+}
 #: The tables of the first revision, 0001; 0002 added the others.
 FIRST_TABLES = {"wf_workflow", "wf_token", "wf_transition"}
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none"

@@ -1,5 +1,6 @@
 """The tables: workflows, their tokens, the append-only status log, stored
-definitions, log records and run keys.
+definitions, log records, run keys, and what runs wait for (waits, answers
+and messages).
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -31,14 +32,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from ..engine_db import ObjectStatus, WorkflowStatus
 
 __all__ = [
+    "AnswerRecord",
     "Base",
     "DefinitionRecord",
+    "MessageRecord",
     "RunKeyRecord",
     "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
     "TransitionRecord",
     "WorkflowRecord",
+    "WaitRecord",
     "utcnow",
 ]
 
@@ -249,3 +253,108 @@ class RunKeyRecord(Base):
 
     def __repr__(self) -> str:
         return f"<RunKeyRecord {self.scope!r} {self.key!r} -> {self.workflow_uuid}>"
+
+
+class WaitRecord(Base):
+    """What a token waits for: an answer (``ask``), a time (``sleep``, a retry's
+    back-off) or a message (``receive``).
+
+    A wait goes from ``waiting`` to ``decided`` exactly once, by one
+    conditional write (an answer that reaches the quorum, a timer that is
+    due, a message that arrives), then to ``done`` once the run went on past
+    it (see :mod:`workflow.runtime`).
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_wait"
+    __table_args__ = (Index("ix_wf_wait_phase_due", "phase", "due"),)
+
+    #: Derived from the run, the token, the step and how often the token came
+    #: to the step, so that a task run again after a crash finds its wait.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE"), index=True
+    )
+    token_position: Mapped[int] = mapped_column(Integer)
+    #: The step (or pattern) that waits, as people read it.
+    step: Mapped[str] = mapped_column(String(255))
+    #: ``ask``, ``sleep``, ``receive`` or ``retry``.
+    kind: Mapped[str] = mapped_column(String(16))
+    #: ``waiting``, ``decided`` or ``done``.
+    phase: Mapped[str] = mapped_column(String(16), default="waiting")
+    #: What decided it: ``approved``, ``rejected``, ``timed_out``, ``fired`` or ``received``.
+    decision: Mapped[str | None] = mapped_column(String(16), default=None)
+    #: When the timer of the wait is due (naive UTC), if it has one.
+    due: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+    #: The topic a ``receive`` waits on.
+    topic: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: What the wait asks: message, approvers, quorums, schema, on_timeout.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    approvals: Mapped[int] = mapped_column(Integer, default=0)
+    rejections: Mapped[int] = mapped_column(Integer, default=0)
+    #: The message a ``receive`` was given.
+    message_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Raised by every write, so that the first statement of a transaction locks the row.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    decided: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+
+    def __repr__(self) -> str:
+        return f"<WaitRecord {self.id} {self.kind} {self.step!r} {self.phase}>"
+
+
+class AnswerRecord(Base):
+    """One answer to an ``ask``: who, what, when; counted once per person and key.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_answer"
+    __table_args__ = (
+        UniqueConstraint("wait_id", "by", name="uq_wf_answer_wait_id_by"),
+        UniqueConstraint("wait_id", "key", name="uq_wf_answer_wait_id_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    wait_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_wait.id", ondelete="CASCADE")
+    )
+    by: Mapped[str] = mapped_column(String(255))
+    #: ``approve`` or ``reject``.
+    decision: Mapped[str] = mapped_column(String(16))
+    data: Mapped[Any] = mapped_column(JSON, default=None)
+    #: The idempotency key the answer came with: the same key is the same answer.
+    key: Mapped[str | None] = mapped_column(String(255), default=None)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<AnswerRecord {self.wait_id} {self.by!r} {self.decision}>"
+
+
+class MessageRecord(Base):
+    """A message sent to a run on a topic; kept until a ``receive`` takes it.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_message"
+    __table_args__ = (
+        UniqueConstraint("workflow_uuid", "topic", "key", name="uq_wf_message_run_topic_key"),
+        Index("ix_wf_message_run_topic", "workflow_uuid", "topic", "wait_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE")
+    )
+    topic: Mapped[str] = mapped_column(String(255))
+    #: The sender's idempotency key: a message is delivered once per key.
+    key: Mapped[str | None] = mapped_column(String(255), default=None)
+    data: Mapped[Any] = mapped_column(JSON, default=None)
+    #: The wait that took the message, once one did.
+    wait_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<MessageRecord {self.workflow_uuid} {self.topic!r} #{self.id}>"

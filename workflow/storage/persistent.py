@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,6 +85,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         self.owner = store.new_owner()
         self._unsaved: list[Token] = []
         self._resuming = False
+        #: The tokens a :meth:`resume` goes on with (``None``: all).
+        self._only: frozenset[int] | None = None
         self._heartbeat: LockHeartbeat | None = None
         self._stop_request: str | None = None
         #: Held around this engine's transactions and the heartbeat's renewals, so
@@ -218,12 +220,26 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         with self._interruptible():
             super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
 
-    def resume(self, *, stop_on_error: bool = True, stop_on_halt: bool = True) -> None:
+    def resume(
+        self,
+        *,
+        stop_on_error: bool = True,
+        stop_on_halt: bool = True,
+        tokens: Collection[int] | None = None,
+    ) -> None:
         """Go on with the stored run, from the database, exactly where it stopped.
 
         Tokens already COMPLETED are never run again. The first other token
         resumes after the task it halted on, at the task that failed, at the
         last task checkpoint, or from its first task when it has none.
+
+        :param tokens: the positions of the tokens to go on with (default:
+            every token); the others stay as they are. A worker passes the
+            tokens whose waits were decided, so that a token halted for a
+            person is not moved on with them.
+
+        .. versionchanged:: 3.0
+           Added ``tokens``.
         """
         if self.callbacks.empty():
             raise WorkflowError("The callbacks are empty, did you set them?")
@@ -231,7 +247,13 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         self.storage.acquire(self.uuid, self.owner, wait=self.lock_wait)
         self._unsaved.clear()
         _, objects = self._load_run(check_positions=True)
-        pending = [token for token in objects if token.status is not ObjectStatus.COMPLETED]
+        self._only = None if tokens is None else frozenset(tokens)
+        pending = [
+            token
+            for token in objects
+            if token.status is not ObjectStatus.COMPLETED
+            and (self._only is None or token.position in self._only)
+        ]
         if not pending and self._reload_status() is WorkflowStatus.COMPLETED:
             self._writes.release()
             return  # nothing left to do: resuming a completed run changes nothing
@@ -254,6 +276,7 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
                 )
         finally:
             self._resuming = False
+            self._only = None
 
     def restart(
         self,
@@ -315,7 +338,10 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
 
     def callback_chooser(self, obj: Any) -> Any:
         """Skip tokens that already completed; others get the definition under ``'*'``."""
-        if isinstance(obj, Token) and obj.status is ObjectStatus.COMPLETED:
+        if isinstance(obj, Token) and (
+            obj.status is ObjectStatus.COMPLETED
+            or (self._only is not None and obj.position not in self._only)
+        ):
             return None
         return super().callback_chooser(obj)
 

@@ -1,0 +1,216 @@
+"""The worker: fire the timers that are due, and continue the runs whose waits were decided.
+
+A worker keeps nothing of its own: every pass reads the database, fires
+what is due (one conditional write per batch) and continues each run with
+decided waits, under the run's lock. Any number of workers may run at once,
+on any machines; a worker killed at any instant leaves the rows as a
+transaction left them, and the next pass of any worker does what remains.
+
+>>> from workflow.storage import Store, PersistentWorkflowEngine
+>>> from workflow.runtime import SLEEP, Worker
+>>> store = Store("sqlite://"); store.create_all()
+>>> steps = [*SLEEP("nap", "PT0.1S"), lambda obj, eng: obj.data.append("woke")]
+>>> eng = PersistentWorkflowEngine.with_name("nap", store=store, definition=steps)
+>>> eng.process([[]])
+Traceback (most recent call last):
+...
+workflow.errors.HaltProcessing: sleeping until ...
+>>> import time; time.sleep(0.2)  # the nap is over: a worker continues the run
+>>> worker = Worker(store, {"nap": steps})
+>>> worker.run_once().continued == [eng.uuid]
+True
+>>> store.token_rows(eng.uuid)[0]["data"]
+['woke']
+
+.. versionadded:: 3.0
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import (
+    StorageError,
+    StoredRunError,
+    WorkflowBaseError,
+    WorkflowLockedError,
+    WorkflowNotFoundError,
+)
+from ..storage.persistent import PersistentWorkflowEngine
+from ..storage.store import Store
+from .waits import Wait, Waits
+
+__all__ = ["Definitions", "Pass", "Worker"]
+
+log = logging.getLogger(__name__)
+
+#: What a worker runs a stored run with: a mapping from the run's name to its
+#: callbacks, or a callable given the run's engine that returns them.
+Definitions = Mapping[str, Any] | Callable[[PersistentWorkflowEngine], Any]
+
+#: The longest a worker leaves a run alone after it could not continue it.
+_MAX_BACKOFF = 60.0
+
+
+@dataclass
+class Pass:
+    """What one pass of a worker did."""
+
+    #: How many timers it fired.
+    fired: int = 0
+    #: The runs it continued.
+    continued: list[str] = field(default_factory=list)
+    #: The runs it could not continue now (locked elsewhere, or failing), with why.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def idle(self) -> bool:
+        """Whether the pass found nothing to do."""
+        return not (self.fired or self.continued)
+
+
+class Worker:
+    """Fire due timers and continue the runs whose waits were decided.
+
+    :param store: the database.
+    :param definitions: the runs' callbacks: ``{run name: callbacks}`` or a
+        callable ``(engine) -> callbacks`` (the ``workflow`` command passes
+        one that rebuilds a run's flow as ``workflow resume`` does).
+    :param batch: how many timers, and how many decided waits, a pass takes.
+    :param poll: seconds between passes that found nothing to do.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        definitions: Definitions,
+        *,
+        batch: int = 500,
+        poll: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.waits = Waits(store)
+        self.definitions = definitions
+        self.batch = batch
+        self.poll = poll
+        self._stop = threading.Event()
+        self._backoff: dict[str, tuple[float, int]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.store!r}>"
+
+    # -- one pass ------------------------------------------------------------
+
+    def run_once(self) -> Pass:
+        """Fire every timer that is due, then continue the runs with decided waits."""
+        done = Pass()
+        while True:
+            fired = self.waits.fire_due(limit=self.batch)
+            done.fired += fired
+            if fired < self.batch:
+                break
+        now = time.monotonic()
+        for run, decided in self.waits.decided(limit=self.batch).items():
+            if self._stop.is_set():
+                break
+            retry_at, _ = self._backoff.get(run, (0.0, 0))
+            if retry_at > now:
+                done.skipped[run] = "backing off after a failure"
+                continue
+            why = self._continue(run, decided)
+            if why is None:
+                done.continued.append(run)
+            else:
+                done.skipped[run] = why
+        return done
+
+    def continue_run(self, run: str) -> bool:
+        """Continue ``run`` if waits of it were decided; return whether it went on.
+
+        This is what ``workflow answer`` does after an answer that decides,
+        in the answering process.
+        """
+        decided = [wait for wait in self.waits.of_run(run) if wait.phase == "decided"]
+        return bool(decided) and self._continue(run, decided) is None
+
+    def _continue(self, run: str, decided: list[Wait]) -> str | None:
+        """Resume the tokens of ``decided`` under the run's lock; return why not, or ``None``."""
+        try:
+            engine = PersistentWorkflowEngine.from_uuid(run, store=self.store)
+            engine.callbacks.replace(self._definition(engine))
+            engine.resume(
+                tokens=sorted({wait.token for wait in decided}),
+                stop_on_error=False,
+                stop_on_halt=False,
+            )
+        except WorkflowLockedError:
+            return "another process runs it"  # it, or a later pass, goes on with the wait
+        except (StoredRunError, WorkflowNotFoundError) as exc:
+            log.warning("run %s cannot go on: %s", run, exc, extra={"workflow_uuid": run})
+        except StorageError as exc:
+            return self._failed(run, exc)
+        except WorkflowBaseError as exc:
+            if engine_failed_before_running(exc):
+                return self._failed(run, exc)
+            # a token failed: it is stored ERROR, and the run went on past its wait
+        except Exception as exc:  # the definition could not be built, for instance
+            return self._failed(run, exc)
+        self._backoff.pop(run, None)
+        self.waits.mark_done(wait.id for wait in decided)
+        return None
+
+    def _definition(self, engine: PersistentWorkflowEngine) -> Any:
+        if callable(self.definitions):
+            return self.definitions(engine)
+        try:
+            return self.definitions[engine.name]
+        except KeyError:
+            raise LookupError(f"the worker has no definition for runs called {engine.name!r}")
+
+    def _failed(self, run: str, exc: BaseException) -> str:
+        _, failures = self._backoff.get(run, (0.0, 0))
+        delay = min(_MAX_BACKOFF, self.poll * 2 ** min(failures + 1, 12))
+        self._backoff[run] = (time.monotonic() + delay, failures + 1)
+        log.error(
+            "run %s could not go on: %s: %s; trying again in %.1f s",
+            run,
+            type(exc).__name__,
+            exc,
+            delay,
+            extra={"workflow_uuid": run},
+        )
+        return f"{type(exc).__name__}: {exc}"
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """Pass after pass until :meth:`stop` (or ``until()`` says so).
+
+        A pass that did something is followed at once by the next; an idle
+        one by a pause of ``poll`` seconds.
+        """
+        self._stop.clear()
+        while not self._stop.is_set() and not (until is not None and until()):
+            try:
+                done = self.run_once()
+            except StorageError as exc:
+                log.error("worker pass failed: %s; trying again", exc)
+                done = Pass()
+            if done.idle:
+                self._stop.wait(self.poll)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the run it continues now."""
+        self._stop.set()
+
+
+def engine_failed_before_running(exc: BaseException) -> bool:
+    """Whether ``exc`` stopped a continuation before any task ran (not a token's failure)."""
+    from ..errors import WorkflowError
+
+    return not isinstance(exc, WorkflowError)
