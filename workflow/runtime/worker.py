@@ -170,7 +170,9 @@ class Worker:
         try:
             return self.definitions[engine.name]
         except KeyError:
-            raise LookupError(f"the worker has no definition for runs called {engine.name!r}")
+            raise LookupError(
+                f"the worker has no definition for runs called {engine.name!r}"
+            ) from None
 
     def _failed(self, run: str, exc: BaseException) -> str:
         _, failures = self._backoff.get(run, (0.0, 0))

@@ -41,8 +41,8 @@ __all__ = [
     "SyslogRecord",
     "TokenRecord",
     "TransitionRecord",
-    "WorkflowRecord",
     "WaitRecord",
+    "WorkflowRecord",
     "utcnow",
 ]
 
@@ -317,9 +317,7 @@ class AnswerRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    wait_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("wf_wait.id", ondelete="CASCADE")
-    )
+    wait_id: Mapped[str] = mapped_column(String(36), ForeignKey("wf_wait.id", ondelete="CASCADE"))
     by: Mapped[str] = mapped_column(String(255))
     #: ``approve`` or ``reject``.
     decision: Mapped[str] = mapped_column(String(16))
