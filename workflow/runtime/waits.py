@@ -125,6 +125,13 @@ class WaitSpec:
             raise WorkflowValueError(f"step {self.step!r}: a {self.kind} needs a time")
         if self.kind == "receive":
             _name(self.topic, f"step {self.step!r}: the topic")
+        if self.approvers is not None:
+            if not self.approvers:
+                raise WorkflowValueError(f"step {self.step!r}: the list of approvers is empty")
+            for person in self.approvers:
+                _name(person, f"step {self.step!r}: an approver")
+            if len(set(self.approvers)) != len(self.approvers):
+                raise WorkflowValueError(f"step {self.step!r}: an approver is named twice")
         for what in ("quorum", "reject_quorum"):
             value = getattr(self, what)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -136,13 +143,6 @@ class WaitSpec:
                     f"step {self.step!r}: {what} {value} is more than the "
                     f"{len(self.approvers)} approvers"
                 )
-        if self.approvers is not None:
-            if not self.approvers:
-                raise WorkflowValueError(f"step {self.step!r}: the list of approvers is empty")
-            for person in self.approvers:
-                _name(person, f"step {self.step!r}: an approver")
-            if len(set(self.approvers)) != len(self.approvers):
-                raise WorkflowValueError(f"step {self.step!r}: an approver is named twice")
         on_timeout = self.on_timeout
         if (
             on_timeout is not None
