@@ -37,7 +37,7 @@ from typing import Any
 from ..errors import (
     StorageError,
     StoredRunError,
-    WorkflowBaseError,
+    WorkflowError,
     WorkflowLockedError,
     WorkflowNotFoundError,
 )
@@ -154,10 +154,8 @@ class Worker:
             log.warning("run %s cannot go on: %s", run, exc, extra={"workflow_uuid": run})
         except StorageError as exc:
             return self._failed(run, exc)
-        except WorkflowBaseError as exc:
-            if engine_failed_before_running(exc):
-                return self._failed(run, exc)
-            # a token failed: it is stored ERROR, and the run went on past its wait
+        except WorkflowError:
+            pass  # a token failed: it is stored ERROR, and the run went on past its wait
         except Exception as exc:  # the definition could not be built, for instance
             return self._failed(run, exc)
         self._backoff.pop(run, None)
@@ -209,10 +207,3 @@ class Worker:
     def stop(self) -> None:
         """Ask :meth:`run` to return after the run it continues now."""
         self._stop.set()
-
-
-def engine_failed_before_running(exc: BaseException) -> bool:
-    """Whether ``exc`` stopped a continuation before any task ran (not a token's failure)."""
-    from ..errors import WorkflowError
-
-    return not isinstance(exc, WorkflowError)
