@@ -367,3 +367,21 @@ def test_a_wait_spec_refuses_what_cannot_be_decided(spec: dict[str, Any], messag
     fields: dict[str, Any] = {"kind": "ask", "step": "approve", **spec}
     with pytest.raises(WorkflowValueError, match=message):
         WaitSpec(**fields)
+
+
+def test_answer_and_message_data_are_bounded(store: Store) -> None:
+    uid = start(store, "go", [*ASK("approve", "Go?"), *RECEIVE("paid", "payment")], [[]])
+    waits = Waits(store)
+    [wait] = waits.waiting(run=uid)
+    with pytest.raises(AnswerRefusedError, match="at most 65536 are kept") as caught:
+        waits.answer(wait.id, by="x", decision="approve", data="x" * 70_000)
+    assert caught.value.reason == "invalid"
+    with pytest.raises(AnswerRefusedError, match="cannot be stored"):
+        waits.answer(wait.id, by="x", decision="approve", data={"n": float("nan")})
+    with pytest.raises(WorkflowValueError, match="at most 1048576 are kept"):
+        waits.send(uid, "payment", "x" * 1_100_000)
+    with pytest.raises(WorkflowValueError, match="control character"):
+        waits.send(uid, "pay\x1b[31m", None)
+    assert waits.get(wait.id).approvals == 0
+    with pytest.raises(WorkflowValueError, match="at most 4000 characters"):
+        WaitSpec("ask", "approve", "m" * 4001)

@@ -34,13 +34,21 @@ from typing import Any, Literal, cast
 import sqlalchemy as sa
 
 from ..engine_db import WorkflowStatus
-from ..errors import AnswerRefusedError, WorkflowNotFoundError, WorkflowValueError
+from ..errors import (
+    AnswerRefusedError,
+    StorageError,
+    WorkflowNotFoundError,
+    WorkflowValueError,
+)
 from ..storage.models import AnswerRecord, MessageRecord, WaitRecord
 from ..storage.run_rows import workflows
 from ..storage.store import Store
 
 __all__ = [
     "KINDS",
+    "MAX_ANSWER_SIZE",
+    "MAX_MESSAGE_LENGTH",
+    "MAX_MESSAGE_SIZE",
     "MAX_NAME_LENGTH",
     "Answer",
     "AnswerOutcome",
@@ -60,6 +68,11 @@ KINDS = ("ask", "sleep", "receive", "retry")
 Kind = Literal["ask", "sleep", "receive", "retry"]
 #: The longest name, key or topic stored (the columns' size).
 MAX_NAME_LENGTH = 255
+#: The longest message an ``ask`` shows, in characters.
+MAX_MESSAGE_LENGTH = 4000
+#: The largest answer data, and message data, as stored JSON (characters).
+MAX_ANSWER_SIZE = 64 * 1024
+MAX_MESSAGE_SIZE = 1024 * 1024
 #: ``on_timeout`` words an ``ask`` accepts (or ``{"answer": ...}``).
 ON_TIMEOUT = ("approve", "reject", "fail")
 #: What a decided wait's ``decision`` column holds.
@@ -117,6 +130,11 @@ class WaitSpec:
         if self.kind not in KINDS:
             raise WorkflowValueError(f"a wait's kind is one of {KINDS}, not {self.kind!r}")
         _name(self.step, "a wait's step")
+        if not isinstance(self.message, str) or len(self.message) > MAX_MESSAGE_LENGTH:
+            raise WorkflowValueError(
+                f"step {self.step!r}: the message must be a string of at most "
+                f"{MAX_MESSAGE_LENGTH} characters"
+            )
         if self.timeout is not None and self.until is not None:
             raise WorkflowValueError(f"step {self.step!r}: give a timeout or a time, not both")
         if self.timeout is not None and self.timeout < timedelta(0):
@@ -467,6 +485,9 @@ class Waits:
             )
         if key is not None:
             key = self._key(ident, key)
+        size = self._size(data, "the answer's data", MAX_ANSWER_SIZE)
+        if size is not None:
+            raise AnswerRefusedError(size, reason="invalid", interaction=ident)
         refusal: _Refusal | None = None
         outcome: tuple[Answer, bool, bool] | None = None
         with self.store.transaction("record an answer") as conn:
@@ -582,6 +603,9 @@ class Waits:
         topic = _name(topic, "a topic")
         if key is not None:
             key = _name(key, "a message key")
+        size = self._size(data, "a message's data", MAX_MESSAGE_SIZE)
+        if size is not None:
+            raise WorkflowValueError(size)
         with self.store.transaction("send a message", workflow=run) as conn:
             now = self.store.now()
             if self._lock_run(conn, run) == 0:
@@ -804,6 +828,16 @@ class Waits:
             answers=found,
             message=message,
         )
+
+    def _size(self, data: Any, what: str, limit: int) -> str | None:
+        """Return why ``data`` cannot be stored (too large, or not JSON), or ``None``."""
+        try:
+            text = self.store.codec.dumps(data)
+        except StorageError as exc:
+            return f"{what} cannot be stored: {exc}"
+        if len(text) > limit:
+            return f"{what} is {len(text)} characters of JSON; at most {limit} are kept"
+        return None
 
     @staticmethod
     def _who(ident: str, by: object) -> str:
