@@ -385,3 +385,13 @@ def test_answer_and_message_data_are_bounded(store: Store) -> None:
     assert waits.get(wait.id).approvals == 0
     with pytest.raises(WorkflowValueError, match="at most 4000 characters"):
         WaitSpec("ask", "approve", "m" * 4001)
+
+
+def test_only_a_stored_run_can_wait() -> None:
+    from workflow.engine import GenericWorkflowEngine
+    from workflow.errors import WorkflowError
+
+    engine = GenericWorkflowEngine()
+    engine.callbacks.replace([*SLEEP("nap", "PT1S")])
+    with pytest.raises(WorkflowError, match="only a run stored in a database can wait"):
+        engine.process([[]])
