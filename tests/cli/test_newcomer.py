@@ -131,7 +131,7 @@ def test_validate_reports_each_file_and_exits_with_the_worst(cli: Any) -> None:
     assert lines[0] == "review.json: flow 'review' is valid (3 steps)"
     assert lines[1] == "bad.json: invalid, 3 errors:"
     assert lines[2].startswith("  flow 'bad', step 'calc', at $.steps[0].task: unknown task")
-    assert lines[-1] == "simple.json: flow 'simple' is valid (1 steps)"
+    assert lines[-1] == "simple.json: flow 'simple' is valid (1 step)"
     assert cli("validate", "review.json", "simple.json").code == ExitCode.OK
 
 

@@ -108,7 +108,7 @@ def _validate_file(ctx: Context, path: str) -> tuple[dict[str, Any], str]:
             result["hint"] = hint
         return result, format_flow_errors(exc.errors) or str(exc)
     steps = len(flow.body.get("steps", []))
-    text = f"{path}: flow {flow.name!r} is valid ({steps} steps)"
+    text = f"{path}: flow {flow.name!r} is valid ({steps} step{'' if steps == 1 else 's'})"
     return {"file": path, "valid": True, "flow": flow.name, "errors": []}, text
 
 
