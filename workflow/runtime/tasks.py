@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from ..errors import StorageError, WorkflowError, WorkflowTransition
+from ..errors import FlowRuntimeError, StorageError, WorkflowError, WorkflowTransition
 from ..patterns import WHILE
 from ._time import backoff_delay
 from .waits import Wait, Waits, WaitSpec, wait_id
@@ -227,8 +227,8 @@ class Attempt:
         state = self.site.state(obj)
         try:
             self.call(obj, eng)
-        except (WorkflowTransition, StorageError):
-            raise
+        except (WorkflowTransition, StorageError, FlowRuntimeError):
+            raise  # a flow's own mistake (a reference without a value) fails at once
         except Exception as exc:
             attempts = int(state.get("attempts", 0)) + 1
             state["attempts"] = attempts
