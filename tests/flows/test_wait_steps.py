@@ -1,4 +1,4 @@
-"""The steps that wait (``ask``, ``sleep``, ``receive``) and ``retry``: validation, diagrams, schema.
+"""Steps that wait (``ask``, ``sleep``, ``receive``) and ``retry``: validation, diagrams, schema.
 
 Running them needs a database: see ``test_wait_runs.py``.
 """
@@ -138,7 +138,8 @@ def test_every_form_of_the_waiting_steps_is_valid(registry: TaskRegistry) -> Non
         ),
         (
             {"name": "a", "ask": {"timeout": 60}},
-            "a|$.steps[1].ask.timeout|timeout must be an ISO 8601 duration such as 'PT10M', not int",
+            "a|$.steps[1].ask.timeout|timeout must be an ISO 8601 duration such as 'PT10M', "
+            "not int",
         ),
         (
             {"name": "a", "ask": {"deadline": "2026-12-06T09:00:00"}},
@@ -267,7 +268,8 @@ def test_every_form_of_the_waiting_steps_is_valid(registry: TaskRegistry) -> Non
         ),
         (
             {"name": "t", "task": "echo", "retry": {"attempts": 2, "backoff": "PT1S", "x": 0}},
-            "t|$.steps[1].retry.x|unknown key 'x' (allowed: attempts, backoff, max_backoff, jitter)",
+            "t|$.steps[1].retry.x|unknown key 'x' "
+            "(allowed: attempts, backoff, max_backoff, jitter)",
         ),
         (
             {"name": "h", "halt": True, "retry": {"attempts": 2, "backoff": "PT1S"}},
@@ -352,7 +354,8 @@ def test_waiting_steps_are_drawn_with_their_labels_escaped(registry: TaskRegistr
     assert "n4 --> n5" in mermaid
     dot = flow.graph("dot")
     assert 'n2 [label="approve\\nask 2 of b&#34;ob&#93;, carol", shape=parallelogram];' in dot
-    assert '<ment>' not in dot and '"ob]' not in dot
+    assert "<ment>" not in dot
+    assert '"ob]' not in dot
 
 
 def test_validating_and_drawing_a_waiting_flow_imports_no_database_library() -> None:

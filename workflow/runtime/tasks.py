@@ -109,12 +109,13 @@ def _waits_of(eng: Any, site: Site) -> Waits:
 
 def _open(obj: Any, eng: Any, site: Site, spec: WaitSpec) -> Wait:
     """Open the token's next wait at ``site``; its id goes into the site's state."""
+    rows = _waits_of(eng, site)  # first: an engine without a database is told so
     state = site.state(obj)
     count = int(state.get("count", 0)) + 1
     state["count"] = count
     ident = wait_id(eng.uuid, int(getattr(obj, "position", 0)), site.key, count)
     state["id"] = ident
-    wait = _waits_of(eng, site).open(eng.uuid, int(getattr(obj, "position", 0)), ident, spec)
+    wait = rows.open(eng.uuid, int(getattr(obj, "position", 0)), ident, spec)
     state["message"] = _park_message(spec, wait)
     state["kind"] = spec.kind
     return wait
