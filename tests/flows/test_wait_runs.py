@@ -495,3 +495,52 @@ def test_a_flow_that_waits_on_an_engine_without_storage_says_it_needs_one(
     engine.callbacks.replace(flow.callbacks())
     with pytest.raises(WorkflowError, match="step 'nap' waits: only a run stored in a database"):
         engine.process([flow.new_context()])
+
+
+def test_waits_of_a_flow_called_twice_are_kept_apart_by_the_calling_step(
+    store: Store, registry: TaskRegistry
+) -> None:
+    child = {
+        "name": "child",
+        "steps": [
+            {"name": "nap", "sleep": "PT0.05S"},
+            {"name": "out", "task": "echo", "params": {"woke": "@nap.fired"}},
+        ],
+    }
+    body = {
+        "name": "parent",
+        "steps": [{"name": "first", "flow": "child"}, {"name": "second", "flow": "child"}],
+    }
+
+    def definitions(name: str, version: int | None) -> dict[str, Any]:
+        return child
+
+    flow = load_flow(body, registry=registry, definitions=definitions)
+    engine = PersistentWorkflowEngine.with_name("parent", store=store, definition=flow.callbacks())
+    engine.process([flow.new_context()], stop_on_halt=False)
+    uuid = engine.uuid
+    assert uuid is not None
+    worker = Worker(store, {"parent": flow.callbacks()})
+    for _ in range(2):
+        until_due(store, waiting(store, uuid)[0])
+        assert worker.run_once().continued == [uuid]
+    found = context(store, uuid)
+    assert sorted(found["_waits"]) == ["first/nap", "second/nap"]
+    assert found["first"]["out"]["woke"] is not None
+    assert found["second"]["out"]["woke"] is not None
+    assert len(Waits(store).of_run(uuid)) == 2
+
+
+def test_a_deadline_reference_without_a_value_and_a_null_default_means_no_deadline(
+    store: Store, registry: TaskRegistry
+) -> None:
+    body = {
+        "name": "open",
+        "steps": [
+            {"name": "plan", "task": "echo"},
+            {"name": "approve", "ask": {"deadline": {"ref": "@plan.start", "default": None}}},
+        ],
+    }
+    uuid = start(store, body, registry)
+    (wait,) = waiting(store, uuid)
+    assert wait.due is None

@@ -40,7 +40,11 @@ WAITING = {
         {"name": "nap", "sleep": "PT10M"},
         {"name": "nap_for", "sleep": {"for": "P1DT12H"}},
         {"name": "nap_until", "sleep": {"until": "@plan.start"}},
-        {"name": "nap_default", "sleep": {"until": {"ref": "@plan.late", "default": None}}},
+        {
+            "name": "nap_default",
+            "sleep": {"until": {"ref": "@plan.late", "default": "2026-12-06T09:00:00Z"}},
+        },
+        {"name": "maybe", "ask": {"deadline": {"ref": "@plan.late", "default": None}}},
         {"name": "pay", "receive": "payment", "timeout": "PT1H", "on_timeout": "fail"},
         {"name": "note", "receive": "note"},
         {"name": "done", "task": "echo", "params": {"decision": "@approve.decision"}},
@@ -205,6 +209,10 @@ def test_every_form_of_the_waiting_steps_is_valid(registry: TaskRegistry) -> Non
             "s|$.steps[1].sleep.until|@s.start refers to the step itself",
         ),
         ({"name": "s", "sleep": {"until": "@x", "n": 1}}, "s|$.steps[1].sleep.n|unknown key 'n'"),
+        (
+            {"name": "s", "sleep": {"until": {"ref": "@plan.at", "default": None}}},
+            "s|$.steps[1].sleep.until.default|until needs a time: its default cannot be null",
+        ),
         (
             {"name": "r", "receive": ""},
             "r|$.steps[1].receive|the topic must be a non-empty string, not ''",

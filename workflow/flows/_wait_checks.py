@@ -66,16 +66,23 @@ def _duration(checked: Checked, value: object, path: str, what: str) -> timedelt
         return None
 
 
-def _moment(checked: Checked, value: object, path: str, what: str) -> None:
-    """Check a time: a reference (resolved when the step runs) or a time with an offset."""
+def _moment(checked: Checked, value: object, path: str, what: str, *, optional: bool) -> None:
+    """Check a time: a reference (resolved when the step runs) or a time with an offset.
+
+    :param optional: whether a reference's default may be ``null`` (no time at all).
+    """
     if isinstance(value, str) and value.startswith("@") and not value.startswith("@@"):
         checked.references.append((path, value))
         return
     if has_default(value):
         assert isinstance(value, dict)
         checked.references.append((key_path(path, "ref"), value["ref"]))
-        if value["default"] is not None:
-            _moment(checked, value["default"], key_path(path, "default"), what)
+        default = value["default"]
+        at = key_path(path, "default")
+        if default is not None:
+            _moment(checked, default, at, what, optional=optional)
+        elif not optional:
+            checked.add(at, f"{what} needs a time: its default cannot be null")
         return
     try:
         parse_instant(value, what=what)
@@ -197,7 +204,7 @@ def _timeout_or_deadline(checked: Checked, spec: dict[Any, Any], where: str) -> 
     if "timeout" in spec:
         _duration(checked, spec["timeout"], key_path(where, "timeout"), "timeout")
     elif "deadline" in spec:
-        _moment(checked, spec["deadline"], key_path(where, "deadline"), "deadline")
+        _moment(checked, spec["deadline"], key_path(where, "deadline"), "deadline", optional=True)
     return "timeout" in spec or "deadline" in spec
 
 
@@ -220,7 +227,7 @@ def check_sleep(spec: object, where: str) -> Checked:
     elif "for" in spec:
         _duration(checked, spec["for"], key_path(where, "for"), "sleep")
     else:
-        _moment(checked, spec["until"], key_path(where, "until"), "until")
+        _moment(checked, spec["until"], key_path(where, "until"), "until", optional=False)
     return checked
 
 

@@ -66,9 +66,16 @@ class FlowSite(_Step):
 
     # -- what the specs are made of ----------------------------------------------
 
-    def moment(self, value: Callable[[Lookup], Any], lookup: Lookup, what: str) -> datetime:
-        """Return the time ``value`` resolves to, as naive UTC; fail the step if it is none."""
+    def moment(
+        self, value: Callable[[Lookup], Any], lookup: Lookup, what: str, *, optional: bool
+    ) -> datetime | None:
+        """Return the time ``value`` resolves to, as naive UTC; fail the step if it is none.
+
+        :param optional: ``None`` (no time) is an answer, not a failure.
+        """
         found = self.resolve(value, lookup)
+        if found is None and optional:
+            return None
         try:
             return parse_instant(found, what=what)
         except WorkflowValueError as exc:
@@ -99,7 +106,9 @@ def ask_tasks(place: Place, spec: Mapping[str, Any]) -> list[Any]:
     reject_quorum = spec.get("reject_quorum", 1)
 
     def build(site: FlowSite, lookup: Lookup) -> WaitSpec:
-        until = None if deadline is None else site.moment(deadline, lookup, "deadline")
+        until = None
+        if deadline is not None:  # a reference without a value means no deadline
+            until = site.moment(deadline, lookup, "deadline", optional=True)
         return WaitSpec(
             "ask",
             place.name,
@@ -124,7 +133,7 @@ def sleep_tasks(place: Place, spec: Any) -> list[Any]:
     until = _resolver(spec.get("until"))
 
     def build(site: FlowSite, lookup: Lookup) -> WaitSpec:
-        moment = None if until is None else site.moment(until, lookup, "until")
+        moment = None if until is None else site.moment(until, lookup, "until", optional=False)
         return WaitSpec("sleep", place.name, timeout=duration, until=moment)
 
     return wait_tasks(FlowSite(place, build))
