@@ -544,3 +544,48 @@ def test_a_deadline_reference_without_a_value_and_a_null_default_means_no_deadli
     uuid = start(store, body, registry)
     (wait,) = waiting(store, uuid)
     assert wait.due is None
+
+
+def test_a_retry_inside_a_loop_counts_the_attempts_of_each_round_afresh(
+    store: Store, registry: TaskRegistry
+) -> None:
+    seen: dict[int, int] = {}
+
+    def flaky(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        item = params["item"]
+        seen[item] = seen.get(item, 0) + 1
+        if seen[item] == 1:
+            raise TimeoutError(f"item {item}: first try")
+        return {"item": item, "tries": seen[item]}
+
+    registry.register("flaky", flaky)
+    body = {
+        "name": "items",
+        "steps": [
+            {
+                "name": "each",
+                "for_each": "@_input.items",
+                "as": "item",
+                "do": [
+                    {
+                        "name": "work",
+                        "task": "flaky",
+                        "params": {"item": "@item"},
+                        "retry": {"attempts": 2, "backoff": "PT0.02S", "jitter": False},
+                    }
+                ],
+            }
+        ],
+    }
+    uuid = start(store, body, registry, {"items": [1, 2]})
+    for _ in range(2):
+        (wait,) = waiting(store, uuid)
+        until_due(store, wait)
+        assert go_on(store, body, registry) == [uuid]
+    found = context(store, uuid)
+    assert [item["work"] for item in found["each"]] == [
+        {"item": 1, "tries": 2},
+        {"item": 2, "tries": 2},
+    ]
+    assert token(store, uuid)["status"] == ObjectStatus.COMPLETED.value
+    assert len({wait.id for wait in Waits(store).of_run(uuid)}) == 2
