@@ -58,7 +58,27 @@ class Compiler:
         return build(step, Place(block.flow, step["name"], block.scope, block.loops))
 
     def _task(self, step: Mapping[str, Any], place: Place) -> Any:
-        return Task(place, self.registry.get(step["task"]), step.get("params", {}))
+        task = Task(place, self.registry.get(step["task"]), step.get("params", {}))
+        if "retry" not in step:
+            return task
+        from ._waits import retried  # the runtime imports SQLAlchemy: only when a flow waits
+
+        return retried(task, step["retry"])
+
+    def _ask(self, step: Mapping[str, Any], place: Place) -> Any:
+        from ._waits import ask_tasks
+
+        return ask_tasks(place, step["ask"])
+
+    def _sleep(self, step: Mapping[str, Any], place: Place) -> Any:
+        from ._waits import sleep_tasks
+
+        return sleep_tasks(place, step["sleep"])
+
+    def _receive(self, step: Mapping[str, Any], place: Place) -> Any:
+        from ._waits import receive_tasks
+
+        return receive_tasks(place, step)
 
     def _if(self, step: Mapping[str, Any], place: Place) -> Any:
         test = Condition(place, step["if"])

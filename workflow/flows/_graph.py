@@ -30,6 +30,7 @@ SHAPES: dict[str, tuple[str, str, str]] = {
     "join": ("[\\", "/]", "invtrapezium"),
     "halt": (">", "]", "octagon"),
     "flow": ("[[", "]]", "component"),
+    "wait": ("[/", "/]", "parallelogram"),
 }
 
 Exit = tuple[str, str]  # (node id, label of the edge leaving it)
@@ -72,7 +73,15 @@ class _Graph:
         kind = kind_of(step)
         name = str(step["name"])
         if kind == "task":
-            node = self.node((name, str(step["task"])), "task")
+            label: Label = (name, str(step["task"]))
+            retry = step.get("retry")
+            if isinstance(retry, Mapping):
+                label = (*label, f"retry: {retry.get('attempts')} attempts")
+            node = self.node(label, "task")
+            self.connect(entries, node)
+            return [(node, "")]
+        if kind in ("ask", "sleep", "receive"):
+            node = self.node((name, _waiting(step)), "wait")
             self.connect(entries, node)
             return [(node, "")]
         if kind == "if":
@@ -105,6 +114,26 @@ class _Graph:
         node = self.node((name, f"flow {step['flow']}"), "flow")
         self.connect(entries, node)
         return [(node, "")]
+
+
+def _waiting(step: Mapping[str, Any]) -> str:
+    """Return what a waiting step waits for, in a few words."""
+    if "ask" in step:
+        spec = step["ask"]
+        approvers = spec.get("approvers")
+        quorum = spec.get("quorum", 1)
+        if approvers is None:
+            return "ask anyone"
+        names = [str(name) for name in approvers]
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        return f"ask {quorum} of {', '.join(names[:3])}{more}"
+    if "sleep" in step:
+        spec = step["sleep"]
+        if isinstance(spec, Mapping):
+            return f"sleep until {spec['until']}" if "until" in spec else f"sleep {spec['for']}"
+        return f"sleep {spec}"
+    timeout = f" for {step['timeout']}" if "timeout" in step else ""
+    return f"receive {step['receive']}{timeout}"
 
 
 def render(body: Mapping[str, Any], format: GraphFormat = "mermaid") -> str:

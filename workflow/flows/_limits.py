@@ -15,13 +15,17 @@ from ..errors import FlowError
 from ._shape import NAME_PATTERN, blocks
 
 __all__ = [
+    "MAX_APPROVERS",
+    "MAX_ATTEMPTS",
     "MAX_DOCUMENT_DEPTH",
     "MAX_DOCUMENT_VALUES",
     "MAX_FILE_BYTES",
     "MAX_HINTS",
+    "MAX_MESSAGE_LENGTH",
     "MAX_NESTING",
     "MAX_SCHEMA_VALUES",
     "MAX_STEPS",
+    "MAX_TOPIC_LENGTH",
     "MAX_VALUE_DEPTH",
     "Budget",
     "check_document",
@@ -64,6 +68,19 @@ MAX_SCHEMA_VALUES = 1000
 #: How many errors of one validation get a "did you mean" hint: finding a
 #: close name costs about a millisecond among a thousand names.
 MAX_HINTS = 100
+
+#: The most approvers an ``ask`` step may name (and its largest quorum when it names none).
+MAX_APPROVERS = 1000
+
+#: The most tries a task step's ``retry`` may make.
+MAX_ATTEMPTS = 100
+
+#: The longest question an ``ask`` step may put.
+MAX_MESSAGE_LENGTH = 4000
+
+#: The longest topic of a ``receive`` step, and the longest approver's name:
+#: what the database's columns hold.
+MAX_TOPIC_LENGTH = 255
 
 #: What a flow is made of: JSON's types (a tuple is written as a list).
 _SCALARS = (str, int, float, bool, type(None))

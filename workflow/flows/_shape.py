@@ -17,6 +17,7 @@ __all__ = [
     "KINDS",
     "NAME_PATTERN",
     "SYSTEM_NAMES",
+    "WAIT_KINDS",
     "blocks",
     "cycles",
     "execution_order",
@@ -31,14 +32,19 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 
 #: The keys that make a step one kind or another, and the keys each kind allows.
 KINDS: dict[str, frozenset[str]] = {
-    "task": frozenset({"task", "params"}),
+    "task": frozenset({"task", "params", "retry"}),
     "if": frozenset({"if", "then", "else"}),
     "while": frozenset({"while", "do", "max_iterations"}),
     "for_each": frozenset({"for_each", "as", "do"}),
     "parallel": frozenset({"parallel"}),
     "halt": frozenset({"halt"}),
     "flow": frozenset({"flow", "version", "params"}),
+    "ask": frozenset({"ask"}),
+    "sleep": frozenset({"sleep"}),
+    "receive": frozenset({"receive", "timeout", "on_timeout"}),
 }
+#: The kinds of steps that wait in a row of the database (only a stored run can).
+WAIT_KINDS = frozenset({"ask", "sleep", "receive"})
 COMMON_KEYS = frozenset({"name", "description", "needs"})
 FLOW_KEYS = frozenset({"name", "version", "description", "steps", "$schema", "key", "on_conflict"})
 SYSTEM_NAMES = frozenset({"_input", "_runtime"})

@@ -118,15 +118,22 @@ class Task(_Step):
         self.params = compile_value(params)
 
     def __call__(self, obj: Any, eng: Any) -> None:
-        lookup = self.lookup(obj)
-        params = self.resolve(self.params, lookup)
         try:
-            result = self._call(obj, eng, lookup, params)
+            self.attempt(obj, eng)
         except (WorkflowTransition, StorageError, FlowRuntimeError):
             raise
         except Exception as exc:
-            raise self.fail(f"{type(exc).__name__}: {exc}", lookup.root) from exc
-        lookup.scope[self.name] = result
+            raise self.fail(f"{type(exc).__name__}: {exc}", context_of(obj)) from exc
+
+    def attempt(self, obj: Any, eng: Any) -> None:
+        """Call the task once and store its result; the task's own exception goes through.
+
+        What a ``retry`` tries again. A reference without a value, or a
+        result that is not a dict, fails with :class:`FlowRuntimeError`.
+        """
+        lookup = self.lookup(obj)
+        params = self.resolve(self.params, lookup)
+        lookup.scope[self.name] = self._call(obj, eng, lookup, params)
 
     def _call(self, obj: Any, eng: Any, lookup: Lookup, params: Any) -> Any:
         entry = self.entry

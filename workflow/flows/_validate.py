@@ -39,6 +39,7 @@ from ._shape import (
     execution_order,
     names_in,
 )
+from ._wait_checks import Checked, check_ask, check_receive, check_retry, check_sleep
 
 __all__ = ["DefinitionLookup", "body_of", "validate_body", "version_of"]
 
@@ -294,7 +295,10 @@ class Validator:
             kind = kinds[0]
             allowed = KINDS[kind] | COMMON_KEYS
             for key in step:
-                if key not in allowed:
+                if key == "retry" and kind != "task":
+                    message = f"retry is for task steps only, not for a {kind} step"
+                    self.error(name, key_path(path, key), message)
+                elif key not in allowed:
                     self.error(
                         name,
                         key_path(path, key),
@@ -318,6 +322,41 @@ class Validator:
         elif isinstance(params, dict):
             self._check_signature(task, params, name, path)
         self._check_params(params, name, f"{path}.params", scope)
+        if "retry" in step:
+            self._report(check_retry(step["retry"], f"{path}.retry"), name, scope)
+
+    def _report(self, checked: Checked, name: str | None, scope: _Scope) -> None:
+        """Report what checking a waiting step found, its references checked against ``scope``."""
+        for at, message in checked.problems:
+            self.error(name, at, message)
+        for at, text in checked.references:
+            self._check_ref(text, name, at, scope)
+
+    def _no_wait_in_parallel(self, name: str | None, path: str, kind: str, par: bool) -> None:
+        if par:
+            self.error(
+                name,
+                f"{path}.{kind}",
+                f"a parallel branch cannot wait ({kind}); wait after the branches join",
+            )
+
+    def _check_ask(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        self._no_wait_in_parallel(name, path, "ask", par)
+        self._report(check_ask(step["ask"], f"{path}.ask"), name, scope)
+
+    def _check_sleep(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        self._no_wait_in_parallel(name, path, "sleep", par)
+        self._report(check_sleep(step["sleep"], f"{path}.sleep"), name, scope)
+
+    def _check_receive(
+        self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
+    ) -> None:
+        self._no_wait_in_parallel(name, path, "receive", par)
+        self._report(check_receive(step, path), name, scope)
 
     def _check_signature(
         self, task: str, params: dict[str, Any], name: str | None, path: str

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from ..errors import StorageError, WorkflowError, WorkflowTransition
+from ..errors import FlowRuntimeError, StorageError, WorkflowError, WorkflowTransition
 from ..patterns import WHILE
 from ._time import backoff_delay
 from .waits import Wait, Waits, WaitSpec, wait_id
@@ -109,13 +109,13 @@ def _waits_of(eng: Any, site: Site) -> Waits:
 
 def _open(obj: Any, eng: Any, site: Site, spec: WaitSpec) -> Wait:
     """Open the token's next wait at ``site``; its id goes into the site's state."""
-    waits = _waits_of(eng, site)
+    rows = _waits_of(eng, site)  # first: an engine without a database is told so
     state = site.state(obj)
     count = int(state.get("count", 0)) + 1
     state["count"] = count
     ident = wait_id(eng.uuid, int(getattr(obj, "position", 0)), site.key, count)
     state["id"] = ident
-    wait = waits.open(eng.uuid, int(getattr(obj, "position", 0)), ident, spec)
+    wait = rows.open(eng.uuid, int(getattr(obj, "position", 0)), ident, spec)
     state["message"] = _park_message(spec, wait)
     state["kind"] = spec.kind
     return wait
@@ -229,8 +229,8 @@ class Attempt:
         state = self.site.state(obj)
         try:
             self.call(obj, eng)
-        except (WorkflowTransition, StorageError):
-            raise
+        except (WorkflowTransition, StorageError, FlowRuntimeError):
+            raise  # a flow's own mistake (a reference without a value) fails at once
         except Exception as exc:
             attempts = int(state.get("attempts", 0)) + 1
             state["attempts"] = attempts
