@@ -317,7 +317,7 @@ def test_migration_0004_adds_the_key_table_to_a_database_with_runs(db_url: str) 
             conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
         upgrade(store, "0003")
         old = store.create_workflow("invoice")  # stored before keys existed: it holds none
-        upgrade(store)
+        upgrade(store, "0004")
         assert current_revision(store) == "0004"
         first = start(store)
         with pytest.raises(RunKeyConflictError):

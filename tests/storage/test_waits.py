@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from workflow.engine_db import ObjectStatus, WorkflowStatus
 from workflow.errors import AnswerRefusedError, HaltProcessing, WorkflowValueError
@@ -24,6 +25,7 @@ from workflow.runtime import (
     wait_id,
 )
 from workflow.storage import PersistentWorkflowEngine, Store
+from workflow.storage.schema import current_revision, downgrade, head_revision, upgrade
 
 
 def record_decision(name: str) -> Any:
@@ -395,3 +397,23 @@ def test_only_a_stored_run_can_wait() -> None:
     engine.callbacks.replace([*SLEEP("nap", "PT1S")])
     with pytest.raises(WorkflowError, match="only a run stored in a database can wait"):
         engine.process([[]])
+
+
+def test_migration_0005_adds_the_wait_tables_to_a_database_with_runs(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
+        upgrade(store, "0004")
+        old = store.create_workflow("refund")  # stored before waits existed
+        upgrade(store)
+        assert current_revision(store) == head_revision()
+        uid = start(store, "refund", APPROVE_STEPS, [[]])
+        [wait] = Waits(store).waiting()
+        Waits(store).answer(wait.id, by="alice", decision="approve")
+        downgrade(store, "0004")
+        tables = set(sa.inspect(store.engine).get_table_names())
+        assert not tables & {"wf_wait", "wf_answer", "wf_message"}
+        assert {row["uuid"] for row in store.workflows()} == {old, uid}
+    finally:
+        store.dispose()
