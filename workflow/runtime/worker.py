@@ -38,6 +38,7 @@ from ..errors import (
     StorageError,
     StoredRunError,
     WorkflowError,
+    WorkflowKeyError,
     WorkflowLockedError,
     WorkflowNotFoundError,
 )
@@ -168,7 +169,7 @@ class Worker:
         try:
             return self.definitions[engine.name]
         except KeyError:
-            raise LookupError(
+            raise WorkflowKeyError(
                 f"the worker has no definition for runs called {engine.name!r}"
             ) from None
 
