@@ -213,7 +213,7 @@ def _refusal_message(exc: AnswerRefusedError) -> str:
     """One line that starts with the reason, unless the runtime's message says it already."""
     said = REASONS.get(exc.reason, exc.reason.replace("_", " "))
     message = exc.message
-    if said in message:
+    if said in message or exc.reason == "invalid":  # it says what is invalid
         return f"answer refused: {message}"
     return f"answer refused ({said}): {message}"
 
