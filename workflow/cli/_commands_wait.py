@@ -194,7 +194,7 @@ def _row(wait: Wait, info: dict[str, Any]) -> tuple[Any, ...]:
 REASONS = {
     "not_found": "not found",
     "not_an_approver": "not an approver",
-    "already_answered": "already answered",
+    "already_answered": "answered already",
     "key_in_use": "key in use",
     "already_decided": "already decided",
     "expired": "expired",
