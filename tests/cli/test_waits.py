@@ -50,6 +50,7 @@ late = [*ASK("late", "answer quickly", timeout="PT0.1S"), keep("late")]
 nap = [*SLEEP("nap", "PT0.1S"), woke]
 inbox = [*RECEIVE("payment", "paid"), keep("payment")]
 later = [*ASK("start", "start the order?"), *RECEIVE("payment", "paid"), keep("payment")]
+twice = [*ASK("first", "first?"), *ASK("second", "second?")]
 """
 
 
@@ -190,6 +191,19 @@ def test_a_deciding_answer_continues_the_run_in_its_process(runs: Runs) -> None:
     shown = runs.show(uuid)
     assert shown["status"] == "COMPLETED"
     assert shown["tokens"][0]["data"]["review"]["approvals"] == 2
+    # A run that goes on to its next question says so.
+    uuid = runs.start("twice")
+    ident = the_interaction(runs, uuid)
+    first = runs("--import", "waitdefs", "answer", ident, "--as", "ann", "--approve")
+    assert first.code == 0, first.err
+    assert first.out.splitlines()[-1] == f"run {uuid} continued: waiting at step 'second'"
+    [item] = runs.show(uuid)["waits"][1:]
+    assert (item["step"], item["phase"]) == ("second", "waiting")
+    text = runs("--import", "waitdefs", "answer", the_interaction(runs, uuid), "--as", "ann",
+                "--reject", "--no-continue")  # fmt: skip
+    assert text.code == 0, text.err
+    worked = runs("--import", "waitdefs", "worker", "--once")
+    assert worked.out == f"continued run {uuid}: completed\n"
     # One rejection decides (reject quorum 1); without the run's module, it is left to a worker.
     uuid = runs.start("review")
     ident = the_interaction(runs, uuid)
