@@ -365,3 +365,17 @@ def test_the_help_lists_the_wait_commands() -> None:
     for command in ("waiting", "answer", "send", "worker"):
         assert re.search(rf"^    {command} ", shown.stdout, re.MULTILINE), command
     assert "answer: 0 recorded (or decided), 2 refused, with the reason" in shown.stdout
+
+
+def test_names_and_data_people_give_reach_the_terminal_escaped(runs: Runs) -> None:
+    uuid = runs.start("later")
+    ident = the_interaction(runs, uuid)
+    who = "mal\u202elory"
+    answered = runs("answer", ident, "--as", who, "--approve", "--data", '"\\u001b[2J"')
+    assert answered.code == 0, answered.err
+    assert "recorded mal\\u202elory's approval" in answered.out
+    shown = runs("show", uuid)
+    assert "\u202e" not in shown.out
+    assert "\x1b" not in shown.out
+    assert "mal\\u202elory" in shown.out
+    assert runs.show(uuid)["waits"][0]["answers"][0]["by"] == who  # JSON keeps it exactly
