@@ -221,17 +221,6 @@ def _render_waits(waits: list[dict[str, Any]]) -> list[str]:
     ]
     if answers:
         lines += ["", "answers:", table(answers, ["WAIT", "AT (UTC)", "BY", "ANSWER", "DATA"])]
-    for wait in waits:
-        if wait["phase"] != "waiting":
-            continue
-        ident = wait["id"][:8]
-        if wait["kind"] == "ask":
-            how = f"answer with: workflow answer {ident} --as USER --approve (or --reject)"
-        elif wait["kind"] == "receive":
-            how = f"send it with: workflow send {wait['run'][:8]} {wait.get('topic')} --data JSON"
-        else:
-            how = f"a `workflow worker` continues it at {wait['due']}"
-        lines.append(printable(f"{wait['kind']} {ident} at step {wait['step']!r} waits: {how}"))
     return lines
 
 
