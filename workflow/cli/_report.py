@@ -148,7 +148,9 @@ def next_command(result: dict[str, Any]) -> str | None:
 
 def _open_wait(result: dict[str, Any]) -> dict[str, Any] | None:
     """The first open wait of a run whose every halted token waits in one, else ``None``."""
-    opened = [wait for wait in result.get("waits") or [] if wait.get("phase") == "waiting"]
+    opened: list[dict[str, Any]] = [
+        wait for wait in result.get("waits") or [] if wait.get("phase") == "waiting"
+    ]
     halted = {token["position"] for token in result["tokens"] if token["status"] in _WAITING}
     if not opened or not halted or not halted <= {wait["token"] for wait in opened}:
         return None
