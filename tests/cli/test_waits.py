@@ -146,13 +146,16 @@ def test_answers_are_counted_once_and_refusals_name_their_reason(runs: Runs) -> 
     assert "with the key 'k1' was recorded before" in said.out
     twice = runs("answer", short, "--as", "alice", "--reject")
     assert twice.code == 2
-    assert "already answered" in twice.err
+    assert twice.err == (
+        "workflow: error: answer refused: alice answered already (approve); "
+        "an approver counts once\n"
+    )
     other_key = runs("--json", "answer", short, "--as", "bob", "--approve", "--key", "k1")
     assert (other_key.code, other_key.json()["reason"]) == (2, "key_in_use")
     decided = runs("answer", short, "--as", "bob", "--approve", "--no-continue")
     assert decided.code == 0, decided.err
     assert "decided: approved by alice, bob" in decided.out
-    assert "the run goes on when a worker continues it" in decided.out
+    assert "the run goes on when a `workflow worker` (given its --import)" in decided.out
     late = runs("--json", "answer", short, "--as", "bob", "--reject")
     assert late.code == 2
     error = late.json()

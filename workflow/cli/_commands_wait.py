@@ -32,7 +32,7 @@ from ._waits import (
 
 if TYPE_CHECKING:
     from workflow.errors import AnswerRefusedError
-    from workflow.runtime import Wait
+    from workflow.runtime import AnswerOutcome, Wait
 
 __all__ = ["DEFAULT_LIMIT", "MESSAGE_WIDTH", "register"]
 
@@ -241,7 +241,8 @@ def cmd_answer(ctx: Context) -> int:
             # The deadline passed: this answer's transaction decided the wait.
             wait = waits.get(ident)
             if wait.phase == "decided":
-                _go_on(ctx, wait.workflow_uuid, {})
+                for line in _go_on(ctx, wait.workflow_uuid, {}):
+                    ctx.out.note(line)
         return code
     wait = done.wait
     result: dict[str, Any] = {
@@ -269,12 +270,12 @@ def cmd_answer(ctx: Context) -> int:
     if wait.phase == "decided" and args.go_on:
         lines += _go_on(ctx, wait.workflow_uuid, result)
     elif wait.phase == "decided":
-        lines.append(f"the run goes on when a worker continues it: workflow worker{_imports(ctx)}")
+        lines.append("the run goes on when a `workflow worker` (given its --import) continues it")
     ctx.out.result(result, "\n".join(lines))
     return ExitCode.OK
 
 
-def _answered(done: Any, wait: Wait) -> str:
+def _answered(done: AnswerOutcome, wait: Wait) -> str:
     answer = done.answer
     what = "approval" if answer.decision == "approve" else "rejection"
     where = f"step {wait.step!r} of run {wait.workflow_uuid}"
@@ -284,10 +285,6 @@ def _answered(done: Any, wait: Wait) -> str:
             f"({iso(answer.at)}): the same answer, not counted again; {answers_text(wait)}"
         )
     return f"recorded {answer.by}'s {what} of {where}: {answers_text(wait)}"
-
-
-def _imports(ctx: Context) -> str:
-    return "".join(f" --import {name}" for name in ctx.args.imports)
 
 
 def _go_on(ctx: Context, run: str, result: dict[str, Any]) -> list[str]:
