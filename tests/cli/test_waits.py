@@ -297,7 +297,11 @@ def test_messages_are_taken_by_a_waiting_step_or_kept_for_it_once_per_key(runs: 
     answered = runs("--import", "waitdefs", "answer", ident, "--as", "ann", "--approve")
     assert answered.code == 0, answered.err
     assert answered.out.splitlines()[-1] == f"run {uuid} continued: completed"
-    assert runs.show(uuid)["tokens"][0]["data"]["payment"]["data"] == 5
+    shown = runs.show(uuid)
+    assert shown["tokens"][0]["data"]["payment"]["data"] == 5
+    assert [wait["phase"] for wait in shown["waits"]] == ["done", "done"]
+    idle = runs("--import", "waitdefs", "worker", "--once")  # nothing left for a worker
+    assert (idle.code, idle.out) == (0, "nothing to do\n")
 
 
 def test_a_worker_process_continues_runs_until_sigterm(runs: Runs) -> None:
