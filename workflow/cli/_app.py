@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the parser of ``workflow``: the global options, then one subcommand."""
     parser = argparse.ArgumentParser(
         prog="workflow",
-        description="Run workflows and flows, resume halted runs, answer and message the runs "
-        "that wait, inspect the database.",
+        description="Run workflows and flows, resume halted runs, answer waiting runs, "
+        "inspect the database.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
