@@ -14,6 +14,8 @@ from . import (
     _commands_fix,
     _commands_inspect,
     _commands_run,
+    _commands_wait,
+    _commands_worker,
 )
 from ._context import ENV_DATABASE, ENV_IMPORT_ALLOW
 from ._logging import LEVELS
@@ -25,6 +27,9 @@ exit codes: 0 completed, 1 a task failed on a token (or the database failed, or
 the run was cancelled or interrupted), 2 invalid command line or input,
 3 halted (tokens wait for `workflow resume`) or not finished,
 130 interrupted by Ctrl-C or SIGTERM (the run is stored: resume it at once).
+answer: 0 recorded (or decided), 2 refused, with the reason; send: 0 sent or
+kept, 2 refused (unknown, completed or cancelled run); worker: 0 when it
+stopped on SIGINT or SIGTERM.
 The database is --database, else ${ENV_DATABASE}, else the SQLite file
 workflow.sqlite in the working directory."""
 
@@ -105,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the parser of ``workflow``: the global options, then one subcommand."""
     parser = argparse.ArgumentParser(
         prog="workflow",
-        description="Run workflows and flows, resume halted runs, inspect the database.",
+        description="Run workflows and flows, resume halted runs, answer waiting runs, "
+        "inspect the database.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -119,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     _commands_fix.register(commands, common)
     _commands_definitions.register(commands, common)
     _commands_check.register(commands, common)
+    _commands_wait.register(commands, common)
+    _commands_worker.register(commands, common)
     return parser
 
 

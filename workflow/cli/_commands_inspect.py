@@ -10,7 +10,7 @@ from workflow.engine_db import WorkflowStatus
 
 from ._argtypes import positive
 from ._context import CLIError, Context, ExitCode, import_storage
-from ._output import printable, table
+from ._output import dumps, printable, table
 from ._report import next_lines
 from ._times import since, until
 
@@ -183,10 +183,52 @@ def _render_show(result: dict[str, Any]) -> str:
         for row in result["status_changes"]
     ]
     lines.append(table(log, ["AT (UTC)", "WHAT", "CHANGE", "MESSAGE"]))
+    lines += _render_waits(result.get("waits") or [])
     following = next_lines(result)
     if following:
         lines += ["", *following]
     return "\n".join(lines)
+
+
+def _render_waits(waits: list[dict[str, Any]]) -> list[str]:
+    """The waits of a run and every answer given, when it has any."""
+    if not waits:
+        return []
+    rows = [
+        (
+            wait["id"][:8],
+            wait["token"],
+            wait["step"],
+            wait["kind"],
+            wait["phase"],
+            wait["decision"] or "-",
+            wait["due"] or "-",
+        )
+        for wait in waits
+    ]
+    headers = ["ID", "TOKEN", "STEP", "KIND", "PHASE", "DECISION", "DUE (UTC)"]
+    lines = ["", "waits:", table(rows, headers)]
+    answers = [
+        (
+            wait["id"][:8],
+            str(answer["at"])[:19].replace("T", " "),
+            answer["by"],
+            answer["decision"],
+            _data(answer["data"]),
+        )
+        for wait in waits
+        for answer in wait.get("answers") or []
+    ]
+    if answers:
+        lines += ["", "answers:", table(answers, ["WAIT", "AT (UTC)", "BY", "ANSWER", "DATA"])]
+    return lines
+
+
+def _data(value: Any) -> str:
+    if value is None:
+        return ""
+    text = dumps(value, indent=None)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _when(value: Any) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from workflow.storage import PersistentWorkflowEngine, Token
 
 __all__ = [
+    "apply_checkpoint",
     "lock_ttl_option",
     "register",
     "release_lock",
@@ -318,7 +319,16 @@ def reload_run(engine: PersistentWorkflowEngine, storage: Any) -> None:
     row = engine.storage.workflow(engine.uuid)
     engine.status = WorkflowStatus(row["status"])
     engine.extra_data = row["extra_data"] or {}
-    checkpoint = (engine.extra_data.get(META_KEY) or {}).get("checkpoint")
+    apply_checkpoint(engine, storage)
+
+
+def apply_checkpoint(engine: PersistentWorkflowEngine, storage: Any) -> None:
+    """Give the engine the checkpoint policy its run recorded (``run --checkpoint``).
+
+    :raises CLIError: when the record names no policy.
+    """
+    meta = engine.extra_data.get(META_KEY)
+    checkpoint = meta.get("checkpoint") if isinstance(meta, dict) else None
     if checkpoint:
         try:
             engine.checkpoint = storage.CheckpointPolicy(checkpoint)

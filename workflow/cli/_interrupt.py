@@ -7,7 +7,8 @@ one abandons that task (:exc:`KeyboardInterrupt`). Either way the engine
 stores the run, releases its lock and raises
 :class:`~workflow.errors.WorkflowInterrupted`, which the command reports with
 the ``workflow resume`` command that goes on, exiting with 130. Outside a
-run, SIGTERM interrupts the command as Ctrl-C does.
+run, SIGTERM interrupts the command as Ctrl-C does. ``workflow worker``
+stops after the run it continues on the first signal, and exits with 0.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
-__all__ = ["resume_command", "stop_on_signals", "term_interrupts"]
+__all__ = ["resume_command", "stop_on_signals", "stop_worker_on_signals", "term_interrupts"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -74,6 +75,29 @@ def stop_on_signals(engine: Any) -> Iterator[None]:
 
     with _handlers(stop):
         yield
+
+
+@contextmanager
+def stop_worker_on_signals(worker: Any) -> Iterator[list[str]]:
+    """While a worker passes: a first SIGINT/SIGTERM stops it after its run, a second at once.
+
+    Yields the list of the signals received (their names).
+    """
+    received: list[str] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if received:
+            raise KeyboardInterrupt(name)
+        received.append(name)
+        worker.stop()
+        _say(
+            f"\nworkflow: {name}: the worker stops after the run it continues "
+            "(Ctrl-C again stops it at once)\n"
+        )
+
+    with _handlers(stop):
+        yield received
 
 
 def resume_command(uuid: str, imports: list[str], database: str | None) -> str:

@@ -119,19 +119,51 @@ def classify(status: str, tokens: list[dict[str, Any]], *, lock_live: bool) -> t
 
 
 def next_command(result: dict[str, Any]) -> str | None:
-    """Return the command that goes on with a run of this outcome, if one does."""
+    """Return the command that goes on with a run of this outcome, if one does.
+
+    A halted run whose every halted token waits in a wait row (``ask``,
+    ``receive``, ``sleep``) goes on with an answer, a message or a worker,
+    not with ``resume``.
+    """
     uuid = result["uuid"]
     modules = list(result.get("imports") or [])
     target = result.get("target")
     if not result["definition"] and isinstance(target, str) and ":" in target:
         modules.append(target.partition(":")[0])  # resume imports only what it is allowed
     imports = "".join(f" --import {name}" for name in dict.fromkeys(modules))
+    waiting = _open_wait(result)
+    if result["outcome"] == "halted" and waiting is not None:
+        if waiting["kind"] == "ask":
+            return f"workflow answer {waiting['id'][:8]} --as USER --approve"
+        if waiting["kind"] == "receive":
+            return f"workflow send {uuid[:8]} {waiting.get('topic')} --data JSON"
+        return f"workflow worker{imports}"
     if result["outcome"] in ("halted", "interrupted"):
         data = " --data JSON" if result["definition"] and result["outcome"] == "halted" else ""
         return f"workflow resume {uuid}{imports}{data}"
     if result["outcome"] == "failed":
         return f"workflow retry {uuid}{imports}"
     return None
+
+
+def _open_wait(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The first open wait of a run whose every halted token waits in one, else ``None``."""
+    opened: list[dict[str, Any]] = [
+        wait for wait in result.get("waits") or [] if wait.get("phase") == "waiting"
+    ]
+    halted = {token["position"] for token in result["tokens"] if token["status"] in _WAITING}
+    if not opened or not halted or not halted <= {wait["token"] for wait in opened}:
+        return None
+    return opened[0]
+
+
+def open_waits(engine: PersistentWorkflowEngine) -> list[dict[str, Any]]:
+    """The waits of the run that still wait (at most 100), as ``show`` lists waits."""
+    from workflow.runtime import Waits
+
+    from ._waits import wait_info
+
+    return [wait_info(wait) for wait in Waits(engine.storage).waiting(run=engine.uuid, kind=None)]
 
 
 def exit_code(status: str, tokens: list[dict[str, Any]]) -> ExitCode:
@@ -178,6 +210,7 @@ def outcome(engine: PersistentWorkflowEngine) -> dict[str, Any]:
     }
     if name == "running":
         result["lock"] = {"owner": owner, "expires": expires, "live": live}
+    result["waits"] = open_waits(engine) if counts.keys() & {"halted", "waiting"} else []
     result["next"] = next_command(result)
     return result
 
@@ -248,4 +281,10 @@ def next_lines(result: dict[str, Any]) -> list[str]:
             f"fix the cause, then retry the failed tokens with: {printable(command)} "
             "(set-data UUID --token N --data JSON changes a token's data first)"
         ]
+    if command.startswith("workflow answer "):
+        return [f"it waits for an answer (workflow waiting lists them): {printable(command)}"]
+    if command.startswith("workflow send "):
+        return [f"it waits for a message: {printable(command)}"]
+    if command.startswith("workflow worker"):
+        return [f"it waits for its time; then a worker goes on with it: {printable(command)}"]
     return [f"resume with: {printable(command)}"]

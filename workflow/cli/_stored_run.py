@@ -162,8 +162,23 @@ def read_run(store: Store, uid: str) -> tuple[dict[str, Any], list[str]]:
         "extra_data": extra_data,
         "status_changes": changes,
     }
+    result["waits"] = _waits(read, store, uid)
     result["next"] = next_command(result)
     return result, read.problems
+
+
+def _waits(read: _Reader, store: Store, uid: str) -> list[dict[str, Any]]:
+    """The run's waits with every answer, oldest first; ``[]`` marked when they cannot be read."""
+    from workflow.errors import StorageError
+    from workflow.runtime import Waits
+
+    from ._waits import wait_info
+
+    try:
+        return [wait_info(wait) for wait in Waits(store).of_run(uid)]
+    except (StorageError, ValueError, TypeError) as exc:
+        read.problems.append(f"the run's waits: {type(exc).__name__}: {exc}")
+        return []
 
 
 def read_workflows(

@@ -180,13 +180,20 @@ class CloseWait:
 
     def __call__(self, obj: Any, eng: Any) -> None:
         state = self.site.state(obj)
-        wait = _waits_of(eng, self.site).get(state["id"])
+        waits = _waits_of(eng, self.site)
+        wait = waits.get(state["id"])
         state.pop("id", None)
         state.pop("message", None)
-        if wait.decision == "timed_out" and wait.spec.get("on_timeout") == "fail":
-            what = "no decision" if wait.kind == "ask" else "no message"
-            raise self.site.failure(obj, f"{what} before the deadline (on_timeout: fail)")
-        self.site.done(obj, eng, wait.result())
+        try:
+            if wait.decision == "timed_out" and wait.spec.get("on_timeout") == "fail":
+                what = "no decision" if wait.kind == "ask" else "no message"
+                raise self.site.failure(obj, f"{what} before the deadline (on_timeout: fail)")
+            self.site.done(obj, eng, wait.result())
+        finally:
+            # The token is past the wait: no worker has to continue the run for it (a
+            # wait decided as it opened, by a kept message or a time already past,
+            # never halted the token).
+            waits.mark_done([wait.id])
 
 
 def wait_tasks(site: Site) -> list[Any]:
@@ -227,6 +234,9 @@ class Attempt:
 
     def __call__(self, obj: Any, eng: Any) -> None:
         state = self.site.state(obj)
+        waited = state.pop("id", None)
+        if waited is not None:  # the back-off timer before this attempt: the token is past it
+            _waits_of(eng, self.site).mark_done([waited])
         try:
             self.call(obj, eng)
         except (WorkflowTransition, StorageError, FlowRuntimeError):

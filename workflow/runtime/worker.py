@@ -189,11 +189,19 @@ class Worker:
 
     # -- the loop ----------------------------------------------------------------
 
-    def run(self, *, until: Callable[[], bool] | None = None) -> None:
+    def run(
+        self,
+        *,
+        until: Callable[[], bool] | None = None,
+        on_pass: Callable[[Pass], None] | None = None,
+    ) -> None:
         """Pass after pass until :meth:`stop` (or ``until()`` says so).
 
         A pass that did something is followed at once by the next; an idle
         one by a pause of ``poll`` seconds.
+
+        :param on_pass: called with what each pass did (the ``workflow
+            worker`` command prints it).
         """
         self._stop.clear()
         while not self._stop.is_set() and not (until is not None and until()):
@@ -202,6 +210,8 @@ class Worker:
             except StorageError as exc:
                 log.error("worker pass failed: %s; trying again", exc)
                 done = Pass()
+            if on_pass is not None:
+                on_pass(done)
             if done.idle:
                 self._stop.wait(self.poll)
 

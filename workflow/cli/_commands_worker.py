@@ -1,0 +1,126 @@
+"""``workflow worker``: fire the timers that are due and continue the runs whose waits were decided.
+
+A :class:`~workflow.runtime.Worker` with the runs' definitions built as
+``workflow resume`` builds them (:class:`~workflow.cli._waits.RunDefinitions`).
+``--once`` makes one pass and reports it; otherwise the worker passes until
+SIGINT or SIGTERM, after which it stops once the run it continues is stored,
+and exits with 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ._argtypes import positive, seconds
+from ._commands_run import lock_ttl_option
+from ._context import Context, ExitCode, import_storage
+from ._interrupt import stop_worker_on_signals
+from ._output import dumps, printable
+from ._waits import RunDefinitions, describe_state, run_state
+
+if TYPE_CHECKING:
+    from workflow.runtime import Pass
+    from workflow.storage import Store
+
+__all__ = ["DEFAULT_POLL", "register"]
+
+log = logging.getLogger("workflow.cli")
+
+#: Seconds between two passes that found nothing to do.
+DEFAULT_POLL = 1.0
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``worker`` command."""
+    worker = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="fire the timers that are due and continue the runs whose waits were decided",
+        description="Fire the timers that are due (sleeps, deadlines, retries) and continue "
+        "the runs whose waits were decided, with the definitions they started with, as "
+        "`workflow resume` does (give their --import). Runs until SIGINT or SIGTERM, then "
+        "stops after the run it continues (exit 0); --once makes one pass. Any number of "
+        "workers may run at once.",
+    )
+    worker.add_argument("--once", action="store_true", help="make one pass, report it, exit 0")
+    worker.add_argument(
+        "--poll",
+        type=seconds,
+        default=DEFAULT_POLL,
+        metavar="SECONDS",
+        help="pause between passes that found nothing to do (default: %(default)g)",
+    )
+    worker.add_argument(
+        "--batch",
+        type=positive,
+        default=500,
+        metavar="N",
+        help="how many timers, and decided waits, a pass takes (default: %(default)d)",
+    )
+    lock_ttl_option(worker)
+    worker.set_defaults(handler=cmd_worker)
+
+
+def _continued(store: Store, done: Pass) -> list[dict[str, Any]]:
+    return [run_state(store, run) for run in done.continued]
+
+
+def _pass_lines(done: Pass, states: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    if done.fired:
+        lines.append(f"fired {done.fired} timer(s)")
+    lines += [f"continued run {state['uuid']}: {describe_state(state)}" for state in states]
+    return lines
+
+
+def cmd_worker(ctx: Context) -> int:
+    """Make one pass (``--once``), or pass until a signal stops the worker."""
+    import_storage()
+    from workflow.runtime import Worker
+
+    args = ctx.args
+    store = ctx.store()
+    worker = Worker(store, RunDefinitions(ctx), batch=args.batch, poll=args.poll)
+    if args.once:
+        done = worker.run_once()
+        states = _continued(store, done)
+        result = {"fired": done.fired, "continued": states, "skipped": done.skipped}
+
+        def text() -> str:
+            lines = _pass_lines(done, states)
+            lines += [f"skipped run {run}: {why}" for run, why in done.skipped.items()]
+            return "\n".join(lines or ["nothing to do"])
+
+        ctx.out.result(result, text)
+        return ExitCode.OK
+
+    def report(done: Pass) -> None:
+        """Print one line per fired batch and continued run (a JSON object with --json)."""
+        if done.idle:
+            return
+        states = _continued(store, done)
+        at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        out = ctx.out.stdout
+        if ctx.out.json_mode:
+            if done.fired:
+                print(dumps({"at": at, "fired": done.fired}, indent=None), file=out, flush=True)
+            for state in states:
+                print(dumps({"at": at, "continued": state}, indent=None), file=out, flush=True)
+            return
+        for line in _pass_lines(done, states):
+            print(printable(f"{at} {line}"), file=out, flush=True)
+
+    ctx.out.note(f"worker on {ctx.shown_url}: Ctrl-C or SIGTERM stops it")
+    log.info("worker started on %s", ctx.shown_url)
+    with stop_worker_on_signals(worker) as received:
+        worker.run(on_pass=report)
+    why = received[0] if received else "stopped"
+    log.info("worker stopped (%s)", why)
+    if ctx.out.json_mode:  # JSON Lines, as the passes were reported
+        print(dumps({"stopped": why}, indent=None), file=ctx.out.stdout, flush=True)
+    else:
+        ctx.out.result(None, f"worker stopped ({why})")
+    return ExitCode.OK
