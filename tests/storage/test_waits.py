@@ -417,3 +417,14 @@ def test_migration_0005_adds_the_wait_tables_to_a_database_with_runs(db_url: str
         assert {row["uuid"] for row in store.workflows()} == {old, uid}
     finally:
         store.dispose()
+
+
+def test_a_message_to_a_finished_run_is_refused(store: Store) -> None:
+    uid = start(store, "done", [lambda obj, eng: None], [[]])
+    cancelled = start(store, "waits", [*RECEIVE("paid", "payment")], [[]])
+    store.cancel(cancelled, reason="no longer needed")
+    waits = Waits(store)
+    with pytest.raises(WorkflowValueError, match="is completed: no step of it will ever"):
+        waits.send(uid, "payment", 1)
+    with pytest.raises(WorkflowValueError, match="is cancelled"):
+        waits.send(cancelled, "payment", 1)

@@ -78,6 +78,11 @@ ON_TIMEOUT = ("approve", "reject", "fail")
 #: What a decided wait's ``decision`` column holds.
 DECISIONS = ("approved", "rejected", "timed_out", "fired", "received")
 
+#: The statuses of runs that never go on: a message to them is refused.
+_FINISHED = {
+    WorkflowStatus.COMPLETED.value: "completed",
+    WorkflowStatus.CANCELLED.value: "cancelled",
+}
 _NAMESPACE = _uuid.UUID("6f1c3d52-8f0e-4c1e-9a57-3f5b2b9d4e10")
 
 
@@ -599,6 +604,7 @@ class Waits:
         the :class:`Delivery` says ``duplicate``.
 
         :raises WorkflowNotFoundError: when ``run`` is not stored.
+        :raises WorkflowValueError: when ``run`` completed or was cancelled.
         """
         topic = _name(topic, "a topic")
         if key is not None:
@@ -611,6 +617,13 @@ class Waits:
             if self._lock_run(conn, run) == 0:
                 raise WorkflowNotFoundError(
                     f"no stored workflow has the uuid {run!r}", workflow=run, operation="send"
+                )
+            status = conn.execute(
+                sa.select(workflows.c.status).where(workflows.c.uuid == run)
+            ).scalar()
+            if status in _FINISHED:
+                raise WorkflowValueError(
+                    f"run {run} is {_FINISHED[status]}: no step of it will ever receive a message"
                 )
             if key is not None:
                 same = conn.execute(
