@@ -2,7 +2,7 @@
 
 Each task that matters writes one line to the file named by the
 ``WORKFLOW_RACE_EFFECTS`` environment variable (when set) *before* it changes
-its token: ``"<run> <token> <step>"``. That line survives a SIGKILL, so the
+its token: ``"<run> <token> <step> <process id>"``. That line survives a SIGKILL, so the
 tests count how often a task really ran, outside the database. A token's data
 is a dict; the steps append their names to ``data["trace"]`` and read their
 due times from it (``data["until"]``, an ISO 8601 time with ``Z``).
@@ -21,7 +21,7 @@ from workflow.storage.models import utcnow
 
 EFFECTS = "WORKFLOW_RACE_EFFECTS"
 #: Seconds each task pauses after writing its line, so that kills land inside tasks.
-PAUSE = 0.002
+PAUSE = 0.005
 
 
 def effect(step: str) -> Callable[[Any, Any], None]:
@@ -30,7 +30,7 @@ def effect(step: str) -> Callable[[Any, Any], None]:
     def task(obj: Any, eng: Any) -> None:
         path = os.environ.get(EFFECTS)
         if path:
-            line = f"{eng.uuid} {obj.position} {step}\n".encode()
+            line = f"{eng.uuid} {obj.position} {step} {os.getpid()}\n".encode()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line)  # one write of a short line: appended whole

@@ -16,7 +16,8 @@ for the ``gate`` file, plays its role and writes what it was told to
 ``answer``
     :meth:`Waits.answer` each of its ``jobs`` (``{"job", "wait", "by",
     "decision", "data", "key"}``, and ``"at"``: not before this naive UTC
-    time) in order; the result of each is
+    time) in order, or those of the file ``jobs_from`` (read once the gate
+    opened); the result of each is
     ``{"job", "recorded", "decided", "answer": {...}}`` or ``{"job",
     "refused": reason, "decision", "by"}``.
 ``fire``
@@ -64,6 +65,7 @@ def answer(store: Store, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pause = (datetime.fromisoformat(job["at"]) - utcnow()).total_seconds()
             if pause > 0:
                 time.sleep(pause)
+            sys.stderr.write()
         try:
             outcome = waits.answer(
                 job["wait"],
@@ -107,7 +109,7 @@ def fire(store: Store, stop: Path, limit: int) -> dict[str, Any]:
         done = waits.fire_due(limit=limit)
         fired += done
         if not done:
-            time.sleep(0.001)
+            time.sleep(0.002)
     return {"fired": fired}
 
 
@@ -136,7 +138,10 @@ def play(plan: dict[str, Any], index: int) -> None:
         time.sleep(0.001)
     stop = Path(plan.get("stop") or out / "stop")
     if role["role"] == "answer":
-        result: Any = answer(store, role["jobs"])
+        jobs = role.get("jobs")
+        if jobs is None:  # written while the process waited at the gate
+            jobs = json.loads(Path(role["jobs_from"]).read_text())
+        result: Any = answer(store, jobs)
     elif role["role"] == "fire":
         result = fire(store, stop, int(role.get("limit", 100)))
     elif role["role"] == "work":

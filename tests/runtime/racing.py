@@ -82,8 +82,8 @@ class Crowd:
                 env=child_env(effects),
             )
 
-    def go(self) -> None:
-        """Open the gate once every process is connected and waiting."""
+    def ready(self) -> None:
+        """Wait until every process is connected and waiting at the gate."""
 
         def ready() -> bool:
             if self.process.poll() is not None:
@@ -91,6 +91,10 @@ class Crowd:
             return len(list(self.dir.glob("ready-*"))) == self.count
 
         wait_until(ready, f"{self.count} processes ready")
+
+    def go(self) -> None:
+        """Open the gate once every process is connected and waiting."""
+        self.ready()
         self.gate.touch()
 
     def wait_for(self, indices: range) -> None:
@@ -157,6 +161,6 @@ def effect_lines(path: Path) -> Counter[tuple[str, int, str]]:
     found: Counter[tuple[str, int, str]] = Counter()
     if path.exists():
         for line in path.read_text().splitlines():
-            run, token, step = line.split()
+            run, token, step, _ = line.split()
             found[(run, int(token), step)] += 1
     return found

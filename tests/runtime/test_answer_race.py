@@ -12,6 +12,7 @@ and an answer arriving at the deadline either decides it or is refused as
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -191,43 +192,48 @@ def test_an_answer_racing_the_deadline_either_decides_or_is_refused_as_expired(
     store: Store, db_url: str, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    count = 300 if INTERACTIONS >= 300 else INTERACTIONS
+    per = 100 if INTERACTIONS >= 300 else max(INTERACTIONS // 3, 1)
     spec = WaitSpec("ask", "approve", approvers=("ann", "bob"))
+    # a third due before anyone answers, a third far ahead: opened now
     base = utcnow()
-    # a third passed before anyone answers, a third far ahead, a third due
-    # while the answers arrive (one second from now, spread over a second)
-    group = [index % 3 for index in range(count)]
-    due = [
-        {0: base + timedelta(seconds=0.5), 1: base + timedelta(hours=1)}.get(
-            kind, base + timedelta(seconds=4 + rng.random())
-        )
-        for kind in group
-    ]
-    idents = open_interactions(store, count, spec, due)
-    jobs = []
-    for index, ident in enumerate(idents):
-        for person, decision in (("ann", "approve"), ("bob", rng.choice(("approve", "reject")))):
-            # the racing third is answered at its due time, give or take 5 ms
-            at = (
-                (due[index] + timedelta(seconds=rng.uniform(-0.005, 0.005)))
-                if group[index] == 2
-                else None
-            )
-            jobs.append(
-                {
-                    "job": len(jobs),
-                    "wait": ident,
-                    "by": person,
-                    "decision": decision,
-                    "data": None,
-                    "key": None,
-                    "at": None if at is None else at.isoformat(),
-                }
-            )
-    jobs.sort(key=lambda job: job["at"] or "")
-    roles = deal(jobs, 8) + [{"role": "fire", "limit": 20}] * 4
-    crowd = Crowd(tmp_path / "deadline", db_url, roles)
+    due = [base + timedelta(seconds=0.5)] * per + [base + timedelta(hours=1)] * per
+    idents = open_interactions(store, 2 * per, spec, due)
+    group = [0] * per + [1] * per
+    where = tmp_path / "deadline"
+    roles = [{"role": "answer", "jobs_from": str(where / f"jobs-{i}.json")} for i in range(8)]
+    crowd = Crowd(where, db_url, roles + [{"role": "fire", "limit": 20}] * 2)
     try:
+        crowd.ready()
+        # the racing third, opened once every process waits at the gate: due
+        # 1.5 to 3.5 s from now, each answer given then, give or take 20 ms
+        start = utcnow()
+        racing = [start + timedelta(seconds=1.5 + 2 * rng.random()) for _ in range(per)]
+        idents += open_interactions(store, per, spec, racing)
+        due += racing
+        group += [2] * per
+        jobs = []
+        for index, ident in enumerate(idents):
+            for person, decision in (
+                ("ann", "approve"),
+                ("bob", rng.choice(("approve", "reject"))),
+            ):
+                at = due[index] + timedelta(seconds=rng.uniform(-0.02, 0.02))
+                jobs.append(
+                    {
+                        "job": len(jobs),
+                        "wait": ident,
+                        "by": person,
+                        "decision": decision,
+                        "data": None,
+                        "key": None,
+                        "at": at.isoformat() if group[index] == 2 else None,
+                    }
+                )
+        # eight processes answer the racing third at its times, then the others
+        timed = sorted((job for job in jobs if job["at"]), key=lambda job: job["at"])
+        settled = [job for job in jobs if job["at"] is None]
+        for index, role in enumerate(deal(timed + settled, 8)):
+            (where / f"jobs-{index}.json").write_text(json.dumps(role["jobs"]))
         crowd.go()
         crowd.wait_for(range(8))  # the answerers are done: stop the firers
         crowd.stop()
