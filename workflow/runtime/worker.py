@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..storage.persistent import PersistentWorkflowEngine
 from ..storage.store import Store
+from .tasks import parked_on
 from .waits import Wait, Waits
 
 __all__ = ["Definitions", "Pass", "Worker"]
@@ -139,15 +140,34 @@ class Worker:
         return bool(decided) and self._continue(run, decided) is None
 
     def _continue(self, run: str, decided: list[Wait]) -> str | None:
-        """Resume the tokens of ``decided`` under the run's lock; return why not, or ``None``."""
+        """Resume the tokens parked at ``decided``, under the run's lock; return why not, or None.
+
+        The lock is taken first: under it a token's stored state is settled,
+        and only the tokens still parked at one of the decided waits go on. A
+        token that went past its wait in its own process (a wait decided as it
+        opened, or answered before the token halted) stays where it is: at a
+        person's halt, failed, or done. The waits are marked done either way.
+        """
         try:
             engine = PersistentWorkflowEngine.from_uuid(run, store=self.store)
             engine.callbacks.replace(self._definition(engine))
-            engine.resume(
-                tokens=sorted({wait.token for wait in decided}),
-                stop_on_error=False,
-                stop_on_halt=False,
+            self.store.acquire(run, engine.owner)
+            try:
+                stored = {token.position: token for token in engine.load_tokens()}
+            except BaseException:
+                self._release(run, engine.owner)
+                raise
+            parked = sorted(
+                {
+                    wait.token
+                    for wait in decided
+                    if wait.token in stored and parked_on(stored[wait.token]) == wait.id
+                }
             )
+            if parked:
+                engine.resume(tokens=parked, stop_on_error=False, stop_on_halt=False)
+            else:
+                self._release(run, engine.owner)
         except WorkflowLockedError:
             return "another process runs it"  # it, or a later pass, goes on with the wait
         except (StoredRunError, WorkflowNotFoundError) as exc:
@@ -163,6 +183,10 @@ class Worker:
         self._backoff.pop(run, None)
         self.waits.mark_done(wait.id for wait in decided)
         return None
+
+    def _release(self, run: str, owner: str) -> None:
+        with self.store.transaction("release the lock", workflow=run) as conn:
+            self.store.release(conn, run, owner)
 
     def _definition(self, engine: PersistentWorkflowEngine) -> Any:
         if callable(self.definitions):
