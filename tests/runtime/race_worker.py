@@ -65,7 +65,6 @@ def answer(store: Store, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pause = (datetime.fromisoformat(job["at"]) - utcnow()).total_seconds()
             if pause > 0:
                 time.sleep(pause)
-            sys.stderr.write()
         try:
             outcome = waits.answer(
                 job["wait"],
@@ -166,6 +165,7 @@ def fork_all(plan_path: Path) -> int:
             except BaseException:
                 traceback.print_exc()
                 status = 1
+                (Path(plan["out"]) / f"failed-{index}").touch()  # seen by the test at once
             finally:
                 sys.stderr.flush()
                 os._exit(status)

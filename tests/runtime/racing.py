@@ -82,10 +82,17 @@ class Crowd:
                 env=child_env(effects),
             )
 
+    def check(self) -> None:
+        """Fail at once when a process failed (the others may loop until stopped)."""
+        if any(self.dir.glob("failed-*")) or self.process.poll() not in (None, 0):
+            self.stop()
+            raise AssertionError(f"a process failed: {self.log.read_text()}")
+
     def ready(self) -> None:
         """Wait until every process is connected and waiting at the gate."""
 
         def ready() -> bool:
+            self.check()
             if self.process.poll() is not None:
                 raise AssertionError(f"the processes ended early: {self.log.read_text()}")
             return len(list(self.dir.glob("ready-*"))) == self.count
@@ -101,8 +108,7 @@ class Crowd:
         """Wait until the processes ``indices`` (those that end by themselves) ended."""
 
         def ended() -> bool:
-            if self.process.poll() not in (None, 0):
-                raise AssertionError(f"a process failed: {self.log.read_text()}")
+            self.check()
             return all((self.dir / f"out-{index}.json").exists() for index in indices)
 
         wait_until(ended, f"processes {indices} ended")

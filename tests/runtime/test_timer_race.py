@@ -106,7 +106,8 @@ def test_each_timer_fires_once_and_never_early_with_six_racing_workers(
     crowd = Crowd(tmp_path / "workers", db_url, roles, effects=effects)
     try:
         crowd.go()
-        wait_until(all_completed(store, "nap", 100), "every run continued")
+        done = all_completed(store, "nap", 100)
+        wait_until(lambda: (crowd.check(), done())[1], "every run continued")
         crowd.stop()
         results = crowd.results()
     finally:
