@@ -476,6 +476,10 @@ class Waits:
             else:
                 row = conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
                 outcome, refusal = self._answer(conn, row, by, decision, data, key, now)
+            if outcome is not None:  # the wait as this answer left it, in the same transaction
+                after = self._wait(
+                    conn, conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
+                )
         if refusal is not None:
             raise AnswerRefusedError(
                 refusal.message,
@@ -486,7 +490,7 @@ class Waits:
             )
         assert outcome is not None
         answer, recorded, decided = outcome
-        return AnswerOutcome(self.get(ident), answer, recorded, decided)
+        return AnswerOutcome(after, answer, recorded, decided)
 
     def _answer(
         self,
