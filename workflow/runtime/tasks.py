@@ -37,9 +37,11 @@ from ._time import backoff_delay
 from .waits import Wait, Waits, WaitSpec, wait_id
 
 __all__ = [
+    "PARKED",
     "RetryPolicy",
     "Site",
     "TokenSite",
+    "parked_on",
     "retry_tasks",
     "wait_tasks",
 ]
@@ -48,6 +50,20 @@ log = logging.getLogger(__name__)
 
 #: How many failed attempts a token's retry state remembers.
 _KEPT_ERRORS = 10
+#: The key of a stored token's ``extra_data`` naming the wait it is parked at.
+PARKED = "_parked_on"
+
+
+def parked_on(obj: Any) -> str | None:
+    """Return the id of the wait the stored token ``obj`` halted at, if it is parked at one.
+
+    A worker continues a token only while it is parked at a decided wait: a
+    token that went past the wait in its own process (a wait decided as it
+    opened, or answered before the token halted) is not moved again.
+    """
+    extra = getattr(obj, "extra_data", None)
+    found = extra.get(PARKED) if isinstance(extra, dict) else None
+    return found if isinstance(found, str) else None
 
 
 class Site(Protocol):
@@ -153,9 +169,11 @@ class Pending:
 
     def __call__(self, obj: Any, eng: Any) -> bool:
         ident = self.site.state(obj).get("id")
-        if ident is None:
-            return False
-        return _waits_of(eng, self.site).phase(ident) == "waiting"
+        waiting = ident is not None and _waits_of(eng, self.site).phase(ident) == "waiting"
+        extra = getattr(obj, "extra_data", None)
+        if not waiting and isinstance(extra, dict):
+            extra.pop(PARKED, None)  # stored with the token's next checkpoint
+        return waiting
 
 
 class Park:
@@ -168,6 +186,10 @@ class Park:
     def __call__(self, obj: Any, eng: Any) -> None:
         state = self.site.state(obj)
         payload = {"step": self.site.name, "wait": state.get("id"), "kind": state.get("kind")}
+        extra = getattr(obj, "extra_data", None)
+        if isinstance(extra, dict) and state.get("id") is not None:
+            extra[PARKED] = state["id"]  # stored with the halt: what a worker continues
+        state["parked"] = True
         eng.halt(state.get("message") or "waiting", action=state.get("kind"), payload=payload)
 
 
@@ -190,10 +212,13 @@ class CloseWait:
                 raise self.site.failure(obj, f"{what} before the deadline (on_timeout: fail)")
             self.site.done(obj, eng, wait.result())
         finally:
-            # The token is past the wait: no worker has to continue the run for it (a
-            # wait decided as it opened, by a kept message or a time already past,
-            # never halted the token).
-            waits.mark_done([wait.id])
+            if not state.pop("parked", False):
+                # Decided as it opened (a kept message, a time already past): the token
+                # never halted, so no worker has to continue the run for it. A token
+                # that halted here is settled by the worker after its pass, once the
+                # token is stored past the wait: a crash before that leaves the wait
+                # decided and the token parked, for the next worker.
+                waits.mark_done([wait.id])
 
 
 def wait_tasks(site: Site) -> list[Any]:
@@ -235,7 +260,8 @@ class Attempt:
     def __call__(self, obj: Any, eng: Any) -> None:
         state = self.site.state(obj)
         waited = state.pop("id", None)
-        if waited is not None:  # the back-off timer before this attempt: the token is past it
+        if waited is not None and not state.pop("parked", False):
+            # a back-off timer the token never halted at (no time): nothing to continue
             _waits_of(eng, self.site).mark_done([waited])
         try:
             self.call(obj, eng)

@@ -502,6 +502,10 @@ class Waits:
             else:
                 row = conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
                 outcome, refusal = self._answer(conn, row, by, decision, data, key, now)
+            if outcome is not None:  # the wait as this answer left it, in the same transaction
+                after = self._wait(
+                    conn, conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
+                )
         if refusal is not None:
             raise AnswerRefusedError(
                 refusal.message,
@@ -512,7 +516,7 @@ class Waits:
             )
         assert outcome is not None
         answer, recorded, decided = outcome
-        return AnswerOutcome(self.get(ident), answer, recorded, decided)
+        return AnswerOutcome(after, answer, recorded, decided)
 
     def _answer(
         self,
@@ -746,12 +750,14 @@ class Waits:
     def decided(self, *, limit: int = 100) -> dict[str, list[Wait]]:
         """Return the decided waits whose runs have not gone on yet, by run, oldest first."""
         by_run: dict[str, list[Wait]] = {}
+        decided: sa.ColumnElement[Any] = waits.c.phase == "decided"
         with self.store.transaction("read the decided waits") as conn:
+            if conn.dialect.name == "sqlite":
+                # After ANALYZE, SQLite's statistics see one phase for most rows
+                # (all waiting) and would scan the table on every worker pass.
+                decided = sa.func.unlikely(decided)
             rows = conn.execute(
-                sa.select(waits)
-                .where(waits.c.phase == "decided")
-                .order_by(waits.c.decided, waits.c.id)
-                .limit(limit)
+                sa.select(waits).where(decided).order_by(waits.c.decided, waits.c.id).limit(limit)
             ).all()
             for row in rows:
                 by_run.setdefault(row.workflow_uuid, []).append(self._wait(conn, row))

@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..storage.persistent import PersistentWorkflowEngine
 from ..storage.store import Store
+from .tasks import parked_on
 from .waits import Wait, Waits
 
 __all__ = ["Definitions", "Pass", "Worker"]
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 #: What a worker runs a stored run with: a mapping from the run's name to its
 #: callbacks, or a callable given the run's engine that returns them.
 Definitions = Mapping[str, Any] | Callable[[PersistentWorkflowEngine], Any]
+
+#: What :meth:`Worker._continue` says when no token was parked at the decided waits.
+_SETTLED = "settled: no token waited there"
 
 #: The longest a worker leaves a run alone after it could not continue it.
 _MAX_BACKOFF = 60.0
@@ -126,7 +130,7 @@ class Worker:
             why = self._continue(run, decided)
             if why is None:
                 done.continued.append(run)
-            else:
+            elif why is not _SETTLED:
                 done.skipped[run] = why
         return done
 
@@ -140,15 +144,35 @@ class Worker:
         return bool(decided) and self._continue(run, decided) is None
 
     def _continue(self, run: str, decided: list[Wait]) -> str | None:
-        """Resume the tokens of ``decided`` under the run's lock; return why not, or ``None``."""
+        """Resume the tokens parked at ``decided``, under the run's lock; return why not, or None.
+
+        The lock is taken first: under it a token's stored state is settled,
+        and only the tokens still parked at one of the decided waits go on. A
+        token that went past its wait in its own process (a wait decided as it
+        opened, or answered before the token halted) stays where it is: at a
+        person's halt, failed, or done. The waits are marked done either way.
+        """
         try:
             engine = PersistentWorkflowEngine.from_uuid(run, store=self.store)
             engine.callbacks.replace(self._definition(engine))
-            engine.resume(
-                tokens=sorted({wait.token for wait in decided}),
-                stop_on_error=False,
-                stop_on_halt=False,
+            self.store.acquire(run, engine.owner)
+            try:
+                stored = {token.position: token for token in engine.load_tokens()}
+            except BaseException:
+                self._release(run, engine.owner)
+                raise
+            parked = sorted(
+                {
+                    wait.token
+                    for wait in decided
+                    if wait.token in stored and parked_on(stored[wait.token]) == wait.id
+                }
             )
+            if not parked:  # its tokens went past the waits in their own process
+                self._release(run, engine.owner)
+                self.waits.mark_done(wait.id for wait in decided)
+                return _SETTLED
+            engine.resume(tokens=parked, stop_on_error=False, stop_on_halt=False)
         except WorkflowLockedError:
             return "another process runs it"  # it, or a later pass, goes on with the wait
         except (StoredRunError, WorkflowNotFoundError) as exc:
@@ -162,6 +186,10 @@ class Worker:
         self._backoff.pop(run, None)
         self.waits.mark_done(wait.id for wait in decided)
         return None
+
+    def _release(self, run: str, owner: str) -> None:
+        with self.store.transaction("release the lock", workflow=run) as conn:
+            self.store.release(conn, run, owner)
 
     def _definition(self, engine: PersistentWorkflowEngine) -> Any:
         if callable(self.definitions):
