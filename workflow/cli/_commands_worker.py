@@ -29,8 +29,9 @@ __all__ = ["DEFAULT_POLL", "register"]
 
 log = logging.getLogger("workflow.cli")
 
-#: Seconds between two passes that found nothing to do.
-DEFAULT_POLL = 1.0
+#: Seconds between two passes that found nothing to do: the most a decision waits for a
+#: worker, so that a decided run goes on well within a second.
+DEFAULT_POLL = 0.2
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
