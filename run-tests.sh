@@ -41,7 +41,7 @@ mypy
 echo "== pytest (branch coverage of workflow/)"
 python -m pytest --cov=workflow --cov-branch --cov-report=term "$@"
 
-echo "== pytest on the other supported Pythons (3.10, 3.12, 3.13), without the crash suites"
+echo "== pytest on the other supported Pythons (3.10, 3.12, 3.13), without the crash and slow suites"
 find_python() {  # version -> path of an interpreter, or nothing
     command -v "python$1" 2>/dev/null && "python$1" -c "" 2>/dev/null && return 0
     local root
@@ -60,7 +60,7 @@ for version in 3.10 3.12 3.13; do
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
     # The crash suites (kill -9 with real processes, minutes long) ran above;
     # here the rest of the suite checks the code on this Python.
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not crash" "$@"
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not crash and not slow" "$@"
 done
 
 echo "== sphinx (-W) and the documentation's doctests"

@@ -26,6 +26,9 @@ from workflow.cli._uuids import resolve_interaction
 from workflow.runtime import Waits, WaitSpec
 from workflow.storage import PersistentWorkflowEngine, Store
 
+#: Hundreds of real ``workflow`` processes: run once, on the main Python, in CI.
+pytestmark = pytest.mark.slow
+
 DEFINITIONS = """
 from workflow.runtime import ASK, RECEIVE, SLEEP
 
