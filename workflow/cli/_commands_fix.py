@@ -11,7 +11,6 @@ import argparse
 import getpass
 import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import count, seconds
@@ -23,7 +22,7 @@ from ._commands_run import (
     unanswered_tokens,
 )
 from ._context import CLIError, Context, ExitCode, import_storage
-from ._inputs import parse_json
+from ._inputs import read_data
 from ._output import printable
 from ._steps import resolve_step
 from ._targets import resume_target
@@ -222,24 +221,12 @@ def _failed_tokens(engine: PersistentWorkflowEngine, position: int | None) -> li
     return [position]
 
 
-def _read_data(args: argparse.Namespace) -> Any:
-    if args.data is not None:
-        return parse_json(args.data, "--data")
-    path = Path(args.data_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise CLIError(f"cannot read --data-file {path}: {reason}") from exc
-    return parse_json(text, str(path))
-
-
 def cmd_set_data(ctx: Context) -> int:
     """Replace the data of one token of a stored run, under its lock; run nothing."""
     from workflow.errors import StoredRunError, WorkflowIndexError, WorkflowLockedError
 
     args = ctx.args
-    data = _read_data(args)  # all of the input is checked before the database is touched
+    data = read_data(args)  # all of the input is checked before the database is touched
     storage = import_storage()
     engine = storage.PersistentWorkflowEngine.from_uuid(
         resolve_uuid(ctx, args.uuid), store=ctx.store(), lock_wait=args.lock_wait

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import positive
 from ._commands_run import lock_ttl_option
 from ._context import CLIError, Context, ExitCode, import_storage
-from ._inputs import parse_json
+from ._inputs import read_data
 from ._output import printable, table
 from ._uuids import resolve_interaction, resolve_uuid
 from ._waits import (
@@ -124,21 +123,6 @@ def _data_options(parser: argparse.ArgumentParser, what: str) -> None:
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--data", metavar="JSON", help=what)
     given.add_argument("--data-file", metavar="FILE", help="read the data from FILE")
-
-
-def read_data(args: argparse.Namespace) -> Any:
-    """The JSON of ``--data`` or ``--data-file`` (``None`` when neither is given)."""
-    if args.data is not None:
-        return parse_json(args.data, "--data")
-    if args.data_file is None:
-        return None
-    path = Path(args.data_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise CLIError(f"cannot read --data-file {path}: {reason}") from exc
-    return parse_json(text, str(path))
 
 
 # -- waiting --------------------------------------------------------------------

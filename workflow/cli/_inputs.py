@@ -15,7 +15,13 @@ from typing import IO, Any
 from ._context import CLIError
 from ._limits import MAX_DEPTH, MAX_INPUT_BYTES, LimitError, check, decode, format_path
 
-__all__ = ["JSON_LINES_SUFFIXES", "check_flow_records", "parse_json", "read_tokens"]
+__all__ = [
+    "JSON_LINES_SUFFIXES",
+    "check_flow_records",
+    "parse_json",
+    "read_data",
+    "read_tokens",
+]
 
 #: Token files with these suffixes hold one JSON value per line.
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -166,3 +172,18 @@ def check_flow_records(records: list[Any], source: str | None) -> None:
                 f"{where}: {format_path(exc.path)}: {exc.problem} (a flow keeps each record "
                 f"under _input in its context: records of a flow nest at most {MAX_DEPTH - 1})"
             ) from exc
+
+
+def read_data(args: Any) -> Any:
+    """The JSON of ``--data`` or ``--data-file`` (``None`` when neither is given)."""
+    if args.data is not None:
+        return parse_json(args.data, "--data")
+    if args.data_file is None:
+        return None
+    path = Path(args.data_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise CLIError(f"cannot read --data-file {path}: {reason}") from exc
+    return parse_json(text, str(path))
