@@ -101,10 +101,10 @@ def answer(store: Store, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return told
 
 
-def fire(store: Store, stop: Path, limit: int) -> dict[str, Any]:
+def fire(store: Store, stop: Path, limit: int, launcher: int) -> dict[str, Any]:
     waits = Waits(store)
     fired = 0
-    while not stop.exists():
+    while not stop.exists() and not orphaned(launcher):
         done = waits.fire_due(limit=limit)
         fired += done
         if not done:
@@ -112,11 +112,11 @@ def fire(store: Store, stop: Path, limit: int) -> dict[str, Any]:
     return {"fired": fired}
 
 
-def work(store: Store, stop: Path, batch: int) -> dict[str, Any]:
+def work(store: Store, stop: Path, batch: int, launcher: int) -> dict[str, Any]:
     worker = Worker(store, DEFINITIONS, batch=batch)
     fired = 0
     continued: list[str] = []
-    while not stop.exists():
+    while not stop.exists() and not orphaned(launcher):
         done = worker.run_once()
         fired += done.fired
         continued.extend(done.continued)
@@ -125,26 +125,33 @@ def work(store: Store, stop: Path, batch: int) -> dict[str, Any]:
     return {"fired": fired, "continued": continued}
 
 
-def play(plan: dict[str, Any], index: int) -> None:
+def orphaned(parent: int) -> bool:
+    """Whether the process that started this one is gone (its test died): stop then."""
+    return os.getppid() != parent
+
+
+def play(plan: dict[str, Any], index: int, launcher: int) -> None:
     role: dict[str, Any] = plan["processes"][index]
     out = Path(plan["out"])
+    stop = Path(plan.get("stop") or out / "stop")
     store = Store(plan["url"], lock_ttl=float(plan.get("lock_ttl", 60.0)))
     store.now()
     store.workflows(limit=1)  # connected before the gate opens
     (out / f"ready-{index}").touch()
     gate = Path(plan["gate"])
     while not gate.exists():
+        if stop.exists() or orphaned(launcher):
+            raise SystemExit(f"process {index}: stopped before the gate opened")
         time.sleep(0.001)
-    stop = Path(plan.get("stop") or out / "stop")
     if role["role"] == "answer":
         jobs = role.get("jobs")
         if jobs is None:  # written while the process waited at the gate
             jobs = json.loads(Path(role["jobs_from"]).read_text())
         result: Any = answer(store, jobs)
     elif role["role"] == "fire":
-        result = fire(store, stop, int(role.get("limit", 100)))
+        result = fire(store, stop, int(role.get("limit", 100)), launcher)
     elif role["role"] == "work":
-        result = work(store, stop, int(role.get("batch", 100)))
+        result = work(store, stop, int(role.get("batch", 100)), launcher)
     else:
         raise ValueError(f"no role {role['role']!r}")
     store.dispose()
@@ -155,13 +162,14 @@ def play(plan: dict[str, Any], index: int) -> None:
 
 def fork_all(plan_path: Path) -> int:
     plan = json.loads(plan_path.read_text())
+    launcher = os.getpid()
     children = []
     for index in range(len(plan["processes"])):
         pid = os.fork()
         if pid == 0:
             status = 0
             try:
-                play(plan, index)
+                play(plan, index, launcher)
             except BaseException:
                 traceback.print_exc()
                 status = 1
@@ -180,7 +188,8 @@ def fork_all(plan_path: Path) -> int:
 
 def run_worker(url: str, stop: Path, lock_ttl: float, poll: float, batch: int) -> int:
     worker = Worker(Store(url, lock_ttl=lock_ttl), DEFINITIONS, poll=poll, batch=batch)
-    worker.run(until=stop.exists)
+    parent = os.getppid()
+    worker.run(until=lambda: stop.exists() or orphaned(parent))
     return 0
 
 
