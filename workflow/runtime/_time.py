@@ -108,6 +108,8 @@ def backoff_delay(
     with ``jitter`` it is drawn between half of that and all of it, so that
     runs that failed together do not all try again at the same instant.
 
+    >>> from datetime import timedelta
+    >>> from workflow.runtime import backoff_delay
     >>> backoff_delay(3, timedelta(seconds=2), jitter=False)
     datetime.timedelta(seconds=8)
     >>> backoff_delay(10, timedelta(seconds=2), timedelta(minutes=1), jitter=False)
