@@ -92,7 +92,10 @@ def test_list_filters_cancelled_runs_flows_and_times(cli: Any, workdir: Path) ->
     assert cli("--json", "list", "--until", yesterday).json() == []
     tomorrow = (today + timedelta(days=1)).isoformat()
     assert cli("--json", "list", "--since", f"{tomorrow}T00:00:00Z").json() == []
-    assert len(cli("--json", "list", "--since", f"{yesterday}T23:00:00-05:00").json()) == 2
+    # An offset other than UTC: an hour ago, written as New York's winter clock shows it.
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    eastern = an_hour_ago.astimezone(timezone(timedelta(hours=-5))).replace(microsecond=0)
+    assert len(cli("--json", "list", "--since", eastern.isoformat()).json()) == 2
 
 
 @pytest.mark.parametrize("option", ["--since", "--until"])
