@@ -41,7 +41,7 @@ mypy
 echo "== pytest (branch coverage of workflow/)"
 python -m pytest --cov=workflow --cov-branch --cov-report=term "$@"
 
-echo "== pytest on the other supported Pythons (3.10, 3.12, 3.13), without the crash and slow suites"
+echo "== pytest on the other supported Pythons (3.10, 3.12, 3.13): SQLite only, without the crash and slow suites"
 find_python() {  # version -> path of an interpreter, or nothing
     command -v "python$1" 2>/dev/null && "python$1" -c "" 2>/dev/null && return 0
     local root
@@ -58,9 +58,10 @@ for version in 3.10 3.12 3.13; do
     [ -x "$venv/bin/python" ] || "$interpreter" -m venv "$venv"
     drop_old_name "$PWD/$venv/bin/python"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
-    # The crash suites (kill -9 with real processes, minutes long) ran above;
-    # here the rest of the suite checks the code on this Python.
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not crash and not slow" "$@"
+    # The crash and slow suites (real processes, minutes long) and the cases on
+    # the database servers ran above; here the rest checks the code on this Python.
+    WORKFLOW_TEST_SERVERS=0 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+        -m "not crash and not slow" "$@"
 done
 
 echo "== sphinx (-W) and the documentation's doctests"

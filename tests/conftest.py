@@ -68,3 +68,32 @@ def append(word: str) -> Callable[[Any, Any], None]:
 
 def halt_task(obj: Any, eng: Any) -> None:
     eng.halt("halted by test")
+
+
+#: The database servers a test may be parametrised over (as ``backend``).
+_SERVER_BACKENDS = frozenset({"postgresql", "mariadb"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``WORKFLOW_TEST_SERVERS=0``, leave out the cases that run on a database server.
+
+    The other supported Pythons run the suite this way in ``run-tests.sh``: the
+    servers' cases ran once already, on the main Python, and they test the
+    databases, not the interpreter.
+    """
+    import os
+
+    if os.environ.get("WORKFLOW_TEST_SERVERS", "1") != "0":
+        return
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        on_server = any(
+            value in _SERVER_BACKENDS for value in params.values() if isinstance(value, str)
+        )
+        (left_out if on_server else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

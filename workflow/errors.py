@@ -83,6 +83,7 @@ __all__ = [
     "JumpToken",
     "JumpTokenBack",
     "JumpTokenForward",
+    "LeaseLostError",
     "RunKeyConflictError",
     "SkipToken",
     "StopProcessing",
@@ -526,6 +527,18 @@ class WorkflowLockedError(StorageError):
 
     owner: str | None = None
     expires: Any = None
+
+
+class LeaseLostError(WorkflowLockedError):
+    """A queue worker's lease on a token was taken over; its write was refused.
+
+    A worker that stalls past its lease (a long pause, a lost connection)
+    finds, at its next write, that another worker claimed the token with a
+    higher fencing epoch: nothing the stalled worker did since its last
+    write is stored, and the token is the other worker's.
+
+    .. versionadded:: 3.0
+    """
 
 
 class WorkflowNotFoundError(StorageError, LookupError):

@@ -46,6 +46,8 @@ TABLES = {
     "wf_run_key",
     "wf_wait",
     "wf_answer",
+    "wf_queued_run",
+    "wf_work",
     "wf_message",
 }
 #: The tables of the first revision, 0001; 0002 added the others.

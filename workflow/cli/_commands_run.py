@@ -73,6 +73,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default="token",
         help="when progress is committed (default: token)",
     )
+    run.add_argument(
+        "--queue",
+        nargs="?",
+        const="default",
+        metavar="NAME",
+        help="store the run and put it on the work queue NAME (default: 'default'), then "
+        "return at once: `workflow worker --queue NAME` runs its tokens",
+    )
     add_options(run)
     lock_ttl_option(run)
     run.set_defaults(handler=cmd_run)
@@ -188,8 +196,19 @@ def cmd_run(ctx: Context) -> int:
     if not engine.created:
         not_started(ctx, engine, key)
         return _report(ctx, outcome(engine), resumed=False, started=False)
+    if args.queue is not None:
+        return _enqueue(ctx, engine, tokens, args.queue)
     log.info("workflow %s (%s) runs %d token(s)", engine.uuid, engine.name, len(tokens))
     return _run(ctx, engine, lambda **kw: engine.process(tokens, **kw), len(tokens))
+
+
+def _enqueue(ctx: Context, engine: PersistentWorkflowEngine, tokens: list[Any], queue: str) -> int:
+    """Store the run's tokens and put it on ``queue``; print its uuid."""
+    queued = engine.enqueue(tokens, queue)
+    log.info("workflow %s (%s) queued on %r: %d token(s)", engine.uuid, engine.name, queue, queued)
+    result = {"uuid": engine.uuid, "name": engine.name, "queue": queue, "queued": queued}
+    ctx.out.result(result, lambda: engine.uuid)
+    return int(ExitCode.OK)
 
 
 def _waiting(engine: PersistentWorkflowEngine, target: Target, position: int | None) -> list[Token]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._argtypes import positive, seconds
 from ._commands_run import lock_ttl_option
-from ._context import Context, ExitCode, import_storage
+from ._context import CLIError, Context, ExitCode, import_storage
 from ._interrupt import stop_worker_on_signals
 from ._output import dumps, printable
 from ._waits import RunDefinitions, describe_state, run_state
@@ -61,6 +61,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="how many timers, and decided waits, a pass takes (default: %(default)d)",
     )
+    worker.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="also run the tokens of the runs on the work queue NAME (`workflow run --queue`)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="with --queue: run up to N tokens at once, in threads (default: %(default)d)",
+    )
     lock_ttl_option(worker)
     worker.set_defaults(handler=cmd_worker)
 
@@ -73,6 +85,8 @@ def _pass_lines(done: Pass, states: list[dict[str, Any]]) -> list[str]:
     lines = []
     if done.fired:
         lines.append(f"fired {done.fired} timer(s)")
+    if done.ran:
+        lines.append(f"ran {done.ran} queued token(s)")
     lines += [f"continued run {state['uuid']}: {describe_state(state)}" for state in states]
     return lines
 
@@ -84,11 +98,32 @@ def cmd_worker(ctx: Context) -> int:
 
     args = ctx.args
     store = ctx.store()
-    worker = Worker(store, RunDefinitions(ctx), batch=args.batch, poll=args.poll)
+    if args.concurrency > 256:
+        raise CLIError(f"--concurrency: at most 256 tokens at once, not {args.concurrency}")
+    if args.queue is not None:
+        from workflow.storage.queue import check_queue_name
+
+        try:
+            check_queue_name(args.queue)
+        except ValueError as exc:
+            raise CLIError(f"--queue: {exc}") from None
+    worker = Worker(
+        store,
+        RunDefinitions(ctx),
+        batch=args.batch,
+        poll=args.poll,
+        queue=args.queue,
+        concurrency=args.concurrency,
+    )
     if args.once:
         done = worker.run_once()
         states = _continued(store, done)
-        result = {"fired": done.fired, "continued": states, "skipped": done.skipped}
+        result = {
+            "fired": done.fired,
+            "ran": done.ran,
+            "continued": states,
+            "skipped": done.skipped,
+        }
 
         def text() -> str:
             lines = _pass_lines(done, states)
@@ -108,6 +143,8 @@ def cmd_worker(ctx: Context) -> int:
         if ctx.out.json_mode:
             if done.fired:
                 print(dumps({"at": at, "fired": done.fired}, indent=None), file=out, flush=True)
+            if done.ran:
+                print(dumps({"at": at, "ran": done.ran}, indent=None), file=out, flush=True)
             for state in states:
                 print(dumps({"at": at, "continued": state}, indent=None), file=out, flush=True)
             return

@@ -31,18 +31,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import (
+    LeaseLostError,
     StorageError,
     StoredRunError,
     WorkflowError,
     WorkflowKeyError,
     WorkflowLockedError,
     WorkflowNotFoundError,
+    WorkflowValueError,
 )
 from ..storage.persistent import PersistentWorkflowEngine
+from ..storage.queue import Lease, WorkQueue
+from ..storage.queued import QueuedTokenEngine
+from ..storage.run_checks import tokens_from_rows
 from ..storage.store import Store
 from .tasks import parked_on
 from .waits import Wait, Waits
@@ -72,11 +78,13 @@ class Pass:
     continued: list[str] = field(default_factory=list)
     #: The runs it could not continue now (locked elsewhere, or failing), with why.
     skipped: dict[str, str] = field(default_factory=dict)
+    #: How many queued tokens it ran (see the ``queue`` of :class:`Worker`).
+    ran: int = 0
 
     @property
     def idle(self) -> bool:
         """Whether the pass found nothing to do."""
-        return not (self.fired or self.continued)
+        return not (self.fired or self.continued or self.ran)
 
 
 class Worker:
@@ -88,6 +96,14 @@ class Worker:
         one that rebuilds a run's flow as ``workflow resume`` does).
     :param batch: how many timers, and how many decided waits, a pass takes.
     :param poll: seconds between passes that found nothing to do.
+    :param queue: the name of a work queue (:mod:`workflow.storage.queue`)
+        whose tokens this worker runs too; ``None``: none.
+    :param concurrency: how many queued tokens it runs at once (threads).
+    :param lease_ttl: seconds a claimed token is held without renewal: a
+        token of a worker that died is taken over once this lapsed.
+
+    .. versionchanged:: 3.0
+       Added ``queue``, ``concurrency`` and ``lease_ttl``.
     """
 
     def __init__(
@@ -97,14 +113,27 @@ class Worker:
         *,
         batch: int = 500,
         poll: float = 0.2,
+        queue: str | None = None,
+        concurrency: int = 1,
+        lease_ttl: float = 10.0,
     ) -> None:
+        if not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
+            raise WorkflowValueError(
+                f"concurrency must be a whole number from 1 to 256, not {concurrency!r}"
+            )
         self.store = store
         self.waits = Waits(store)
         self.definitions = definitions
         self.batch = batch
         self.poll = poll
+        self.concurrency = concurrency
+        #: The work queue this worker takes tokens from, if any.
+        self.queue = None if queue is None else WorkQueue(store, queue, lease_ttl=lease_ttl)
+        #: The name this worker claims tokens under.
+        self.owner = store.new_owner()
         self._stop = threading.Event()
         self._backoff: dict[str, tuple[float, int]] = {}
+        self._threads: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return f"<Worker {self.store!r}>"
@@ -132,7 +161,50 @@ class Worker:
                 done.continued.append(run)
             elif why is not _SETTLED:
                 done.skipped[run] = why
+        if self.queue is not None and not self._stop.is_set():
+            done.ran = self._work(self.queue)
         return done
+
+    # -- queued tokens -------------------------------------------------------------
+
+    def _work(self, queue: WorkQueue) -> int:
+        """Claim up to ``concurrency`` tokens of ``queue`` and run them; return how many ran."""
+        leases = queue.claim(self.owner, limit=self.concurrency)
+        if len(leases) <= 1:
+            return sum(self._run_leased(lease) for lease in leases)
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="workflow")
+        return sum(self._threads.map(self._run_leased, leases))
+
+    def _run_leased(self, lease: Lease) -> bool:
+        """Run the token ``lease`` holds; tell whether it ran (its lease held to the end)."""
+        engine: QueuedTokenEngine | None = None
+        try:
+            engine = QueuedTokenEngine(self.store, lease, lease_ttl=self._lease_ttl)
+            engine.callbacks.replace(self._definition(engine))
+            engine.run_token()
+        except LeaseLostError as exc:
+            log.warning("%s", exc, extra={"workflow_uuid": lease.run})
+            return False
+        except Exception as exc:  # no definition, a damaged token, the database
+            self._failed(lease.run, exc)
+            if engine is not None:
+                engine._writes.release(quietly=True)
+            elif self.queue is not None:
+                self._give_back(lease)
+            return False
+        return True
+
+    def _give_back(self, lease: Lease) -> None:
+        assert self.queue is not None
+        try:
+            self.queue.release(lease)
+        except StorageError:
+            log.debug("could not give back %s", lease, exc_info=True)
+
+    @property
+    def _lease_ttl(self) -> float:
+        return 10.0 if self.queue is None else self.queue.lease_ttl
 
     def continue_run(self, run: str) -> bool:
         """Continue ``run`` if waits of it were decided; return whether it went on.
@@ -153,6 +225,9 @@ class Worker:
         person's halt, failed, or done. The waits are marked done either way.
         """
         try:
+            queue = WorkQueue.queue_of(self.store, run)
+            if queue is not None:
+                return self._requeue(run, queue, decided)
             engine = PersistentWorkflowEngine.from_uuid(run, store=self.store)
             engine.callbacks.replace(self._definition(engine))
             self.store.acquire(run, engine.owner)
@@ -186,6 +261,17 @@ class Worker:
         self._backoff.pop(run, None)
         self.waits.mark_done(wait.id for wait in decided)
         return None
+
+    def _requeue(self, run: str, queue: str, decided: list[Wait]) -> str | None:
+        """Put the tokens of queued ``run`` parked at ``decided`` back on ``queue``."""
+        parked = []
+        for wait in decided:
+            row = self.store.token_row(run, wait.token)
+            if row is not None and parked_on(tokens_from_rows(run, [row])[0]) == wait.id:
+                parked.append(wait.token)
+        WorkQueue(self.store, queue).requeue(run, parked)
+        self.waits.mark_done(wait.id for wait in decided)
+        return None if parked else _SETTLED
 
     def _release(self, run: str, owner: str) -> None:
         with self.store.transaction("release the lock", workflow=run) as conn:

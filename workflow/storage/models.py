@@ -1,6 +1,6 @@
 """The tables: workflows, their tokens, the append-only status log, stored
-definitions, log records, run keys, and what runs wait for (waits, answers
-and messages).
+definitions, log records, run keys, what runs wait for (waits, answers
+and messages), and the work queue (queued runs and their work items).
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -36,12 +36,14 @@ __all__ = [
     "Base",
     "DefinitionRecord",
     "MessageRecord",
+    "QueuedRunRecord",
     "RunKeyRecord",
     "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
     "TransitionRecord",
     "WaitRecord",
+    "WorkItemRecord",
     "WorkflowRecord",
     "utcnow",
 ]
@@ -356,3 +358,69 @@ class MessageRecord(Base):
 
     def __repr__(self) -> str:
         return f"<MessageRecord {self.workflow_uuid} {self.topic!r} #{self.id}>"
+
+
+class QueuedRunRecord(Base):
+    """A run whose tokens workers process from a queue: its join counter.
+
+    ``items_left`` counts the run's work items not finished; the worker that
+    finishes the last one (its decrement reaches 0, under this row's lock)
+    stores the run's outcome from ``errors`` and ``halts``.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_queued_run"
+
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE"), primary_key=True
+    )
+    queue: Mapped[str] = mapped_column(String(255))
+    #: Work items not finished.
+    items_left: Mapped[int] = mapped_column(Integer)
+    #: Finished items whose token failed, and whose token halted (waits).
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    halts: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<QueuedRunRecord {self.workflow_uuid} on {self.queue!r}: {self.items_left} left>"
+
+
+class WorkItemRecord(Base):
+    """One token of a queued run, as work for one worker at a time.
+
+    ``ready`` items wait for a worker; a worker *claims* one (``claimed``,
+    its ``owner`` and ``lease_until`` set, ``epoch`` raised by one) and every
+    write it makes for the token checks that ``epoch``: a worker whose lease
+    lapsed and was taken over writes nothing more. ``done`` items finished
+    (completed, failed or halted).
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_work"
+    __table_args__ = (
+        UniqueConstraint("workflow_uuid", "position", name="uq_wf_work_workflow_uuid_position"),
+        Index("ix_wf_work_queue_state", "queue", "state", "id"),
+        Index("ix_wf_work_state_lease", "state", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE")
+    )
+    #: The token's position in its run.
+    position: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(255))
+    #: ``ready``, ``claimed`` or ``done``.
+    state: Mapped[str] = mapped_column(String(16), default="ready")
+    owner: Mapped[str | None] = mapped_column(String(255), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+    #: The fencing epoch: raised by every claim.
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    modified: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<WorkItemRecord {self.workflow_uuid}[{self.position}] {self.state} #{self.epoch}>"

@@ -220,6 +220,32 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         with self._interruptible():
             super().process(objects, stop_on_error, stop_on_halt, initial_run, reset_state)
 
+    def enqueue(self, objects: Any, queue: str = "default") -> int:
+        """Store ``objects`` as the run's tokens and put the run on the work queue ``queue``.
+
+        Returns at once: workers (``workflow worker --queue NAME`` or a
+        :class:`~workflow.runtime.Worker` with ``queue=NAME``) run the tokens,
+        several at a time, and the last to finish stores the run's outcome
+        (see :mod:`workflow.storage.queue`). Return how many tokens were
+        queued.
+
+        :raises ~workflow.errors.WorkflowAPIError: as :meth:`process`, for a
+            run that existed already.
+
+        .. versionadded:: 3.0
+        """
+        from .queue import WorkQueue
+
+        work = WorkQueue(self.storage, queue)  # a bad name fails before anything is stored
+        if not self.created:
+            raise WorkflowAPIError(
+                f"workflow {self.uuid} existed already (same uuid or key): it was not "
+                "started again, so enqueue() adds no tokens to it"
+            )
+        self._check_objects(objects)
+        self._writes.store_tokens(list(objects))
+        return work.enqueue(self.uuid)
+
     def resume(
         self,
         *,

@@ -304,6 +304,18 @@ class Store:
         with self.transaction("load tokens", workflow=uid) as conn:
             return [dict(row) for row in conn.execute(query.order_by(tokens.c.position)).mappings()]
 
+    def token_row(self, uid: str, position: int) -> dict[str, Any] | None:
+        """Return the row of the token at ``position`` of workflow ``uid``, if it has one.
+
+        .. versionadded:: 3.0
+        """
+        query = sa.select(tokens).where(
+            tokens.c.workflow_uuid == uid, tokens.c.position == position
+        )
+        with self.transaction("load a token", workflow=uid, token=position) as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else dict(row)
+
     def status_change_rows(self, uid: str) -> list[dict[str, Any]]:
         """Return the status log of workflow ``uid``, oldest first."""
         query = (

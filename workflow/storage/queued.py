@@ -1,0 +1,262 @@
+"""Running one leased token of a queued run (see :mod:`workflow.storage.queue`).
+
+:class:`QueuedTokenEngine` is a :class:`PersistentWorkflowEngine` that runs
+one token under a :class:`~workflow.storage.queue.Lease` instead of the
+run's lock. Its writes are the persistent engine's, through a
+:class:`LeaseWriter`: each transaction begins by checking the lease's
+fencing epoch, in place of writing the run's row; the transaction that
+ends the token counts it in the run's join counter, and the last one
+stores the run's outcome.
+
+What differs from a run driven in-process:
+
+- tokens of one run run at once in several workers, each on its own: a
+  task sees its own token only (``eng.state.token_pos`` is 0) and jumps
+  between tokens do nothing useful;
+- ``eng.extra_data`` is the run's, read when the token starts; what tasks
+  write into it is not stored (tokens of one run would overwrite each
+  other's): keep per-token data in ``obj.extra_data``;
+- a halt or a failure ends the token, never the other tokens.
+
+.. versionadded:: 3.0
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ..engine import GenericWorkflowEngine
+from ..engine_db import ObjectStatus, WorkflowStatus
+from ..errors import StorageError, StoredRunError, WorkflowError
+from . import run_checks
+from .persistent import PersistentWorkflowEngine
+from .queue import DONE, READY, Lease, WorkQueue, fence, finish_item
+from .run_fixes import refuse_cancelled
+from .run_rows import RunRow
+from .run_writes import RunWriter
+from .store import Store
+from .token import CheckpointPolicy, Token, resume_point
+
+__all__ = ["LeaseWriter", "QueuedTokenEngine"]
+
+log = logging.getLogger(__name__)
+
+#: The token's outcome, from the status a one-token pass ends in.
+_OUTCOME = {
+    WorkflowStatus.COMPLETED: ObjectStatus.COMPLETED,
+    WorkflowStatus.HALTED: ObjectStatus.HALTED,
+    WorkflowStatus.ERROR: ObjectStatus.ERROR,
+}
+
+
+class LeaseWriter(RunWriter):
+    """A :class:`RunWriter` for one leased token: fenced by the lease, not the run's lock.
+
+    Every transaction starts with :func:`~workflow.storage.queue.fence`,
+    which refuses it when the lease was taken over. A transaction that
+    releases (the end of the token's pass) ends the work item: with a
+    status, the item is done and counted in the join (the last item stores
+    the run's outcome); without (an interrupted pass), it goes back to the
+    queue.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        lease: Lease,
+        status: WorkflowStatus,
+        *,
+        lease_ttl: float,
+        guard: threading.RLock,
+    ) -> None:
+        super().__init__(store, lease.run, lease.owner, status, guard=guard)
+        self.lease = lease
+        self.lease_ttl = lease_ttl
+        #: The token's outcome, set by a transaction that ends the item.
+        self._ending: ObjectStatus | None = None
+        #: The run's outcome, when this token's item was its last.
+        self.run_outcome: WorkflowStatus | None = None
+
+    def __repr__(self) -> str:
+        return f"<LeaseWriter {self.lease}>"
+
+    def _write_run(
+        self,
+        conn: sa.Connection,
+        run: RunRow,
+        status: WorkflowStatus | None,
+        release: bool,
+        now: datetime,
+        *,
+        extra_data: bool = True,
+    ) -> None:
+        self._ending = None
+        if not release:
+            fence(conn, self.lease, now, self.lease_ttl)
+        elif status is None:  # an interrupted pass: another worker goes on with the token
+            fence(conn, self.lease, now, self.lease_ttl, state=READY)
+        else:
+            fence(conn, self.lease, now, self.lease_ttl, state=DONE)
+            self._ending = _OUTCOME.get(status, ObjectStatus.ERROR)
+
+    def _log_run(
+        self,
+        conn: sa.Connection,
+        run: RunRow,
+        status: WorkflowStatus | None,
+        message: str,
+        now: datetime,
+    ) -> None:
+        # After the token's own changes: the run's outcome, if this was its last item.
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            self.run_outcome = finish_item(conn, self.lease, ending, now)
+
+    def release(self, *, quietly: bool = False) -> None:
+        """Give the token back to the queue (if the lease still holds)."""
+        now = self.store.now()
+        try:
+            with self.transaction("release lease", token=self.lease.position) as conn:
+                fence(conn, self.lease, now, self.lease_ttl, state=READY)
+        except StorageError:
+            if not quietly:
+                raise
+            log.debug("could not give back %s", self.lease, exc_info=True)
+
+
+class QueuedTokenEngine(PersistentWorkflowEngine):
+    """Run the token a :class:`~workflow.storage.queue.Lease` holds, from where it stopped.
+
+    :param store: the database.
+    :param lease: what a worker claimed (:meth:`WorkQueue.claim`).
+    :param lease_ttl: the queue's lease time: a heartbeat renews the lease
+        every third of it while a task runs.
+    :param checkpoint: ``TOKEN`` (default) or ``TASK``; ``HALT`` counts as
+        ``TOKEN`` (a queued token has no later commit to wait for).
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        lease: Lease,
+        *,
+        lease_ttl: float,
+        checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+    ) -> None:
+        super().__init__(store, lease.run, checkpoint=checkpoint)
+        self.lease = lease
+        self.owner = lease.owner
+        self._queue = WorkQueue(store, lease.queue, lease_ttl=lease_ttl)
+        self._writes = LeaseWriter(
+            store,
+            lease,
+            WorkflowStatus.RUNNING,
+            lease_ttl=lease_ttl,
+            guard=self._db_guard,
+        )
+        self._beat: threading.Thread | None = None
+        self._beating = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.lease}>"
+
+    @property
+    def checkpoint(self) -> CheckpointPolicy:
+        """When progress is committed: ``TOKEN`` or ``TASK`` (``HALT`` is taken as ``TOKEN``)."""
+        return self._checkpoint
+
+    @checkpoint.setter
+    def checkpoint(self, policy: CheckpointPolicy | str) -> None:
+        policy = CheckpointPolicy(policy)
+        self._checkpoint = CheckpointPolicy.TOKEN if policy is CheckpointPolicy.HALT else policy
+
+    @property
+    def run_outcome(self) -> WorkflowStatus | None:
+        """The run's final status, when this engine finished its last token."""
+        return self._writes.run_outcome if isinstance(self._writes, LeaseWriter) else None
+
+    def run_token(self) -> ObjectStatus:
+        """Run the leased token from where it stopped; return how it ended.
+
+        A halt or a failure of a task is stored as in any run and ends this
+        token only.
+
+        :raises ~workflow.errors.LeaseLostError: when the lease was taken
+            over meanwhile (nothing more was stored).
+        :raises ~workflow.errors.StoredRunError: when the token's row
+            cannot be run (the lease is given back first).
+        """
+        if self.callbacks.empty():
+            raise WorkflowError("The callbacks are empty, did you set them?")
+        try:
+            token = self._load_token()
+        except BaseException:
+            self._writes.release(quietly=True)
+            raise
+        self.state.token_pos = -1
+        self.state.callback_pos = resume_point(token) or [0]
+        self._resuming = True
+        try:
+            with self._interruptible():
+                GenericWorkflowEngine.process(
+                    self, [token], stop_on_error=False, stop_on_halt=False, reset_state=False
+                )
+        finally:
+            self._resuming = False
+        return token.status
+
+    def _load_token(self) -> Token:
+        uid, position = self.lease.run, self.lease.position
+        refuse_cancelled(uid, self.storage.workflow(uid)["status"], "run")
+        row = self.storage.token_row(uid, position)
+        if row is None:
+            raise StoredRunError(
+                f"workflow {uid} has no token at position {position} for its work item",
+                workflow=uid,
+                token=position,
+                operation="run queued token",
+            )
+        [token] = run_checks.tokens_from_rows(uid, [row])
+        run_checks.check_positions(uid, [token], self.callback_chooser)
+        return token
+
+    # -- the seams: no run lock, a lease and its heartbeat ------------------------------
+
+    def on_pass_started(self, objects: Sequence[Token]) -> None:
+        """Check the lease (it must still hold) and keep it from a heartbeat thread."""
+        self._start_heartbeat()
+        self._writes.start(self._run_row())
+
+    def _start_heartbeat(self) -> None:
+        if self._beat is None:
+            self._beating.clear()
+            self._beat = threading.Thread(
+                target=self._renew, name=f"workflow-lease-{self.lease.item}", daemon=True
+            )
+            self._beat.start()
+
+    def _stop_heartbeat(self) -> None:
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            self._beating.set()
+            if beat is not threading.current_thread():
+                beat.join(timeout=max(self._queue.lease_ttl, 1.0))
+
+    def _renew(self) -> None:
+        interval = self._queue.lease_ttl / 3
+        while not self._beating.wait(interval):
+            try:
+                with self._db_guard:
+                    held = self._queue.renew(self.lease)
+            except StorageError as exc:  # the next write reports a real outage
+                log.warning("could not renew the lease on %s: %s", self.lease, exc)
+                continue
+            if not held:
+                return
