@@ -1,0 +1,95 @@
+"""Chaos: queue workers killed with SIGKILL while they run a run's tokens.
+
+Four real worker processes run 1,000 tokens of five tasks each on
+PostgreSQL (300 on SQLite and MariaDB, to keep CI's time) while a random
+worker is killed every 2 s and a new one started in its place. The run must
+complete; every token's data must equal an uninterrupted run's (each task's
+result stored once: a task whose result was stored twice would show in the
+token's ``done`` list); the status log must show each token completing once.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.queue_worker import DEFINITIONS, expected
+from tests.runtime.racing import child_env, wait_until
+from workflow.engine_db import ObjectStatus, WorkflowStatus
+from workflow.storage import PersistentWorkflowEngine, Store
+
+pytestmark = pytest.mark.crash
+
+WORKER = Path(__file__).with_name("queue_worker.py")
+TOKENS = {"sqlite": 300, "postgresql": 1000, "mariadb": 300}
+
+
+def start_worker(url: str, stop: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(WORKER), url, "chaos", "--stop", str(stop)],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            env=child_env(),
+        )
+
+
+def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
+    backend: str, store: Store, db_url: str, tmp_path: Path
+) -> None:
+    count = TOKENS[backend]
+    engine = PersistentWorkflowEngine.with_name(
+        "chaos", store=store, definition=DEFINITIONS["chaos"], checkpoint="task"
+    )
+    engine.enqueue([{"value": n, "done": []} for n in range(count)], "chaos")
+    stop, log = tmp_path / "stop", tmp_path / "workers.log"
+    workers = [start_worker(db_url, stop, log) for _ in range(4)]
+    chooser = random.Random(20261206)
+    kills = 0
+    try:
+        deadline = time.monotonic() + 240
+        next_kill = time.monotonic() + 2.0
+        while store.workflow(engine.uuid)["status"] == WorkflowStatus.RUNNING.value:
+            assert time.monotonic() < deadline, f"the run did not finish ({kills} kills)"
+            if time.monotonic() >= next_kill:
+                victim = chooser.randrange(len(workers))
+                workers[victim].send_signal(signal.SIGKILL)
+                workers[victim].wait()
+                workers[victim] = start_worker(db_url, stop, log)
+                kills += 1
+                next_kill += 2.0
+            time.sleep(0.05)
+    finally:
+        stop.touch()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    assert kills >= 1, "the run finished before any worker was killed: make it longer"
+    assert store.workflow(engine.uuid)["status"] == WorkflowStatus.COMPLETED.value, log.read_text()
+    rows = store.token_rows(engine.uuid)
+    assert [row["data"] for row in rows] == [expected(n) for n in range(count)]
+    assert {row["status"] for row in rows} == {ObjectStatus.COMPLETED.value}
+    completed = Counter(
+        change["token_position"]
+        for change in store.status_change_rows(engine.uuid)
+        if change["token_position"] is not None
+        and change["to_status"] == ObjectStatus.COMPLETED.value
+    )
+    assert completed == Counter(range(count))
+    finished = [
+        change
+        for change in store.status_change_rows(engine.uuid)
+        if change["token_position"] is None and change["message"] == "finished"
+    ]
+    assert len(finished) == 1
+    wait_until(lambda: all(w.poll() is not None for w in workers), "the workers stopped", 30)
