@@ -167,6 +167,13 @@ def cmd_run(ctx: Context) -> int:
     key, on_conflict = choose_key(ctx, target, records)
     chosen = start_options(ctx)
     storage = import_storage()
+    if args.queue is not None:
+        from workflow.storage.queue import check_queue_name
+
+        try:
+            check_queue_name(args.queue)
+        except ValueError as exc:
+            raise CLIError(f"--queue: {exc}") from None
     modules = [*args.imports, *([target.spec.partition(":")[0]] if target.spec else [])]
     meta = {
         "target": target.spec,
