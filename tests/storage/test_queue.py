@@ -227,3 +227,5 @@ def test_worker_options_are_checked() -> None:
         Worker(store, {}, queue="q", concurrency=0)
     with pytest.raises(WorkflowValueError, match="lease_ttl"):
         WorkQueue(store, "q", lease_ttl=0)
+    with pytest.raises(WorkflowValueError, match="in-memory SQLite database"):
+        Worker(store, {}, queue="q", concurrency=2)

@@ -121,6 +121,12 @@ class Worker:
             raise WorkflowValueError(
                 f"concurrency must be a whole number from 1 to 256, not {concurrency!r}"
             )
+        url = store.sql_engine.url
+        if concurrency > 1 and url.get_backend_name() == "sqlite" and not url.database:
+            raise WorkflowValueError(
+                "an in-memory SQLite database is a new, empty one in every thread: "
+                "a worker with concurrency above 1 needs a database file or a server"
+            )
         self.store = store
         self.waits = Waits(store)
         self.definitions = definitions
