@@ -182,20 +182,20 @@ def test_a_dead_workers_token_is_run_again_from_its_last_checkpoint(store: Store
 
 
 def test_a_token_that_waits_is_queued_again_when_its_wait_is_decided(store: Store) -> None:
-    steps = [double, *SLEEP("nap", "PT0.2S"), add_one]
+    steps = [double, *SLEEP("nap", "PT2S"), add_one]
     uid = queued(store, "naps", steps, [1, 2])
     worker = Worker(store, {"naps": steps}, queue="q", concurrency=2, poll=0.05)
-    drain(worker)
+    assert worker.run_once().ran == 2  # both halt at their nap, well before it ends
     assert store.workflow(uid)["status"] == WorkflowStatus.HALTED.value
     assert store.workflow(uid)["lock_owner"] is None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while store.workflow(uid)["status"] != WorkflowStatus.COMPLETED.value:
         assert time.monotonic() < deadline, "the run did not go on after its naps"
         worker.run_once()
         time.sleep(0.05)
     assert [r["data"] for r in store.token_rows(uid)] == [3, 5]
     messages = [c["message"] for c in store.status_change_rows(uid) if c["token_position"] is None]
-    assert "requeued on 'q': 2 tokens go on" in messages or messages.count("stopped") == 2
+    assert any(message.startswith("requeued on 'q': ") for message in messages)
     assert messages[-1] == "finished"
 
 

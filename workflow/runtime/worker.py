@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,6 +64,14 @@ Definitions = Mapping[str, Any] | Callable[[PersistentWorkflowEngine], Any]
 
 #: What :meth:`Worker._continue` says when no token was parked at the decided waits.
 _SETTLED = "settled: no token waited there"
+
+#: How many queued runs' rows a worker keeps (a run's row is read once for its tokens).
+_RUN_ROWS_KEPT = 64
+#: Seconds a kept row is used (a run put back on its queue may have changed meanwhile).
+_RUN_ROW_AGE = 10.0
+
+#: Seconds a pass runs queued tokens before it looks at timers and decided waits again.
+_QUEUE_SLICE = 1.0
 
 #: The longest a worker leaves a run alone after it could not continue it.
 _MAX_BACKOFF = 60.0
@@ -140,6 +149,8 @@ class Worker:
         self._stop = threading.Event()
         self._backoff: dict[str, tuple[float, int]] = {}
         self._threads: ThreadPoolExecutor | None = None
+        #: The rows of the queued runs whose tokens this worker ran lately.
+        self._run_rows: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"<Worker {self.store!r}>"
@@ -167,8 +178,14 @@ class Worker:
                 done.continued.append(run)
             elif why is not _SETTLED:
                 done.skipped[run] = why
-        if self.queue is not None and not self._stop.is_set():
-            done.ran = self._work(self.queue)
+        if self.queue is not None:
+            # Tokens until none is left, or for at most a second: then timers again.
+            until = time.monotonic() + _QUEUE_SLICE
+            while not self._stop.is_set() and time.monotonic() < until:
+                ran = self._work(self.queue)
+                done.ran += ran
+                if not ran:
+                    break
         return done
 
     # -- queued tokens -------------------------------------------------------------
@@ -186,7 +203,13 @@ class Worker:
         """Run the token ``lease`` holds; tell whether it ran (its lease held to the end)."""
         engine: QueuedTokenEngine | None = None
         try:
-            engine = QueuedTokenEngine(self.store, lease, lease_ttl=self._lease_ttl)
+            row, read_at = self._run_rows.get(lease.run, (None, 0.0))
+            if row is None or time.monotonic() - read_at > _RUN_ROW_AGE:
+                row = self.store.workflow(lease.run)
+                self._run_rows[lease.run] = (row, time.monotonic())
+                while len(self._run_rows) > _RUN_ROWS_KEPT:
+                    self._run_rows.popitem(last=False)
+            engine = QueuedTokenEngine(self.store, lease, lease_ttl=self._lease_ttl, run_row=row)
             engine.callbacks.replace(self._definition(engine))
             engine.run_token()
         except LeaseLostError as exc:

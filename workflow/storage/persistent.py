@@ -92,7 +92,7 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         #: Held around this engine's transactions and the heartbeat's renewals, so
         #: that the two never wait on each other's row locks (a deadlock on MariaDB).
         self._db_guard = threading.RLock()
-        row = store.workflow(uuid)
+        row = self._read_run(store, uuid)
         check_run_row(row)
         self.name: str = row["name"]
         self._writes = RunWriter(
@@ -108,6 +108,10 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         #: ``False`` when :meth:`with_name` returned a run that existed already
         #: (its uuid, or an active run holding its key): :meth:`process` refuses it.
         self.created = True
+
+    def _read_run(self, store: Store, uuid: str) -> dict[str, Any]:
+        """The run's row, as the engine is built from it."""
+        return store.workflow(uuid)
 
     @classmethod
     def with_name(

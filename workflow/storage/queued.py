@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,7 +38,7 @@ from . import run_checks
 from .persistent import PersistentWorkflowEngine
 from .queue import DONE, READY, Lease, WorkQueue, fence, finish_item
 from .run_fixes import refuse_cancelled
-from .run_rows import RunRow
+from .run_rows import RunRow, TokenChange, tokens, workflows
 from .run_writes import RunWriter
 from .store import Store
 from .token import CheckpointPolicy, Token, resume_point
@@ -138,6 +139,9 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
         every third of it while a task runs.
     :param checkpoint: ``TOKEN`` (default) or ``TASK``; ``HALT`` counts as
         ``TOKEN`` (a queued token has no later commit to wait for).
+    :param run_row: the run's row (:meth:`Store.workflow`), when the caller
+        read it already: a queued run's row does not change while it is on
+        the queue, so a worker reads it once for all of the run's tokens.
 
     .. versionadded:: 3.0
     """
@@ -149,7 +153,9 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
         *,
         lease_ttl: float,
         checkpoint: CheckpointPolicy | str = CheckpointPolicy.TOKEN,
+        run_row: dict[str, Any] | None = None,
     ) -> None:
+        self._given_row = run_row
         super().__init__(store, lease.run, checkpoint=checkpoint)
         self.lease = lease
         self.owner = lease.owner
@@ -162,10 +168,18 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
             guard=self._db_guard,
         )
         self._beat: threading.Thread | None = None
+        #: Whether a halt or a failure ended the work item already.
+        self._ended = False
         self._beating = threading.Event()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.lease}>"
+
+    def _read_run(self, store: Store, uuid: str) -> dict[str, Any]:
+        # A queued run's row does not change while it is queued (its workers write
+        # their tokens only): a worker reads it once for all of the run's tokens.
+        given, self._given_row = self._given_row, None
+        return dict(given) if given is not None else store.workflow(uuid)
 
     @property
     def checkpoint(self) -> CheckpointPolicy:
@@ -214,8 +228,16 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
 
     def _load_token(self) -> Token:
         uid, position = self.lease.run, self.lease.position
-        refuse_cancelled(uid, self.storage.workflow(uid)["status"], "run")
-        row = self.storage.token_row(uid, position)
+        query = (
+            sa.select(tokens, workflows.c.status.label("run_status"))
+            .join(workflows, workflows.c.uuid == tokens.c.workflow_uuid)
+            .where(tokens.c.workflow_uuid == uid, tokens.c.position == position)
+        )
+        with self.storage.transaction("load a queued token", workflow=uid, token=position) as conn:
+            found = conn.execute(query).mappings().first()
+        row = None if found is None else dict(found)
+        if row is not None:
+            refuse_cancelled(uid, row.pop("run_status"), "run")
         if row is None:
             raise StoredRunError(
                 f"workflow {uid} has no token at position {position} for its work item",
@@ -230,9 +252,31 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
     # -- the seams: no run lock, a lease and its heartbeat ------------------------------
 
     def on_pass_started(self, objects: Sequence[Token]) -> None:
-        """Check the lease (it must still hold) and keep it from a heartbeat thread."""
+        """Keep the lease from a heartbeat thread (the claim took it a moment ago)."""
+        self._ended = False
         self._start_heartbeat()
-        self._writes.start(self._run_row())
+
+    def on_token_completed(self, obj: Token) -> None:
+        """Keep the completed token for the transaction that ends its work item."""
+        self._unsaved.append(obj)
+
+    def on_pass_finished(self, objects: Sequence[Token]) -> None:
+        """End the work item with the token's outcome, unless its halt or failure did."""
+        if not self._ended:
+            super().on_pass_finished(objects)
+
+    def _stop_token(self, operation: str, change: TokenChange, exc: BaseException) -> None:
+        """Store a token that halted or failed, ending its work item in the same transaction."""
+        status = WorkflowStatus.HALTED if operation == "halt" else WorkflowStatus.ERROR
+        self._writes.stop_token(
+            operation,
+            self._run_row(),
+            change,
+            completed=self._take_unsaved(),
+            status=status,
+            message=change.message,
+        )
+        self._ended = True
 
     def _start_heartbeat(self) -> None:
         if self._beat is None:
