@@ -229,3 +229,42 @@ def test_worker_options_are_checked() -> None:
         WorkQueue(store, "q", lease_ttl=0)
     with pytest.raises(WorkflowValueError, match="in-memory SQLite database"):
         Worker(store, {}, queue="q", concurrency=2)
+
+
+def test_a_queued_run_is_cancelled_and_its_workers_stop(store: Store) -> None:
+    uid = queued(store, "double", STEPS, [1, 2, 3])
+    queue = WorkQueue(store, "q")
+    [running] = queue.claim("busy")  # a worker runs token 0 as the run is cancelled
+    assert store.cancel(uid, "not needed", by="alice")
+    row = store.workflow(uid)
+    assert (row["status"], row["lock_owner"]) == (WorkflowStatus.CANCELLED.value, None)
+    assert queue.counts(uid) == {"ready": 0, "claimed": 0, "done": 3}
+    engine = QueuedTokenEngine(store, running, lease_ttl=5.0)
+    engine.callbacks.replace(STEPS)
+    with pytest.raises(StoredRunError, match="was cancelled"):
+        engine.run_token()
+    assert Worker(store, {"double": STEPS}, queue="q").run_once().ran == 0
+    assert [r["data"] for r in store.token_rows(uid)] == [1, 2, 3]
+    with pytest.raises(StoredRunError, match="cancelled"):
+        queue.requeue(uid, [0])
+    assert store.workflow(uid)["status"] == WorkflowStatus.CANCELLED.value
+
+
+def test_a_worker_whose_token_is_cancelled_mid_task_stores_nothing(store: Store) -> None:
+    started, go_on = threading.Event(), threading.Event()
+
+    def slow(obj: Any, eng: Any) -> None:
+        started.set()
+        assert go_on.wait(10)
+        obj.data = "changed"
+
+    uid = queued(store, "slow", [slow], ["kept"])
+    worker = Worker(store, {"slow": [slow]}, queue="q")
+    passing = threading.Thread(target=worker.run_once)
+    passing.start()
+    assert started.wait(10)
+    assert store.cancel(uid)
+    go_on.set()
+    passing.join(10)
+    assert store.token_row(uid, 0)["data"] == "kept"
+    assert store.workflow(uid)["status"] == WorkflowStatus.CANCELLED.value

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine_db import WorkflowStatus
 from ..errors import (
     LeaseLostError,
     StorageError,
@@ -215,6 +216,14 @@ class Worker:
         except LeaseLostError as exc:
             log.warning("%s", exc, extra={"workflow_uuid": lease.run})
             return False
+        except StoredRunError as exc:
+            if self._cancelled(lease.run):  # its items were stopped: nothing to give back
+                log.info("run %s was cancelled", lease.run, extra={"workflow_uuid": lease.run})
+                return False
+            self._failed(lease.run, exc)
+            if engine is not None:
+                engine._writes.release(quietly=True)
+            return False
         except Exception as exc:  # no definition, a damaged token, the database
             self._failed(lease.run, exc)
             if engine is not None:
@@ -223,6 +232,12 @@ class Worker:
                 self._give_back(lease)
             return False
         return True
+
+    def _cancelled(self, run: str) -> bool:
+        try:
+            return bool(self.store.workflow(run)["status"] == WorkflowStatus.CANCELLED.value)
+        except StorageError:
+            return False
 
     def _give_back(self, lease: Lease) -> None:
         assert self.queue is not None

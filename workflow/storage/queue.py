@@ -54,8 +54,10 @@ __all__ = [
     "WorkQueue",
     "fence",
     "finish_item",
+    "is_queue_owner",
     "queue_owner",
     "queued_runs",
+    "stop_work",
     "work_items",
 ]
 
@@ -79,6 +81,25 @@ READY, CLAIMED, DONE = "ready", "claimed", "done"
 def queue_owner(queue: str) -> str:
     """The lock owner of the runs on ``queue``."""
     return _OWNER_PREFIX + queue
+
+
+def is_queue_owner(owner: str | None) -> bool:
+    """Tell whether a run's lock ``owner`` is a queue's (the run is on a work queue)."""
+    return owner is not None and owner.startswith(_OWNER_PREFIX)
+
+
+def stop_work(conn: sa.Connection, uid: str, now: datetime) -> int:
+    """End every work item of run ``uid`` that is not done (the run is cancelled).
+
+    A worker running one of its tokens finds its lease gone at its next
+    write and stores nothing more. Return how many items were stopped.
+    """
+    stopped = conn.execute(
+        work_items.update()
+        .where(work_items.c.workflow_uuid == uid, work_items.c.state != DONE)
+        .values(state=DONE, owner=None, lease_until=None, modified=now)
+    )
+    return int(stopped.rowcount)
 
 
 def check_queue_name(name: object) -> str:
@@ -294,6 +315,12 @@ class WorkQueue:
                 .where(workflows.c.uuid == uid)
                 .with_for_update()
             ).one()
+            if row.status == WorkflowStatus.CANCELLED.value:  # rolls the items back too
+                raise StoredRunError(
+                    f"workflow {uid} was cancelled: its tokens are not queued again",
+                    workflow=uid,
+                    operation="requeue",
+                )
             if row.lock_owner != owner:
                 if not take_lock(conn, uid, owner, now, _FOREVER):
                     raise _locked(uid, row.lock_owner, row.lock_expires)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from ..engine_db import ObjectStatus, WorkflowStatus
 from ..errors import StoredRunError, WorkflowIndexError, WorkflowLockedError, WorkflowNotFoundError
+from .queue import is_queue_owner, stop_work
 from .run_rows import StatusChangeInsert, WorkflowUpdate, tokens, workflows
 from .run_statements import cancel_workflow, log_status_change, update_token, update_workflow
 
@@ -42,53 +43,71 @@ def refuse_cancelled(uid: str, status: int, operation: str) -> None:
         )
 
 
+class _ReadAgain(Exception):
+    """The run changed between the read and the write: roll back, read again."""
+
+
 def cancel_run(store: Store, uid: str, reason: str, owner: str | None, by: str | None) -> bool:
     """Store run ``uid`` ``CANCELLED`` with its lock released; see :meth:`Store.cancel`."""
     for _ in range(_CANCEL_TRIES):
-        now = store.now()
-        with store.transaction("cancel", workflow=uid) as conn:
-            row = conn.execute(
-                sa.select(
-                    workflows.c.status, workflows.c.lock_owner, workflows.c.lock_expires
-                ).where(workflows.c.uuid == uid)
-            ).first()
-            if row is None:
-                raise WorkflowNotFoundError(
-                    f"no stored workflow has the uuid {uid!r}", workflow=uid, operation="cancel"
-                )
-            if row.status == CANCELLED.value:
-                return False
-            if row.status == WorkflowStatus.COMPLETED.value:
-                raise StoredRunError(
-                    f"workflow {uid} is completed: there is nothing left to cancel",
-                    workflow=uid,
-                    operation="cancel",
-                )
-            held = row.lock_owner is not None and row.lock_owner != owner
-            if held and row.lock_expires is not None and row.lock_expires >= now:
-                raise locked_error(uid, row.lock_owner, row.lock_expires, "cancel")
-            if cancel_workflow(conn, uid, row.status, owner, now, CANCELLED.value):
-                who = f" by {by}" if by else ""
-                message = f"cancelled{who}" + (f": {reason}" if reason else "")
-                log_status_change(
-                    conn,
-                    StatusChangeInsert(
-                        workflow_uuid=uid,
-                        token_position=None,
-                        from_status=row.status,
-                        to_status=CANCELLED.value,
-                        callback_pos=None,
-                        message=message,
-                        created=now,
-                    ),
-                )
-                return True
-        # Another process changed the run between the read and the write: read again.
+        try:
+            return _cancel_once(store, uid, reason, owner, by)
+        except _ReadAgain:
+            continue  # another process changed the run between the read and the write
     raise WorkflowLockedError(
         f"workflow {uid} kept changing while it was being cancelled; try again",
         workflow=uid,
         operation="cancel",
     )
+
+
+def _cancel_once(store: Store, uid: str, reason: str, owner: str | None, by: str | None) -> bool:
+    now = store.now()
+    read = sa.select(workflows.c.status, workflows.c.lock_owner, workflows.c.lock_expires).where(
+        workflows.c.uuid == uid
+    )
+    with store.transaction("cancel", workflow=uid) as conn:
+        row = conn.execute(read).first()
+        if row is not None and is_queue_owner(row.lock_owner):
+            # A queued run: its waiting and running tokens are stopped first (their
+            # rows locked in the order the workers lock them: items, then the run).
+            stop_work(conn, uid, now)
+            row = conn.execute(read.with_for_update()).first()
+            assert row is not None
+            if is_queue_owner(row.lock_owner):
+                owner = row.lock_owner
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no stored workflow has the uuid {uid!r}", workflow=uid, operation="cancel"
+            )
+        if row.status == CANCELLED.value:
+            return False
+        if row.status == WorkflowStatus.COMPLETED.value:
+            raise StoredRunError(
+                f"workflow {uid} is completed: there is nothing left to cancel",
+                workflow=uid,
+                operation="cancel",
+            )
+        held = row.lock_owner is not None and row.lock_owner != owner
+        if held and row.lock_expires is not None and row.lock_expires >= now:
+            raise locked_error(uid, row.lock_owner, row.lock_expires, "cancel")
+        if cancel_workflow(conn, uid, row.status, owner, now, CANCELLED.value):
+            who = f" by {by}" if by else ""
+            message = f"cancelled{who}" + (f": {reason}" if reason else "")
+            log_status_change(
+                conn,
+                StatusChangeInsert(
+                    workflow_uuid=uid,
+                    token_position=None,
+                    from_status=row.status,
+                    to_status=CANCELLED.value,
+                    callback_pos=None,
+                    message=message,
+                    created=now,
+                ),
+            )
+            return True
+        raise _ReadAgain
 
 
 def locked_error(uid: str, owner: str, expires: datetime, operation: str) -> WorkflowLockedError:
