@@ -89,6 +89,7 @@ __all__ = [
     "StopProcessing",
     "StorageError",
     "StoredRunError",
+    "TaskTimeLimitError",
     "TokenEncodingError",
     "WorkflowAPIError",
     "WorkflowBaseError",
@@ -271,6 +272,29 @@ class WorkflowTimeoutError(WorkflowBaseError, TimeoutError):
 
     .. versionadded:: 3.0
     """
+
+
+class TaskTimeLimitError(WorkflowTimeoutError):
+    """A task ran past its time limit and was interrupted (:func:`~workflow.runtime.time_limited`).
+
+    :attr:`limit` is the limit in seconds; :attr:`task` names the task.
+
+    .. versionadded:: 3.0
+    """
+
+    def __init__(
+        self,
+        message: str = "the task ran past its time limit",
+        *,
+        limit: float | None = None,
+        task: str | None = None,
+    ):
+        super().__init__(message)
+        self.limit = limit
+        self.task = task
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), {"limit": self.limit, "task": self.task}))
 
 
 class WorkflowError(WorkflowBaseError):

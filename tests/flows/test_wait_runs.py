@@ -589,3 +589,31 @@ def test_a_retry_inside_a_loop_counts_the_attempts_of_each_round_afresh(
     ]
     assert token(store, uuid)["status"] == ObjectStatus.COMPLETED.value
     assert len({wait.id for wait in Waits(store).of_run(uuid)}) == 2
+
+
+def test_a_task_over_its_time_limit_is_interrupted_and_retried(
+    store: Store, registry: TaskRegistry
+) -> None:
+    calls: list[float] = []
+
+    def slow_then_quick(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(30)  # interrupted long before
+        return {"charged": params["amount"]}
+
+    registry.register("flaky", slow_then_quick)
+    body = retrying(3)
+    body["steps"][0]["time_limit"] = "PT0.2S"
+    started = time.monotonic()
+    uuid = start(store, body, registry)
+    assert time.monotonic() - started < 20
+    (wait,) = waiting(store, uuid)
+    assert (
+        "attempt 1 of 3 failed: task 'flaky' ran past its time limit of 0.2 s and was "
+        "interrupted" in wait.spec["message"]
+    )
+    until_due(store, wait)
+    assert go_on(store, body, registry) == [uuid]
+    assert context(store, uuid)["after"] == {"charged": 12}
+    assert len(calls) == 2

@@ -20,7 +20,7 @@ from workflow.errors import (
     WorkflowLockedError,
     WorkflowValueError,
 )
-from workflow.runtime import SLEEP, Worker
+from workflow.runtime import SLEEP, Worker, time_limited
 from workflow.storage import PersistentWorkflowEngine, Store
 from workflow.storage.queue import WorkQueue
 from workflow.storage.queued import QueuedTokenEngine
@@ -268,3 +268,17 @@ def test_a_worker_whose_token_is_cancelled_mid_task_stores_nothing(store: Store)
     passing.join(10)
     assert store.token_row(uid, 0)["data"] == "kept"
     assert store.workflow(uid)["status"] == WorkflowStatus.CANCELLED.value
+
+
+def test_a_worker_thread_interrupts_a_task_over_its_time_limit(store: Store) -> None:
+    def spin(obj: Any, eng: Any) -> None:
+        while True:  # Python code: interrupted in whichever thread runs it
+            obj.data += 0
+
+    steps = [time_limited(0.2, spin)]
+    uid = queued(store, "spin", steps, [1, 2])
+    drain(Worker(store, {"spin": steps}, queue="q", concurrency=2))
+    rows = store.token_rows(uid)
+    assert [r["status"] for r in rows] == [ObjectStatus.ERROR.value] * 2
+    assert all("ran past its time limit of 0.2 s" in r["last_error"] for r in rows)
+    assert store.workflow(uid)["status"] == WorkflowStatus.ERROR.value

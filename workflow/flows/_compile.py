@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import FlowRuntimeError
 from ..patterns.controlflow import IF, IF_ELSE, WHILE
+from ..runtime._time import parse_duration
 from ._registry import TaskRegistry
 from ._shape import execution_order, kind_of, names_in
 from ._steps import (
@@ -58,7 +59,10 @@ class Compiler:
         return build(step, Place(block.flow, step["name"], block.scope, block.loops))
 
     def _task(self, step: Mapping[str, Any], place: Place) -> Any:
-        task = Task(place, self.registry.get(step["task"]), step.get("params", {}))
+        limit = None
+        if "time_limit" in step:
+            limit = parse_duration(step["time_limit"], what="time_limit").total_seconds()
+        task = Task(place, self.registry.get(step["task"]), step.get("params", {}), limit)
         if "retry" not in step:
             return task
         from ._waits import retried  # the runtime imports SQLAlchemy: only when a flow waits

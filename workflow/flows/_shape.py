@@ -32,7 +32,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
 
 #: The keys that make a step one kind or another, and the keys each kind allows.
 KINDS: dict[str, frozenset[str]] = {
-    "task": frozenset({"task", "params", "retry"}),
+    "task": frozenset({"task", "params", "retry", "time_limit"}),
     "if": frozenset({"if", "then", "else"}),
     "while": frozenset({"while", "do", "max_iterations"}),
     "for_each": frozenset({"for_each", "as", "do"}),

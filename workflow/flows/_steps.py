@@ -112,10 +112,14 @@ class Task(_Step):
     engine's transitions and storage errors go through as they are.
     """
 
-    def __init__(self, place: Place, entry: RegisteredTask, params: Any) -> None:
+    def __init__(
+        self, place: Place, entry: RegisteredTask, params: Any, time_limit: float | None = None
+    ) -> None:
         super().__init__(place)
         self.entry = entry
         self.params = compile_value(params)
+        #: Seconds after which an attempt is interrupted (``time_limit``), if any.
+        self.time_limit = time_limit
 
     def __call__(self, obj: Any, eng: Any) -> None:
         try:
@@ -133,7 +137,14 @@ class Task(_Step):
         """
         lookup = self.lookup(obj)
         params = self.resolve(self.params, lookup)
-        lookup.scope[self.name] = self._call(obj, eng, lookup, params)
+        if self.time_limit is None:
+            lookup.scope[self.name] = self._call(obj, eng, lookup, params)
+            return
+        from ..runtime._limits import call_with_time_limit
+
+        limit, name = self.time_limit, self.entry.name
+        result = call_with_time_limit(limit, self._call, obj, eng, lookup, params, name=name)
+        lookup.scope[self.name] = result
 
     def _call(self, obj: Any, eng: Any, lookup: Lookup, params: Any) -> Any:
         entry = self.entry

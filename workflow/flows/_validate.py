@@ -39,7 +39,14 @@ from ._shape import (
     execution_order,
     names_in,
 )
-from ._wait_checks import Checked, check_ask, check_receive, check_retry, check_sleep
+from ._wait_checks import (
+    Checked,
+    check_ask,
+    check_receive,
+    check_retry,
+    check_sleep,
+    check_time_limit,
+)
 
 __all__ = ["DefinitionLookup", "body_of", "validate_body", "version_of"]
 
@@ -295,8 +302,8 @@ class Validator:
             kind = kinds[0]
             allowed = KINDS[kind] | COMMON_KEYS
             for key in step:
-                if key == "retry" and kind != "task":
-                    message = f"retry is for task steps only, not for a {kind} step"
+                if key in ("retry", "time_limit") and kind != "task":
+                    message = f"{key} is for task steps only, not for a {kind} step"
                     self.error(name, key_path(path, key), message)
                 elif key not in allowed:
                     self.error(
@@ -324,6 +331,8 @@ class Validator:
         self._check_params(params, name, f"{path}.params", scope)
         if "retry" in step:
             self._report(check_retry(step["retry"], f"{path}.retry"), name, scope)
+        if "time_limit" in step:
+            self._report(check_time_limit(step["time_limit"], f"{path}.time_limit"), name, scope)
 
     def _report(self, checked: Checked, name: str | None, scope: _Scope) -> None:
         """Report what checking a waiting step found, its references checked against ``scope``."""

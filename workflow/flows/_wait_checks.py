@@ -19,7 +19,14 @@ from ._answers import INSTALL_HINT, answer_problem, schema_problems
 from ._limits import MAX_APPROVERS, MAX_ATTEMPTS, MAX_MESSAGE_LENGTH, MAX_TOPIC_LENGTH, key_path
 from ._refs import has_default
 
-__all__ = ["Checked", "check_ask", "check_receive", "check_retry", "check_sleep"]
+__all__ = [
+    "Checked",
+    "check_ask",
+    "check_receive",
+    "check_retry",
+    "check_sleep",
+    "check_time_limit",
+]
 
 #: The keys of an ``ask`` object, of a ``sleep`` object and of a ``retry`` object.
 ASK_KEYS = (
@@ -272,4 +279,13 @@ def check_retry(spec: object, where: str) -> Checked:
             checked.add(at, f"max_backoff {spec['max_backoff']!r} is shorter than the backoff")
     if "jitter" in spec and not isinstance(spec["jitter"], bool):
         checked.add(key_path(where, "jitter"), "jitter must be true or false")
+    return checked
+
+
+def check_time_limit(spec: object, where: str) -> Checked:
+    """Check the ``time_limit`` of a task step: a duration above zero, at most a day."""
+    checked = Checked()
+    limit = _duration(checked, spec, where, "time_limit")
+    if limit is not None and not timedelta(0) < limit <= timedelta(days=1):
+        checked.add(where, f"time_limit must be above zero and at most a day (P1D), not {spec!r}")
     return checked

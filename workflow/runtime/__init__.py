@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._limits import call_with_time_limit, time_limited
 from ._time import backoff_delay, parse_duration, parse_instant
 
 if TYPE_CHECKING:
@@ -42,9 +43,11 @@ __all__ = [
     "Waits",
     "Worker",
     "backoff_delay",
+    "call_with_time_limit",
     "parse_duration",
     "parse_instant",
     "retry_tasks",
+    "time_limited",
     "wait_id",
     "wait_tasks",
 ]
