@@ -59,7 +59,8 @@ import sqlalchemy as sa
 from workflow.engine_db import ObjectStatus, WorkflowStatus
 from workflow.storage import PersistentWorkflowEngine, Store, Token
 from workflow.storage.models import utcnow
-from workflow.storage.store import tokens, transitions, workflows
+from workflow.storage.run_rows import status_changes as transitions
+from workflow.storage.run_rows import tokens, workflows
 
 Item: TypeAlias = dict[str, int]
 Task: TypeAlias = Callable[[Token, Any], None]
