@@ -22,10 +22,12 @@ except ImportError as exc:  # pragma: no cover - the test environment has the ex
     ) from exc
 
 from ._app import create_app
-from ._auth import Sessions, Users, load_users
+from ._auth import ENV_SECRET, ENV_USERS, Sessions, Users, load_users
 from ._service import RunService
 
 __all__ = [
+    "ENV_SECRET",
+    "ENV_USERS",
     "RunService",
     "Sessions",
     "Users",
@@ -33,6 +35,6 @@ __all__ = [
     "load_users",
 ]
 
-for _name in __all__:
+for _name in ("RunService", "Sessions", "Users", "create_app", "load_users"):
     globals()[_name].__module__ = __name__
 del _name
