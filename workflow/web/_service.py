@@ -115,6 +115,28 @@ def stored_flows(store: Store, registry: TaskRegistry) -> Definitions:
     return build
 
 
+#: The keys of a flow step that say what kind of step it is, in the order they are looked for.
+_KINDS = ("ask", "sleep", "receive", "halt", "task", "call", "if", "switch", "for", "parallel")
+
+
+def _steps(steps: Any, marks: dict[str, list[tuple[int, str]]]) -> list[dict[str, Any]]:
+    """The flow's steps as the diagram shows them, nested steps included."""
+    if not isinstance(steps, list):
+        return []
+    shown = []
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        name = str(step.get("name", "?"))
+        nested = []
+        for key, value in step.items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                nested.append({"branch": str(key), "steps": _steps(value, marks)})
+        kind = next((key for key in _KINDS if key in step), "step")
+        shown.append({"name": name, "kind": kind, "tokens": marks.get(name, []), "nested": nested})
+    return shown
+
+
 def _status(text: str | None) -> WorkflowStatus | None:
     return None if text is None else WorkflowStatus[text]
 
@@ -216,6 +238,36 @@ class RunService:
             }
             for change in status_changes
         ]
+
+    def diagram(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the steps of a flow run's definition, each with the tokens that are there.
+
+        A step is ``{"name", "kind", "tokens": [(position, what)], "steps": [...]}``
+        (``steps``: the steps nested in it); a token is placed at the step
+        it waits at, halted at or failed in. Runs of Python callback lists,
+        and definitions gone from the database, have no diagram (``[]``).
+        """
+        from workflow.storage import Definitions as Stored
+
+        definition = run.get("definition")
+        if not isinstance(definition, dict):
+            return []
+        try:
+            body = Stored(self.store).get(definition["name"], definition["version"]).body
+        except WorkflowBaseError:
+            return []
+        marks: dict[str, list[tuple[int, str]]] = {}
+        for wait in run.get("waits", []):
+            if wait.get("phase") == "waiting":
+                marks.setdefault(str(wait["step"]), []).append((wait["token"], "waits"))
+        for token in run.get("tokens", []):
+            halted = token.get("halted") or {}
+            step = halted.get("step") if isinstance(halted, dict) else None
+            if step and not any(token["position"] == at for at, _ in marks.get(step, [])):
+                marks.setdefault(str(step), []).append((token["position"], "halted"))
+            if token.get("status") == "ERROR" and token.get("step"):
+                marks.setdefault(str(token["step"]), []).append((token["position"], "failed"))
+        return _steps(body.get("steps", []), marks)
 
     def state(self, uuid: str) -> dict[str, Any]:
         """The run's status and the steps it waits at (``{"uuid", "status", "waiting"}``)."""
