@@ -94,13 +94,22 @@ def test_serve_without_users_listens_locally_and_prints_a_token(tmp_path: Path) 
 
 
 def test_a_users_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({TOKENS["bob"]: "bob"}))
+    users.chmod(0o644)
+    with pytest.raises(WorkflowValueError, match=r"may be read by others \(mode -rw-r--r--\)"):
+        load_users(users)
+    users.chmod(0o600)
+    assert load_users(users).user(TOKENS["bob"]) == "bob"
+    users.write_text("{not json")
+    with pytest.raises(WorkflowValueError, match=r"users\.json is not valid JSON"):
+        load_users(users)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="TOML needs tomllib (Python 3.11)")
+def test_a_users_file_may_be_toml(tmp_path: Path) -> None:
     users = tmp_path / "users.toml"
     users.write_text(f'"{TOKENS["bob"]}" = "bob"\n')
-    users.chmod(0o644)
-    with pytest.raises(
-        WorkflowValueError, match=r"may be read by others \(mode -rw-r--r--\).*`chmod 600 "
-    ):
-        load_users(users)
     users.chmod(0o600)
     assert load_users(users).user(TOKENS["bob"]) == "bob"
     users.write_text("not = [toml")
