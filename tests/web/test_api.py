@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 
 from fastapi.testclient import TestClient
@@ -263,3 +264,60 @@ def test_mine_lists_only_what_the_user_may_still_answer(client: TestClient) -> N
     )
     one = client.get(f"/api/interactions/{ident}", headers=auth("bob")).json()
     assert one["schema"] == {"type": "object", "properties": {"note": {"type": "string"}}}
+
+
+def test_a_start_with_tokens_the_flow_cannot_take_is_422(client: TestClient) -> None:
+    deep: object = 1
+    for _ in range(200):
+        deep = [deep]
+    refused = client.post(
+        "/api/runs", json={"flow": "refund", "tokens": [deep]}, headers=auth("alice")
+    )
+    assert refused.status_code == 422
+    many = client.post(
+        "/api/runs", json={"flow": "refund", "tokens": [{}] * 1001}, headers=auth("alice")
+    )
+    assert many.status_code == 422
+    unknown = client.post("/api/runs", json={"flow": "refund", "version": 7}, headers=auth("alice"))
+    assert (unknown.status_code, unknown.json()["reason"]) == (404, "flow_not_found")
+
+
+def test_a_failed_run_is_resumed_and_goes_on(client: TestClient, store: Store) -> None:
+    from workflow.storage import Definitions
+
+    calls: list[int] = []
+
+    def flaky(context: object, params: dict[str, object]) -> dict[str, object]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("the service does not answer")
+        return {"ok": True}
+
+    client.app.state.service.registry.register("flaky", flaky)  # type: ignore[attr-defined]
+    Definitions(store).put("shaky", {"name": "shaky", "steps": [{"name": "s", "task": "flaky"}]})
+    started = client.post("/api/runs", json={"flow": "shaky"}, headers=auth("alice")).json()
+    assert started["status"] == "ERROR"
+    shown = client.get(f"/api/runs/{started['uuid']}", headers=auth("alice")).json()
+    assert "ConnectionError: the service does not answer" in shown["tokens"][0]["error"]
+    resumed = client.post(f"/api/runs/{started['uuid']}/resume", headers=auth("alice"))
+    assert resumed.json()["status"] == "COMPLETED"
+    again = client.post(f"/api/runs/{started['uuid']}/resume", headers=auth("alice"))
+    assert (again.status_code, again.json()["reason"]) == (409, "completed")
+    cancel = client.post(f"/api/runs/{started['uuid']}/cancel", headers=auth("alice"))
+    assert (cancel.status_code, cancel.json()["reason"]) == (409, "completed")
+
+
+def test_a_run_of_python_callbacks_is_not_resumed_by_the_server(
+    client: TestClient, store: Store
+) -> None:
+    from workflow.storage import PersistentWorkflowEngine
+
+    def fail(obj: object, eng: object) -> None:
+        raise ValueError("no")
+
+    engine = PersistentWorkflowEngine.with_name("python", store=store, definition=[fail])
+    with contextlib.suppress(Exception):
+        engine.process([{}], stop_on_error=False)
+    refused = client.post(f"/api/runs/{engine.uuid}/resume", headers=auth("alice"))
+    assert (refused.status_code, refused.json()["reason"]) == (409, "no_definition")
+    assert "not made from a stored flow" in refused.json()["detail"]

@@ -151,3 +151,17 @@ def test_runs_page_counts_statuses_filters_and_cancels(client: TestClient) -> No
     assert client.post(f"/runs/{run}/cancel", data={"reason": "dup"}).status_code == 403
     assert client.get("/static/page.css").status_code == 200
     assert client.get("/static/page.js").status_code == 200
+
+
+def test_a_post_without_a_session_is_refused_not_redirected(client: TestClient) -> None:
+    start(client)
+    [waiting] = client.get(
+        "/api/interactions", headers={"Authorization": f"Bearer {TOKENS['alice']}"}
+    ).json()["interactions"]
+    forged = client.post(
+        f"/interactions/{waiting['id']}/answer",
+        data={"decision": "approve", "csrf": "x"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    assert "this form is not from your session" in text(forged.text)

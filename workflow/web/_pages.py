@@ -101,7 +101,7 @@ class Pages:
     def problem(self, request: Request, exc: Problem) -> Response:
         """Render a refusal as a page with its status."""
         session = self.session(request)
-        if exc.status == 401 or session is None:
+        if request.method == "GET" and (exc.status == 401 or session is None):
             return self._to_login(request)
         return self.render(
             request, "problem.html", session, exc.status, problem=exc, extra=exc.extra

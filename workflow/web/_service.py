@@ -324,8 +324,16 @@ class RunService:
         """
         from workflow.storage import PersistentWorkflowEngine
 
+        from workflow.cli._limits import MAX_DEPTH, LimitError, check, format_path
+
         compiled, number = self._flow(flow, version)
         records = [{}] if tokens is None else tokens
+        for index, record in enumerate(records):
+            try:  # a flow keeps each record under _input: one level is taken
+                check(record, max_depth=MAX_DEPTH - 1)
+            except LimitError as exc:
+                where = f"token {index}: {format_path(exc.path)}"
+                raise Problem(422, f"{where}: {exc.problem}", "invalid") from None
         try:
             contexts = [compiled.new_context(record) for record in records]
             if key is None and "key" in compiled.body:
