@@ -509,7 +509,8 @@ class RunService:
         }
         if wait.phase == "decided" and go_on:
             result["continued"] = self._go_on(wait.workflow_uuid)
-        result.update(run_status=self.state(wait.workflow_uuid)["status"])
+        status = self.store.workflow(wait.workflow_uuid)["status"]
+        result.update(run_status=WorkflowStatus(status).name)
         shown: dict[str, Any] = plain(result)
         return shown
 
