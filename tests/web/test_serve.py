@@ -12,11 +12,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.web.conftest import TOKENS
 from workflow.errors import WorkflowValueError
+from workflow.storage import Definitions, Store
 from workflow.web import Sessions, Users, load_users
 
 
@@ -37,10 +39,16 @@ def serve(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def get(url: str, token: str | None) -> tuple[int, dict[str, object]]:
+def get(url: str, token: str | None, body: object = None) -> tuple[int, dict[str, Any]]:
+    """GET ``url`` (POST ``body`` as JSON when given); return the status and the JSON."""
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
+        with urllib.request.urlopen(request) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -59,16 +67,27 @@ def wait_for(url: str, process: subprocess.Popen[str]) -> None:
 
 
 def test_serve_answers_with_the_users_of_its_file_and_stops_on_sigterm(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'workflow.sqlite'}")
+    store.create_all()
+    ask = {"message": "Ship?", "approvers": ["alice"]}
+    Definitions(store).put("ship", {"name": "ship", "steps": [{"name": "ok", "ask": ask}]})
+    store.dispose()
     users = tmp_path / "users.json"
     users.write_text(json.dumps({TOKENS["alice"]: "alice"}))
     users.chmod(0o600)
     port = free_port()
     process = serve(tmp_path, "--port", str(port), "--users", str(users))
-    url = f"http://127.0.0.1:{port}/api/runs"
+    url = f"http://127.0.0.1:{port}/api"
     try:
-        wait_for(url, process)
-        assert get(url, None)[0] == 401
-        assert get(url, TOKENS["alice"]) == (200, {"runs": [], "next_offset": None})
+        wait_for(f"{url}/runs", process)
+        assert get(f"{url}/runs", None)[0] == 401
+        assert get(f"{url}/runs", TOKENS["alice"]) == (200, {"runs": [], "next_offset": None})
+        status, started = get(f"{url}/runs", TOKENS["alice"], {"flow": "ship"})
+        assert (status, started["status"]) == (201, "HALTED")
+        [waiting] = get(f"{url}/interactions", TOKENS["alice"])[1]["interactions"]
+        answer = f"{url}/interactions/{waiting['id']}/answer"
+        status, answered = get(answer, TOKENS["alice"], {"decision": "approve"})
+        assert (status, answered["continued"], answered["run_status"]) == (200, True, "COMPLETED")
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
