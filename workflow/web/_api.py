@@ -28,7 +28,8 @@ from ._models import (
     StartRequest,
     StatusName,
 )
-from ._service import Problem, RunService
+from ._problems import Problem
+from ._service import RunService
 
 __all__ = ["UUID_PATTERN", "router"]
 

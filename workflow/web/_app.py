@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, Response
 import workflow
 
 from ._auth import Sessions, Users
-from ._service import Definitions, Problem, RunService
+from ._problems import Problem
+from ._service import Definitions, RunService
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

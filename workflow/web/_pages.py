@@ -26,7 +26,8 @@ from workflow.engine_db import WorkflowStatus
 
 from ._auth import Session, Sessions, Users
 from ._forms import form_fields, read_form
-from ._service import Problem, RunService
+from ._problems import Problem
+from ._service import RunService
 
 __all__ = ["COOKIE", "Pages", "mount_pages"]
 

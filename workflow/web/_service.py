@@ -31,11 +31,14 @@ from workflow.errors import (
     WorkflowValueError,
 )
 
+from ._diagram import flow_diagram
+from ._problems import ANSWER_STATUS, Problem, plain
+
 if TYPE_CHECKING:
     from workflow.flows import Flow, TaskRegistry
     from workflow.storage import PersistentWorkflowEngine, Store
 
-__all__ = ["ANSWER_STATUS", "Definitions", "Problem", "RunService", "plain", "stored_flows"]
+__all__ = ["Definitions", "RunService", "stored_flows"]
 
 log = logging.getLogger(__name__)
 
@@ -46,46 +49,8 @@ Definitions = Callable[["PersistentWorkflowEngine"], list[Any]]
 #: started; runs started here record it too, so ``workflow resume`` can go on with them.
 META_KEY = "cli"
 
-#: The HTTP status of each reason an answer is refused for.
-ANSWER_STATUS = {
-    "not_found": 404,
-    "not_an_approver": 403,
-    "already_answered": 409,
-    "key_in_use": 409,
-    "already_decided": 409,
-    "cancelled": 409,
-    "expired": 410,
-    "invalid": 422,
-}
-
 #: Namespace of the run uuids made from ``Idempotency-Key`` headers.
 _IDEMPOTENT = _uuid.UUID("8f6f0f53-5d8a-4bb4-9b55-8d4f5f1f3b7e")
-
-
-class Problem(Exception):
-    """A request refused: its HTTP status, a message, a reason word and more fields."""
-
-    def __init__(self, status: int, detail: str, reason: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.reason = reason
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body of the response."""
-        return {"detail": self.detail, "reason": self.reason, **plain(self.extra)}
-
-
-def plain(value: Any) -> Any:
-    """Return ``value`` with every :class:`~datetime.datetime` as ISO 8601 text in UTC (``Z``)."""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="microseconds") + "Z"
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
 
 
 def stored_flows(store: Store, registry: TaskRegistry) -> Definitions:
@@ -113,28 +78,6 @@ def stored_flows(store: Store, registry: TaskRegistry) -> Definitions:
         return flow.callbacks()
 
     return build
-
-
-#: The keys of a flow step that say what kind of step it is, in the order they are looked for.
-_KINDS = ("ask", "sleep", "receive", "halt", "task", "call", "if", "switch", "for", "parallel")
-
-
-def _steps(steps: Any, marks: dict[str, list[tuple[int, str]]]) -> list[dict[str, Any]]:
-    """The flow's steps as the diagram shows them, nested steps included."""
-    if not isinstance(steps, list):
-        return []
-    shown = []
-    for step in steps:
-        if not isinstance(step, dict):
-            continue
-        name = str(step.get("name", "?"))
-        nested = []
-        for key, value in step.items():
-            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-                nested.append({"branch": str(key), "steps": _steps(value, marks)})
-        kind = next((key for key in _KINDS if key in step), "step")
-        shown.append({"name": name, "kind": kind, "tokens": marks.get(name, []), "nested": nested})
-    return shown
 
 
 def _status(text: str | None) -> WorkflowStatus | None:
@@ -256,18 +199,7 @@ class RunService:
             body = Stored(self.store).get(definition["name"], definition["version"]).body
         except WorkflowBaseError:
             return []
-        marks: dict[str, list[tuple[int, str]]] = {}
-        for wait in run.get("waits", []):
-            if wait.get("phase") == "waiting":
-                marks.setdefault(str(wait["step"]), []).append((wait["token"], "waits"))
-        for token in run.get("tokens", []):
-            halted = token.get("halted") or {}
-            step = halted.get("step") if isinstance(halted, dict) else None
-            if step and not any(token["position"] == at for at, _ in marks.get(step, [])):
-                marks.setdefault(str(step), []).append((token["position"], "halted"))
-            if token.get("status") == "ERROR" and token.get("step"):
-                marks.setdefault(str(token["step"]), []).append((token["position"], "failed"))
-        return _steps(body.get("steps", []), marks)
+        return flow_diagram(body.get("steps", []), run)
 
     def state(self, uuid: str) -> dict[str, Any]:
         """The run's status and the steps it waits at (``{"uuid", "status", "waiting"}``)."""
@@ -322,9 +254,8 @@ class RunService:
         :raises Problem: 404 for an unknown flow, 409 when an active run holds
             the key, 422 for tokens the flow cannot take.
         """
-        from workflow.storage import PersistentWorkflowEngine
-
         from workflow.cli._limits import MAX_DEPTH, LimitError, check, format_path
+        from workflow.storage import PersistentWorkflowEngine
 
         compiled, number = self._flow(flow, version)
         records = [{}] if tokens is None else tokens
