@@ -321,3 +321,17 @@ def test_a_run_of_python_callbacks_is_not_resumed_by_the_server(
     refused = client.post(f"/api/runs/{engine.uuid}/resume", headers=auth("alice"))
     assert (refused.status_code, refused.json()["reason"]) == (409, "no_definition")
     assert "not made from a stored flow" in refused.json()["detail"]
+
+
+def test_text_no_database_stores_is_refused_with_422(client: TestClient) -> None:
+    run = start(client)["uuid"]
+    headers = {**auth("alice"), "Content-Type": "application/json"}
+    bodies = {
+        "/api/runs": [b'{"flow": "ref\\ud800"}', b'{"flow": "refund", "key": "\\ud800"}'],
+        f"/api/runs/{run}/cancel": [b'{"reason": "\\ud800"}', b'{"reason": "a\\u0000b"}'],
+    }
+    for path, sent in bodies.items():
+        for body in sent:
+            refused = client.post(path, content=body, headers=headers)
+            assert (refused.status_code, refused.json()["reason"]) == (422, "invalid"), body
+    assert client.get(f"/api/runs/{run}", headers=auth("alice")).json()["status"] == "HALTED"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 import workflow
 
@@ -26,11 +27,17 @@ __all__ = ["MAX_BODY", "create_app"]
 MAX_BODY = 1_000_000
 
 
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response in ASCII: text a request brought (a lone surrogate) cannot break it."""
+    text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+    return Response(text, status_code=status, headers=headers, media_type="application/json")
+
+
 def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if request.url.path.startswith("/api") or not hasattr(request.app.state, "pages"):
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return _json(exc.body(), exc.status, headers)
     response: Response = request.app.state.pages.problem(request, exc)
     return response
 
@@ -41,14 +48,11 @@ def _invalid(request: Request, exc: Exception) -> Response:
     first = errors[0] if errors else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     detail = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
-    body = {"detail": detail, "reason": "invalid", "errors": _jsonable(errors)}
-    return JSONResponse(body, status_code=422)
-
-
-def _jsonable(errors: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(errors, custom_encoder={BaseException: str, bytes: repr})
+    shown = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
+        for error in errors
+    ]
+    return _json({"detail": detail, "reason": "invalid", "errors": shown}, 422)
 
 
 def create_app(
@@ -99,7 +103,7 @@ def create_app(
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             body = {"detail": f"the body is larger than {MAX_BODY} bytes", "reason": "too_large"}
-            return JSONResponse(body, status_code=413)
+            return _json(body, 413)
         return await call_next(request)
 
     from ._api import router

@@ -7,9 +7,9 @@ always there with these types, and a run or an interaction may carry more
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from workflow.engine_db import WorkflowStatus
 
@@ -28,6 +28,8 @@ __all__ = [
     "RunSummary",
     "StartRequest",
     "StatusName",
+    "Text",
+    "storable",
 ]
 
 #: The most tokens one start may give a run.
@@ -40,6 +42,21 @@ assert set(StatusName.__args__) == set(STATUS_NAMES), STATUS_NAMES  # type: igno
 
 #: Text fields refuse control characters (NUL cannot be stored by PostgreSQL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
+def storable(text: str) -> str:
+    """Refuse text no database stores: NUL, and lone surrogates (``"\\ud800"`` in JSON)."""
+    if "\x00" in text:
+        raise ValueError("text cannot hold the character NUL (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text cannot hold a lone surrogate (such as \\ud800)") from None
+    return text
+
+
+#: A string any database stores.
+Text = Annotated[str, AfterValidator(storable)]
 
 
 class _Open(BaseModel):
@@ -94,14 +111,14 @@ class StartRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    flow: str = Field(min_length=1, max_length=255, pattern=PRINTABLE, description="its name")
+    flow: Text = Field(min_length=1, max_length=255, pattern=PRINTABLE, description="its name")
     version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="default: latest")
     tokens: list[Any] | None = Field(
         default=None,
         max_length=MAX_TOKENS,
         description="the input records, one token each (default: one {})",
     )
-    key: str | None = Field(
+    key: Text | None = Field(
         default=None, min_length=1, max_length=255, pattern=PRINTABLE, description="the run key"
     )
     on_conflict: Literal["refuse", "existing"] | None = Field(
@@ -114,7 +131,7 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=1000)
+    reason: Text = Field(default="", max_length=1000)
 
 
 class Interaction(_Open):

@@ -338,6 +338,12 @@ class RunService:
 
         :raises Problem: 404 no such run, 409 completed or locked by a live process.
         """
+        from ._models import storable
+
+        try:
+            storable(reason)
+        except ValueError as exc:
+            raise Problem(422, f"the reason: {exc}", "invalid") from None
         try:
             cancelled = self.store.cancel(uuid, reason, by=by)
         except WorkflowNotFoundError:
