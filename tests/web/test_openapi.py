@@ -3,7 +3,8 @@
 Every operation of ``/openapi.json`` gets generated requests, as a known
 user, on SQLite and PostgreSQL (which refuses more text, NUL for one) with
 a waiting run stored: no response is a server error, and none contradicts
-the document (status code, content type, headers, body schema). Kept small (a few examples per operation) to stay fast.
+the document (status code, content type, headers, body schema). Kept
+small (a few examples per operation) to stay fast.
 Hypothesis drives each operation's strategy directly: schemathesis's pytest
 plugin is not needed.
 """
