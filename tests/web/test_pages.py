@@ -165,3 +165,19 @@ def test_a_post_without_a_session_is_refused_not_redirected(client: TestClient) 
     )
     assert forged.status_code == 403
     assert "this form is not from your session" in text(forged.text)
+
+
+def test_the_page_refuses_what_no_database_stores_and_times_with_zones(client: TestClient) -> None:
+    run = start(client)["uuid"]
+    sign_in(client, "alice")
+    assert client.get("/", params={"flow": "a\x00b"}).status_code == 422
+    assert client.get("/runs/not%00a-uuid").status_code == 404
+    with_zone = client.get("/", params={"since": "2000-01-01T00:00:00+02:00"})
+    assert run[:8] in text(with_zone.text)
+    page = client.get("/waiting").text
+    csrf = re.findall(r'name="csrf" value="([^"]+)"', page)[0]
+    refused = client.post(f"/runs/{run}/cancel", data={"csrf": csrf, "reason": "a\x00"})
+    assert refused.status_code == 422
+    assert client.post("/interactions/nope/answer", data={"csrf": csrf}).status_code == 422
+    missing = client.post("/interactions/nope/answer", data={"csrf": csrf, "decision": "approve"})
+    assert missing.status_code == 404

@@ -7,11 +7,12 @@ objects with the status the route documents.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._models import (
@@ -79,12 +80,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _naive(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 @router.get("/runs", response_model=RunList, responses=_problems())
 async def list_runs(
     _: User,
@@ -107,8 +102,8 @@ async def list_runs(
         runs.runs,
         status=status,
         flow=flow,
-        since=_naive(since),
-        until=_naive(until),
+        since=since,
+        until=until,
         key=key,
         limit=limit,
         offset=offset,
@@ -133,8 +128,6 @@ async def start_run(
     With an ``Idempotency-Key``, the same key (of the same user) gives the
     same run again, with status 200, and does not start it twice.
     """
-    from fastapi.responses import JSONResponse
-
     idempotency = None if idempotency_key is None else (who, idempotency_key)
     started = await run_in_threadpool(
         runs.start,

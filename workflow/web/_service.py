@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import uuid as _uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from workflow.engine_db import WorkflowStatus
@@ -80,6 +81,24 @@ def stored_flows(store: Store, registry: TaskRegistry) -> Definitions:
     return build
 
 
+#: A run's uuid, or an interaction's id.
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _known(ident: str, what: str) -> str:
+    """``ident`` when it has the shape of an id; else the 404 it would get anyway."""
+    if not _ID.fullmatch(ident):
+        raise Problem(404, f"no {what} has the id {ident!r}", "not_found")
+    return ident
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    """A time as the database keeps it: naive UTC."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def _status(text: str | None) -> WorkflowStatus | None:
     return None if text is None else WorkflowStatus[text]
 
@@ -127,13 +146,20 @@ class RunService:
         """Return a page of runs, newest first, and the offset of the next page (or ``None``)."""
         from workflow.cli._stored_run import read_workflows
 
+        from ._models import storable
+
+        for name, text in (("flow", flow), ("key", key)):
+            try:
+                storable(text or "")
+            except ValueError as exc:
+                raise Problem(422, f"{name}: {exc}", "invalid") from None
         found, _ = read_workflows(
             self.store,
             status=_status(status),
             limit=limit + 1,
             flow=flow,
-            since=since,
-            until=until,
+            since=_naive(since),
+            until=_naive(until),
             key=key,
             offset=offset,
         )
@@ -152,6 +178,7 @@ class RunService:
         """
         from workflow.cli._stored_run import read_run
 
+        _known(uuid, "run")
         try:
             found, problems = read_run(self.store, uuid)
         except WorkflowNotFoundError:
@@ -311,6 +338,7 @@ class RunService:
         """
         from workflow.storage import PersistentWorkflowEngine
 
+        _known(uuid, "run")
         try:
             engine = PersistentWorkflowEngine.from_uuid(uuid, store=self.store)
         except WorkflowNotFoundError:
@@ -340,6 +368,7 @@ class RunService:
         """
         from ._models import storable
 
+        _known(uuid, "run")
         try:
             storable(reason)
         except ValueError as exc:
@@ -382,6 +411,7 @@ class RunService:
         from workflow.cli._waits import run_rows, wait_info
         from workflow.runtime import Waits
 
+        _known(ident, "interaction")
         try:
             wait = Waits(self.store).get(ident)
         except WorkflowBaseError:
@@ -411,6 +441,7 @@ class RunService:
         """
         from workflow.runtime import Waits
 
+        _known(ident, "interaction")
         waits = Waits(self.store)
         try:
             done = waits.answer(ident, by=by, decision=decision, data=data, key=key)
