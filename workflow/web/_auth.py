@@ -61,6 +61,8 @@ class Users:
     :param tokens: ``{token: user name}``; each token at least
         :data:`MIN_TOKEN_LENGTH` characters long.
     :raises WorkflowValueError: for a short token or an empty or long user name.
+
+    .. versionadded:: 3.0
     """
 
     def __init__(self, tokens: Mapping[str, str], *, source: str = "the users") -> None:
@@ -139,6 +141,8 @@ def load_users(path: Path | None = None, environ: Mapping[str, str] | None = Non
     ``umask``. With neither a file nor the variable, there are no users.
 
     :raises WorkflowValueError: naming the file or the variable, and what is wrong.
+
+    .. versionadded:: 3.0
     """
     environ = os.environ if environ is None else environ
     if path is not None:
@@ -188,6 +192,8 @@ class Sessions:
     :param secret: the key; ``$WORKFLOW_WEB_SECRET`` is what ``workflow
         serve`` passes. Without one a random key is made: the sessions then
         end when the server stops.
+
+    .. versionadded:: 3.0
     """
 
     def __init__(self, secret: str | bytes | None = None, *, seconds: int = SESSION_SECONDS):

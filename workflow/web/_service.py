@@ -112,6 +112,8 @@ class RunService:
         (default: :func:`stored_flows`).
     :param imports: the modules recorded with the runs started here (what
         ``workflow resume`` must be allowed to import to go on with them).
+
+    .. versionadded:: 3.0
     """
 
     def __init__(
