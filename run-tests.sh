@@ -38,6 +38,17 @@ ruff format --check workflow tests benchmarks examples docs
 echo "== mypy --strict"
 mypy
 
+# The browser tests drive Debian's Chromium (never a browser Playwright downloads).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing Debian's chromium for the browser tests: apt-get install -y chromium"
+        apt-get install -y --no-install-recommends chromium >/dev/null \
+            || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+    else
+        echo "-- /usr/bin/chromium is missing (and this is not root with apt-get): the browser tests skip"
+    fi
+fi
+
 echo "== pytest (branch coverage of workflow/)"
 python -m pytest --cov=workflow --cov-branch --cov-report=term "$@"
 

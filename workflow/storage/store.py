@@ -29,7 +29,7 @@ from . import run_fixes
 from .codec import JSONCodec
 from .db_errors import is_contention, map_errors
 from .models import Base, utcnow
-from .run_keys import OnConflict, Started, check_key, check_uuid, start_run
+from .run_keys import OnConflict, Started, check_key, check_uuid, run_keys, start_run
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
 from .run_statements import release_lock, take_lock, update_workflow
 
@@ -359,6 +359,8 @@ class Store:
         flow: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        key: str | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Return :meth:`workflows` rows as stored (see :meth:`stored_rows`), newest first.
 
@@ -366,12 +368,19 @@ class Store:
         :param flow: only the runs made from the stored definition, or called, ``flow``.
         :param since: only the runs created at or after this time (naive UTC).
         :param until: only the runs created before this time (naive UTC).
+        :param key: only the runs that took this run key (of any name).
+        :param offset: skip this many of the newest rows first (paging).
 
         .. versionadded:: 3.0
         .. versionchanged:: 3.0
-           Added ``flow``, ``since`` and ``until``.
+           Added ``flow``, ``since``, ``until``, ``key`` and ``offset``.
         """
+        if offset < 0:
+            raise WorkflowValueError(f"offset must be 0 or more, not {offset!r}")
         query = sa.select(*_as_text(workflows))
+        if key is not None:
+            holders = sa.select(run_keys.c.workflow_uuid).where(run_keys.c.key == key)
+            query = query.where(workflows.c.uuid.in_(holders))
         if status is not None:
             query = query.where(workflows.c.status == status)
         if flow is not None:
@@ -383,8 +392,19 @@ class Store:
         if until is not None:
             query = query.where(workflows.c.created < until)
         query = query.order_by(workflows.c.created.desc(), workflows.c.uuid).limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self.transaction("list workflows") as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def status_counts(self) -> dict[int, int]:
+        """Count the stored runs by status (its integer value), in one query.
+
+        .. versionadded:: 3.0
+        """
+        query = sa.select(workflows.c.status, sa.func.count()).group_by(workflows.c.status)
+        with self.transaction("count workflows") as conn:
+            return {int(status): int(count) for status, count in conn.execute(query)}
 
     def token_counts(self, uids: list[str]) -> dict[str, dict[str, int]]:
         """Count the tokens of each run of ``uids`` by status (lower-case names), in one query.
