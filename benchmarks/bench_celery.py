@@ -101,7 +101,7 @@ def start_worker(
     else:
         command = [
             sys.executable, "-m", "celery", "-A", "bench_celery", "worker",
-            "--queues", os.environ["WORKFLOW_BENCH_CELERY_QUEUE"], "--concurrency", str(args.concurrency),
+            "--queues", args.celery_queue, "--concurrency", str(args.concurrency),
             "--pool", "prefork", "--without-mingle", "--without-gossip", "--loglevel", "INFO",
         ]  # fmt: skip
         ready = b" ready."
