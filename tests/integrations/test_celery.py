@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.integrations.celery_app import DEFINITIONS, expected
+from tests.integrations.celery_app import DEFINITIONS, expected, make_queue
 from tests.integrations.conftest import Celery, Worker
 from tests.runtime.racing import wait_until
 from workflow.engine_db import WorkflowStatus
@@ -126,3 +126,32 @@ def test_import_workflow_does_not_import_celery() -> None:
     code += "print('celery' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False"
+
+
+def test_a_message_names_the_work_item_only_and_has_no_eta(celery_setup: Celery) -> None:
+    from kombu import Connection
+
+    peek = f"{celery_setup.celery_queue}_peek"
+    queue = make_queue(celery_setup.url, celery_setup.database, peek)
+    engine = PersistentWorkflowEngine.with_name("steps", store=celery_setup.store)
+    secret = {"value": 12345, "done": ["token data stays in the database"]}
+    try:
+        assert queue.enqueue(engine, [secret]) == 1
+        with Connection(celery_setup.url) as conn:
+            simple = conn.SimpleQueue(peek)
+            message = simple.get(timeout=10)
+            message.ack()
+            simple.close()
+        with celery_setup.store.transaction("read the item") as conn:
+            item = conn.scalar(
+                sa.select(work_items.c.id).where(work_items.c.workflow_uuid == engine.uuid)
+            )
+        assert message.headers["task"] == "workflow.steps.run_token"
+        assert message.headers["eta"] is None
+        assert message.headers["expires"] is None
+        assert message.content_type == "application/json"
+        args, kwargs, _ = message.decode()
+        assert args == [engine.uuid, 0, item, 0]  # (run, position, item, epoch): no token data
+        assert kwargs == {}
+    finally:
+        queue.app.control.purge()

@@ -40,16 +40,17 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import WorkflowImportError, WorkflowValueError
+
 try:
     import celery
     import kombu.exceptions
-except ImportError as exc:  # pragma: no cover - the extra is installed for the tests
-    raise ImportError(
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise WorkflowImportError(
         "workflow.integrations.celery needs Celery: install it with "
         "pip install 'workflow-ng[celery]'"
     ) from exc
 
-from ..errors import WorkflowValueError
 from ..runtime.worker import Definitions, Worker, run_leased
 from ..storage.dispatch import Dispatch, take_dispatches
 from ..storage.queue import DEFAULT_QUEUE, WorkQueue, check_queue_name
@@ -203,7 +204,13 @@ class CeleryQueue:
 
         The run and its work items are committed first, then the messages
         are sent: a sender that dies in between leaves the items to the
-        sweep. Return how many tokens were queued.
+        sweep. ``engine`` is a new run of the queue's database (its
+        :class:`~workflow.storage.Store` may be this process's own). Return
+        how many tokens were queued.
+
+        :raises ~workflow.errors.WorkflowAPIError: as
+            :meth:`~workflow.storage.PersistentWorkflowEngine.enqueue`, for
+            a run that existed already.
         """
         count = engine.enqueue(objects, self.queue)
         self.dispatch(engine.uuid, store=engine.storage)
