@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from workflow.integrations.celery import CeleryQueue
+from workflow.runtime import SLEEP
 
 STEPS = 5
 PAUSE = float(os.environ.get("WORKFLOW_TEST_CELERY_PAUSE", "0"))
@@ -32,8 +33,11 @@ def step(index: int) -> Any:
     return task
 
 
-#: The tests' runs, by name.
-DEFINITIONS = {"steps": [step(index) for index in range(STEPS)]}
+#: The tests' runs, by name: five steps; a nap of 0.2 s, then the five steps.
+DEFINITIONS = {
+    "steps": [step(index) for index in range(STEPS)],
+    "nap": [*SLEEP("nap", "PT0.2S"), *(step(index) for index in range(STEPS))],
+}
 
 
 def expected(value: int) -> dict[str, Any]:

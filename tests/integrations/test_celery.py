@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,6 +100,24 @@ def test_the_sweep_sends_the_messages_that_were_lost(celery_setup: Celery, worke
     finished(celery, lost)
     assert store.workflow(lost)["status"] == WorkflowStatus.COMPLETED.value
     assert [row["data"] for row in store.token_rows(lost)] == [expected(n) for n in (4, 5, 6)]
+
+
+def test_a_token_whose_timer_fired_is_sent_by_the_sweep(
+    celery_setup: Celery, worker: Worker
+) -> None:
+    celery, store = celery_setup, celery_setup.store
+    engine = PersistentWorkflowEngine.with_name("nap", store=store)
+    celery.queue.enqueue(engine, [{"value": 8, "done": []}])
+    finished(celery, engine.uuid)
+    assert store.workflow(engine.uuid)["status"] == WorkflowStatus.HALTED.value
+    time.sleep(0.3)  # the nap is over: the next sweep fires its timer and sends the token
+    celery.queue.sweep_task.apply_async(queue=celery.celery_queue)
+    wait_until(
+        lambda: store.workflow(engine.uuid)["status"] == WorkflowStatus.COMPLETED.value,
+        "the run went on after its nap",
+        30,
+    )
+    assert store.token_rows(engine.uuid)[0]["data"] == expected(8)
 
 
 def test_the_safe_settings_are_the_defaults(celery_setup: Celery) -> None:
