@@ -23,9 +23,11 @@ import pytest
 
 from tests.integrations.celery_app import make_queue
 from tests.runtime.racing import child_env
-from tests.storage.conftest import database_url
+from tests.storage.conftest import backend, database_url, db_url, store
 from workflow.integrations.celery import CeleryQueue
 from workflow.storage import Store
+
+__all__ = ["backend", "db_url", "store"]
 
 BROKER_URLS = {
     "redis": os.environ.get("WORKFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
