@@ -100,6 +100,12 @@ def test_the_sweep_sends_the_messages_that_were_lost(celery_setup: Celery, worke
     finished(celery, lost)
     assert store.workflow(lost)["status"] == WorkflowStatus.COMPLETED.value
     assert [row["data"] for row in store.token_rows(lost)] == [expected(n) for n in (4, 5, 6)]
+    # The same sweep, called in this process.
+    again = new_run(celery, [9], send=False)
+    assert celery.queue.sweep() == 1
+    finished(celery, again)
+    assert store.token_rows(again)[0]["data"] == expected(9)
+    assert repr(celery.queue) == f"<CeleryQueue 'steps' via {celery.celery_queue!r}>"
 
 
 def test_a_token_whose_timer_fired_is_sent_by_the_sweep(
