@@ -70,8 +70,9 @@ def halt_task(obj: Any, eng: Any) -> None:
     eng.halt("halted by test")
 
 
-#: The database servers a test may be parametrised over (as ``backend``).
-_SERVER_BACKENDS = frozenset({"postgresql", "mariadb"})
+#: The database servers a test may be parametrised over (as ``backend``), and the
+#: Celery brokers (``tests/integrations``).
+_SERVER_BACKENDS = frozenset({"postgresql", "mariadb", "redis", "rabbitmq"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -114,6 +114,20 @@ def test_storage_without_sqlalchemy_names_the_extra_to_install() -> None:
     assert "pip install 'workflow-ng[db]'" in result.stderr
 
 
+def test_celery_integration_without_celery_names_the_extra_to_install() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['celery'] = None; import workflow.integrations.celery",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "pip install 'workflow-ng[celery]'" in result.stderr
+
+
 ROOT = Path(__file__).resolve().parent.parent
 #: ``pip install workflow`` and ``workflow[extra]`` name Invenio's distribution, not ours.
 INVENIO_INSTALL = re.compile(r"""pip install\s+['"]?workflow(?![\w-])|(?<![\w-])workflow\[[a-z]""")

@@ -55,7 +55,7 @@ from ..storage.store import Store
 from .tasks import parked_on
 from .waits import Wait, Waits
 
-__all__ = ["Definitions", "Pass", "Worker"]
+__all__ = ["Definitions", "Pass", "Worker", "definition_for", "run_leased"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,82 @@ class Pass:
     def idle(self) -> bool:
         """Whether the pass found nothing to do."""
         return not (self.fired or self.continued or self.ran)
+
+
+def definition_for(definitions: Definitions, engine: PersistentWorkflowEngine) -> Any:
+    """The callbacks ``definitions`` gives the run of ``engine``.
+
+    :raises WorkflowKeyError: when a mapping has no entry for the run's name.
+    """
+    if callable(definitions):
+        return definitions(engine)
+    try:
+        return definitions[engine.name]
+    except KeyError:
+        raise WorkflowKeyError(
+            f"the worker has no definition for runs called {engine.name!r}"
+        ) from None
+
+
+def run_leased(
+    store: Store,
+    lease: Lease,
+    definitions: Definitions,
+    *,
+    lease_ttl: float,
+    run_row: dict[str, Any] | None = None,
+) -> bool:
+    """Run the token ``lease`` holds, from where it stopped; tell whether its lease held.
+
+    What a :class:`Worker` does with each token it claimed, and what a
+    Celery task does with the one its message named
+    (:mod:`workflow.integrations.celery`). A task that fails or halts is
+    stored as in any run and ends the token. A lease taken over meanwhile
+    (the worker stalled past its lease) is logged and ``False`` returned:
+    the other worker goes on with the token.
+
+    :param run_row: the run's row, when the caller read it already (see
+        :class:`~workflow.storage.queued.QueuedTokenEngine`).
+    :raises Exception: what went wrong when the token could not be run at
+        all (no definition, a damaged token, the database); the token is
+        given back to the queue first (ready at once), if the lease holds.
+        A token of a run cancelled meanwhile is not (its work items were
+        stopped): ``False`` is returned.
+
+    .. versionadded:: 3.0
+    """
+    engine: QueuedTokenEngine | None = None
+    try:
+        engine = QueuedTokenEngine(store, lease, lease_ttl=lease_ttl, run_row=run_row)
+        engine.callbacks.replace(definition_for(definitions, engine))
+        engine.run_token()
+    except LeaseLostError as exc:
+        log.warning("%s", exc, extra={"workflow_uuid": lease.run})
+        return False
+    except StoredRunError:
+        if _cancelled(store, lease.run):  # its items were stopped: nothing to give back
+            log.info("run %s was cancelled", lease.run, extra={"workflow_uuid": lease.run})
+            return False
+        if engine is not None:
+            engine._writes.release(quietly=True)
+        raise
+    except Exception:
+        if engine is not None:
+            engine._writes.release(quietly=True)
+        else:
+            try:
+                WorkQueue(store, lease.queue, lease_ttl=lease_ttl).release(lease)
+            except StorageError:
+                log.debug("could not give back %s", lease, exc_info=True)
+        raise
+    return True
+
+
+def _cancelled(store: Store, run: str) -> bool:
+    try:
+        return bool(store.workflow(run)["status"] == WorkflowStatus.CANCELLED.value)
+    except StorageError:
+        return False
 
 
 class Worker:
@@ -202,7 +278,6 @@ class Worker:
 
     def _run_leased(self, lease: Lease) -> bool:
         """Run the token ``lease`` holds; tell whether it ran (its lease held to the end)."""
-        engine: QueuedTokenEngine | None = None
         try:
             row, read_at = self._run_rows.get(lease.run, (None, 0.0))
             if row is None or time.monotonic() - read_at > _RUN_ROW_AGE:
@@ -210,41 +285,12 @@ class Worker:
                 self._run_rows[lease.run] = (row, time.monotonic())
                 while len(self._run_rows) > _RUN_ROWS_KEPT:
                     self._run_rows.popitem(last=False)
-            engine = QueuedTokenEngine(self.store, lease, lease_ttl=self._lease_ttl, run_row=row)
-            engine.callbacks.replace(self._definition(engine))
-            engine.run_token()
-        except LeaseLostError as exc:
-            log.warning("%s", exc, extra={"workflow_uuid": lease.run})
-            return False
-        except StoredRunError as exc:
-            if self._cancelled(lease.run):  # its items were stopped: nothing to give back
-                log.info("run %s was cancelled", lease.run, extra={"workflow_uuid": lease.run})
-                return False
-            self._failed(lease.run, exc)
-            if engine is not None:
-                engine._writes.release(quietly=True)
-            return False
+            return run_leased(
+                self.store, lease, self.definitions, lease_ttl=self._lease_ttl, run_row=row
+            )
         except Exception as exc:  # no definition, a damaged token, the database
             self._failed(lease.run, exc)
-            if engine is not None:
-                engine._writes.release(quietly=True)
-            elif self.queue is not None:
-                self._give_back(lease)
             return False
-        return True
-
-    def _cancelled(self, run: str) -> bool:
-        try:
-            return bool(self.store.workflow(run)["status"] == WorkflowStatus.CANCELLED.value)
-        except StorageError:
-            return False
-
-    def _give_back(self, lease: Lease) -> None:
-        assert self.queue is not None
-        try:
-            self.queue.release(lease)
-        except StorageError:
-            log.debug("could not give back %s", lease, exc_info=True)
 
     @property
     def _lease_ttl(self) -> float:
@@ -322,14 +368,7 @@ class Worker:
             self.store.release(conn, run, owner)
 
     def _definition(self, engine: PersistentWorkflowEngine) -> Any:
-        if callable(self.definitions):
-            return self.definitions(engine)
-        try:
-            return self.definitions[engine.name]
-        except KeyError:
-            raise WorkflowKeyError(
-                f"the worker has no definition for runs called {engine.name!r}"
-            ) from None
+        return definition_for(self.definitions, engine)
 
     def _failed(self, run: str, exc: BaseException) -> str:
         _, failures = self._backoff.get(run, (0.0, 0))

@@ -421,6 +421,8 @@ class WorkItemRecord(Base):
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     modified: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    #: When a message for the item was last sent to a task queue (Celery), if ever.
+    dispatched: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
 
     def __repr__(self) -> str:
         return f"<WorkItemRecord {self.workflow_uuid}[{self.position}] {self.state} #{self.epoch}>"

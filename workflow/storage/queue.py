@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_QUEUE",
     "Lease",
     "WorkQueue",
+    "claimable_at",
     "fence",
     "finish_item",
     "is_queue_owner",
@@ -298,7 +299,7 @@ class WorkQueue:
                     work_items.c.position.in_(wanted),
                     work_items.c.state == DONE,
                 )
-                .values(state=READY, owner=None, lease_until=None, modified=now)
+                .values(state=READY, owner=None, lease_until=None, modified=now, dispatched=None)
             ).rowcount
             if not moved:
                 return 0
@@ -339,21 +340,8 @@ class WorkQueue:
         is then refused. Each claim raises the item's epoch by one.
         """
         now = self.store.now()
-        until = now + timedelta(seconds=self.lease_ttl)
-        claimable = sa.and_(
-            work_items.c.queue == self.name,
-            sa.or_(
-                work_items.c.state == READY,
-                sa.and_(work_items.c.state == CLAIMED, work_items.c.lease_until < now),
-            ),
-        )
-        values = {
-            "state": CLAIMED,
-            "owner": owner,
-            "lease_until": until,
-            "epoch": work_items.c.epoch + 1,
-            "modified": now,
-        }
+        claimable = sa.and_(work_items.c.queue == self.name, claimable_at(now))
+        values = self._claim_values(owner, now)
         columns = (work_items.c.id, work_items.c.workflow_uuid, work_items.c.position)
         with self.store.transaction("claim work") as conn:
             if self._skip_locked:
@@ -396,6 +384,47 @@ class WorkQueue:
                     )
                 ]
         return [Lease(item, run, pos, epoch, owner, self.name) for item, run, pos, epoch in found]
+
+    def claim_item(self, item: int, owner: str, *, run: str, position: int) -> Lease | None:
+        """Claim the work item ``item`` (token ``position`` of ``run``) for ``owner``, if it can be.
+
+        What a Celery task does with the item its message names: one
+        conditional ``UPDATE`` claims the item when it is on this queue and
+        claimable (ready, or claimed under a lapsed lease), raising its
+        epoch as :meth:`claim` does. Return the lease, or ``None`` when the
+        item is done, held under a live lease, or not this token's: a
+        duplicate or stale message then does nothing.
+
+        .. versionadded:: 3.0
+        """
+        now = self.store.now()
+        with self.store.transaction("claim work", workflow=run, token=position) as conn:
+            changed = conn.execute(
+                work_items.update()
+                .where(
+                    work_items.c.id == item,
+                    work_items.c.workflow_uuid == run,
+                    work_items.c.position == position,
+                    work_items.c.queue == self.name,
+                    claimable_at(now),
+                )
+                .values(self._claim_values(owner, now))
+            )
+            if changed.rowcount != 1:
+                return None
+            epoch = conn.execute(
+                sa.select(work_items.c.epoch).where(work_items.c.id == item)
+            ).scalar_one()
+        return Lease(item, run, position, int(epoch), owner, self.name)
+
+    def _claim_values(self, owner: str, now: datetime) -> dict[str, Any]:
+        return {
+            "state": CLAIMED,
+            "owner": owner,
+            "lease_until": self._until(now),
+            "epoch": work_items.c.epoch + 1,
+            "modified": now,
+        }
 
     def renew(self, lease: Lease) -> bool:
         """Extend ``lease`` by ``lease_ttl`` if it is still held; tell whether it is."""
@@ -443,6 +472,14 @@ class WorkQueue:
 
     def _until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.lease_ttl)
+
+
+def claimable_at(now: datetime) -> sa.ColumnElement[bool]:
+    """The items a worker may claim at ``now``: ready, or claimed under a lapsed lease."""
+    return sa.or_(
+        work_items.c.state == READY,
+        sa.and_(work_items.c.state == CLAIMED, work_items.c.lease_until < now),
+    )
 
 
 # -- the writes a lease holder makes ---------------------------------------------------

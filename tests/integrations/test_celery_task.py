@@ -1,0 +1,81 @@
+"""The Celery task and the sending, called in this process: failures and an unreachable broker.
+
+The behaviour through real brokers and workers is in ``test_celery.py``;
+here the task's function is called directly, on SQLite, PostgreSQL and
+MariaDB, for what a worker process would log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.integrations.celery_app import DEFINITIONS, expected
+from workflow.engine_db import WorkflowStatus
+from workflow.integrations.celery import CeleryQueue
+from workflow.storage import PersistentWorkflowEngine, Store
+from workflow.storage.dispatch import take_dispatches
+from workflow.storage.queue import WorkQueue
+
+#: No broker listens there.
+NOWHERE = "redis://127.0.0.1:9/0"
+
+
+def carrier(db_url: str, definitions: Any = DEFINITIONS) -> CeleryQueue:
+    return CeleryQueue(
+        NOWHERE,
+        db_url,
+        definitions,
+        queue="steps",
+        settings={"broker_connection_retry": False, "broker_connection_max_retries": 0},
+    )
+
+
+def test_the_task_runs_the_named_token_once(store: Store, db_url: str) -> None:
+    queue = carrier(db_url)
+    engine = PersistentWorkflowEngine.with_name("steps", store=store)
+    engine.enqueue([{"value": 2, "done": []}], "steps")
+    [message] = take_dispatches(WorkQueue(store, "steps"), run=engine.uuid)
+    run_token = queue.run_task.run
+    try:
+        assert run_token(*message.as_args()) == "ran"
+        assert run_token(*message.as_args()) == "skipped"
+    finally:
+        queue.store.dispose()
+    assert store.token_rows(engine.uuid)[0]["data"] == expected(2)
+    assert store.workflow(engine.uuid)["status"] == WorkflowStatus.COMPLETED.value
+
+
+def test_a_token_without_a_definition_goes_back_to_the_queue(
+    store: Store, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = carrier(db_url, definitions={})
+    engine = PersistentWorkflowEngine.with_name("steps", store=store)
+    engine.enqueue([{"value": 2, "done": []}], "steps")
+    [message] = take_dispatches(WorkQueue(store, "steps"), run=engine.uuid)
+    try:
+        with caplog.at_level(logging.ERROR, logger="workflow.integrations.celery"):
+            assert queue.run_task.run(*message.as_args()) == "failed"
+    finally:
+        queue.store.dispose()
+    assert "no definition for runs called 'steps'" in caplog.text
+    assert "sent again in 30 s" in caplog.text
+    assert WorkQueue(store, "steps").counts(engine.uuid) == {"ready": 1, "claimed": 0, "done": 0}
+
+
+def test_an_unreachable_broker_is_logged_and_the_run_stays_queued(
+    store: Store, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = carrier(db_url)
+    engine = PersistentWorkflowEngine.with_name("steps", store=store)
+    with caplog.at_level(logging.ERROR, logger="workflow.integrations.celery"):
+        assert queue.enqueue(engine, [{"value": n, "done": []} for n in range(3)]) == 3
+    assert "could not send 3 of 3 work items to workflow.steps" in caplog.text
+    assert store.workflow(engine.uuid)["status"] == WorkflowStatus.RUNNING.value
+    work = WorkQueue(store, "steps")
+    assert work.counts(engine.uuid)["ready"] == 3
+    # Stamped as sent: a sweep sends them again once redispatch_after passed.
+    assert take_dispatches(work) == []
+    assert len(take_dispatches(work, older_than=0)) == 3

@@ -1,0 +1,7 @@
+"""Integrations with other systems, each needing its own extra and imported only on request.
+
+- :mod:`workflow.integrations.celery`: Celery carries a work queue's tokens
+  (``pip install 'workflow-ng[celery]'``).
+
+.. versionadded:: 3.0
+"""
