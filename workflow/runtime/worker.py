@@ -88,6 +88,11 @@ class Worker:
         one that rebuilds a run's flow as ``workflow resume`` does).
     :param batch: how many timers, and how many decided waits, a pass takes.
     :param poll: seconds between passes that found nothing to do.
+    :param name: what the step trace says ran the tasks of the runs this
+        worker continues (default: ``host:pid``).
+
+    .. versionchanged:: 3.0
+       Added ``name``.
     """
 
     def __init__(
@@ -97,8 +102,10 @@ class Worker:
         *,
         batch: int = 500,
         poll: float = 0.2,
+        name: str | None = None,
     ) -> None:
         self.store = store
+        self.name = name
         self.waits = Waits(store)
         self.definitions = definitions
         self.batch = batch
@@ -154,6 +161,8 @@ class Worker:
         """
         try:
             engine = PersistentWorkflowEngine.from_uuid(run, store=self.store)
+            if self.name is not None:
+                engine.trace_worker = self.name
             engine.callbacks.replace(self._definition(engine))
             self.store.acquire(run, engine.owner)
             try:

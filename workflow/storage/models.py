@@ -1,6 +1,6 @@
 """The tables: workflows, their tokens, the append-only status log, stored
-definitions, log records, run keys, and what runs wait for (waits, answers
-and messages).
+definitions, log records, run keys, what runs wait for (waits, answers
+and messages), and the trace of the steps they ran.
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -40,6 +41,7 @@ __all__ = [
     "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
+    "TraceRecord",
     "TransitionRecord",
     "WaitRecord",
     "WorkflowRecord",
@@ -356,3 +358,42 @@ class MessageRecord(Base):
 
     def __repr__(self) -> str:
         return f"<MessageRecord {self.workflow_uuid} {self.topic!r} #{self.id}>"
+
+
+class TraceRecord(Base):
+    """One task a token ran in a stored run: the step, when, how long, and how it ended.
+
+    Append-only: rows are written with the run's checkpoints and removed only
+    by :meth:`~workflow.storage.Store.prune_trace`.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_trace"
+    __table_args__ = (
+        Index("ix_wf_trace_run_token", "workflow_uuid", "token_position", "id"),
+        Index("ix_wf_trace_ended", "ended"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uuid: Mapped[str] = mapped_column(
+        String(36), ForeignKey("wf_workflow.uuid", ondelete="CASCADE")
+    )
+    token_position: Mapped[int] = mapped_column(Integer)
+    #: The flow step or the task's name.
+    step: Mapped[str] = mapped_column(String(255))
+    #: The task's position in the token's callback tree.
+    callback_pos: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: ``completed``, ``failed``, ``halted`` or ``waiting``.
+    outcome: Mapped[str] = mapped_column(String(16))
+    started: Mapped[datetime] = mapped_column(Timestamp)
+    ended: Mapped[datetime] = mapped_column(Timestamp)
+    #: Seconds the task took (measured by a monotonic clock).
+    duration: Mapped[float] = mapped_column(Double)
+    #: Who ran it: ``host:pid`` or a worker's name.
+    worker: Mapped[str] = mapped_column(String(255))
+    error_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def __repr__(self) -> str:
+        return f"<TraceRecord {self.workflow_uuid} token {self.token_position} {self.step!r}>"

@@ -59,6 +59,7 @@ from .run_statements import (
     update_workflow,
 )
 from .token import Token, resume_point
+from .trace import TraceBuffer, insert_trace
 
 if TYPE_CHECKING:
     from .store import Store
@@ -107,6 +108,8 @@ class RunWriter:
         #: The run's status as last stored by this writer (or read).
         self.status = status
         self.guard = guard
+        #: The trace rows of the run's tasks, stored with each transaction (``None``: no trace).
+        self.trace: TraceBuffer | None = None
         self._failure: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -124,6 +127,13 @@ class RunWriter:
     def recorded(self, error: BaseException) -> bool:
         """Tell whether ``error`` was raised by this writer after storing the run's failure."""
         return error is self._failure
+
+    def flush_trace(self) -> None:
+        """Store the trace rows noted so far on their own (a long pass between checkpoints)."""
+        if self.trace is not None and self.trace.rows:
+            with self.transaction("store trace") as conn:
+                insert_trace(conn, self.trace.rows)
+            self.trace.rows = []
 
     # -- the writes of a run -------------------------------------------------------------
 
@@ -319,6 +329,7 @@ class RunWriter:
             position = None if change is None else change.token.position
             with self.transaction(operation, token=position) as conn:
                 self._write_run(conn, run, status, release, now)
+                trace = self._write_trace(conn)
                 for each in changes:
                     self._save(conn, each, now)
                 self._log_run(conn, run, status, message, now)
@@ -332,9 +343,19 @@ class RunWriter:
                 _apply(each)
             if status is not None:
                 self.status = status
+            if trace:
+                del trace[:]
             return
         # Raised outside the except clause: the caller's exception (a task's) is its context.
         raise self._replace_by_failure(operation, run, changes, problem)
+
+    def _write_trace(self, conn: sa.Connection) -> list[dict[str, Any]] | None:
+        """Store the trace rows noted so far; return them, to forget once committed."""
+        trace = self.trace
+        if trace is None or not trace.rows:
+            return None
+        insert_trace(conn, trace.rows)
+        return trace.rows
 
     def _save(self, conn: sa.Connection, change: TokenChange, now: datetime) -> None:
         token = change.token
@@ -489,6 +510,7 @@ class RunWriter:
             with self.transaction(operation, token=token) as conn:
                 error = WorkflowStatus.ERROR
                 self._write_run(conn, run, error, True, now, extra_data=run_extra_data)
+                trace = self._write_trace(conn)
                 for change in stored:
                     self._save(conn, change, now)
                 self._log_run(conn, run, error, message, now)
@@ -498,6 +520,8 @@ class RunWriter:
             return
         for change in stored:
             _apply(change)
+        if trace:
+            del trace[:]
         self.status = WorkflowStatus.ERROR
 
 
