@@ -69,7 +69,8 @@ def test_every_task_a_token_runs_is_traced_but_not_the_jumps_of_patterns(store: 
     assert first.started <= first.ended
     assert first.duration >= 0
     host, _, pid = first.worker.rpartition(":")
-    assert host and pid.isdigit()
+    assert host
+    assert pid.isdigit()
     assert store.trace(uid, token=1) == rows[3:]
 
 
@@ -77,7 +78,7 @@ def test_a_failure_records_its_type_and_message_and_a_resume_is_the_next_attempt
     store: Store,
 ) -> None:
     uid = run(store, [add_one, check_positive], [{"n": -5}])
-    [added, failed] = store.trace(uid)
+    [_added, failed] = store.trace(uid)
     assert (failed.outcome, failed.error_type, failed.attempt) == ("failed", "ValueError", 1)
     assert failed.error_message == "n is -4"
 
@@ -209,7 +210,8 @@ def test_a_summary_counts_steps_failures_answers_and_time(store: Store) -> None:
     uid = run(store, [add_one, check_positive], [{"n": 1}, {"n": -9}])
     summary = summarize(store.trace(uid))
     assert (summary.steps, summary.failures, summary.answers) == (4, 1, 0)
-    assert summary.first is not None and summary.last is not None
+    assert summary.first is not None
+    assert summary.last is not None
     assert summary.busy >= 0
 
 

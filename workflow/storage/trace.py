@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
 
@@ -82,7 +82,7 @@ PRUNE_INTERVAL = 3600.0
 #: Rows kept in memory before they are written on their own (a pass without checkpoints).
 FLUSH_AT = 1000
 
-_TABLE = TraceRecord.__table__
+_TABLE = cast(sa.Table, TraceRecord.__table__)
 _INSERT = sa.insert(_TABLE)
 
 
@@ -241,7 +241,8 @@ def read_trace(store: Store, uuid: str, *, token: int | None = None) -> list[Tra
     """
     store.workflow(uuid)  # WorkflowNotFoundError
     steps = sa.select(_TABLE).where(_TABLE.c.workflow_uuid == uuid)
-    waits, answers = WaitRecord.__table__, AnswerRecord.__table__
+    waits = cast(sa.Table, WaitRecord.__table__)
+    answers = cast(sa.Table, AnswerRecord.__table__)
     given = (
         sa.select(
             waits.c.token_position,
