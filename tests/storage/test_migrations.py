@@ -47,6 +47,7 @@ TABLES = {
     "wf_wait",
     "wf_answer",
     "wf_message",
+    "wf_trace",
 }
 #: The tables of the first revision, 0001; 0002 added the others.
 FIRST_TABLES = {"wf_workflow", "wf_token", "wf_transition"}

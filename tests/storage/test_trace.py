@@ -16,6 +16,7 @@ from workflow.patterns import IF_ELSE
 from workflow.runtime import ASK, RETRY, Waits, Worker
 from workflow.storage import CheckpointPolicy, PersistentWorkflowEngine, Store
 from workflow.storage.models import TraceRecord
+from workflow.storage.schema import current_revision, downgrade, head_revision, upgrade
 from workflow.storage.trace import FLUSH_AT, summarize
 
 
@@ -238,3 +239,22 @@ def test_a_halting_halt_step_in_a_flow_is_traced_by_its_step_name(store: Store) 
 def test_reading_the_trace_of_a_run_that_does_not_exist_fails(store: Store) -> None:
     with pytest.raises(WorkflowNotFoundError):
         store.trace("0" * 36)
+
+
+def test_migration_0007_adds_the_trace_to_a_database_with_runs(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS wf_alembic_version"))
+        upgrade(store, "0005")
+        old = store.create_workflow("before")  # stored before the trace existed
+        upgrade(store)
+        assert current_revision(store) == head_revision()
+        assert store.trace(old) == []
+        uid = run(store, [add_one], [{"n": 0}])
+        assert len(store.trace(uid)) == 1
+        downgrade(store, "0005")
+        assert "wf_trace" not in set(sa.inspect(store.engine).get_table_names())
+        assert {row["uuid"] for row in store.workflows()} == {old, uid}
+    finally:
+        store.dispose()

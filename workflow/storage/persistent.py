@@ -353,7 +353,9 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         finally:
             self._stop_heartbeat()
             if trace.observer is not None:
-                trace.observer.pass_finished(self, "interrupted")  # no-op after on_pass_finished
+                # A pass a halt or a failure ended, or one interrupted (a no-op after
+                # on_pass_finished): its spans end with the status stored.
+                trace.observer.pass_finished(self, self.status.name.lower())
 
     def callback_chooser(self, obj: Any) -> Any:
         """Skip tokens that already completed; others get the definition under ``'*'``."""
@@ -367,11 +369,11 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
     def execute_callback(self, callback: Any, obj: Any) -> None:
         """Call the task (noting it in the trace), then :meth:`on_task_completed`."""
         buffer = self._writes.trace
-        if buffer is None or not traced(callback):
+        if (buffer is None and trace.observer is None) or not traced(callback):
             callback(obj, self)
         else:
             call_traced(self, callback, obj, buffer)
-            if len(buffer.rows) >= FLUSH_AT:
+            if buffer is not None and len(buffer.rows) >= FLUSH_AT:
                 self._writes.flush_trace()
         self.on_task_completed(obj)
         reason = self._stop_request

@@ -389,8 +389,8 @@ def set_observer(new: TraceObserver | None) -> TraceObserver | None:
     return old
 
 
-def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer) -> None:
-    """Call ``task(obj, eng)`` and note it in ``buffer`` (and tell the observer, if any).
+def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> None:
+    """Call ``task(obj, eng)`` and note it in ``buffer`` (if any); tell the observer (if any).
 
     A halt is noted ``halted`` (``waiting`` for a wait's) with its message,
     a control-flow exception (a jump, a skip) ``completed``, any other
@@ -423,6 +423,8 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer) -> None:
             if failure:
                 outcome, error = FAILED, failure
     finally:
-        buffer.note(token, name, position, outcome, started, time.perf_counter() - begin, error)
+        if buffer is not None:
+            duration = time.perf_counter() - begin
+            buffer.note(token, name, position, outcome, started, duration, error)
         if watcher is not None:
             watcher.step_finished(handle, outcome, error)
