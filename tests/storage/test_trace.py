@@ -5,6 +5,7 @@ Every test runs on SQLite, PostgreSQL and MariaDB (the ``store`` fixture).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from workflow.errors import WorkflowError, WorkflowNotFoundError, WorkflowValueError
 from workflow.patterns import IF_ELSE
 from workflow.runtime import ASK, RETRY, Waits, Worker
-from workflow.storage import CheckpointPolicy, PersistentWorkflowEngine, Store
+from workflow.storage import CheckpointPolicy, PersistentWorkflowEngine, Store, trace
 from workflow.storage.models import TraceRecord
 from workflow.storage.schema import current_revision, downgrade, head_revision, upgrade
 from workflow.storage.trace import FLUSH_AT, summarize
@@ -148,21 +149,24 @@ def test_a_retried_task_traces_each_failed_attempt(store: Store) -> None:
     assert [row.attempt for row in rows if row.callback_pos == rows[0].callback_pos][-1] == 2
 
 
-def test_rows_are_written_with_the_checkpoints_not_one_statement_per_task(store: Store) -> None:
-    statements: list[str] = []
+def test_rows_are_written_in_batches_with_the_checkpoints_not_one_statement_per_task(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trace, "BATCH_SECONDS", math.inf)  # batches by size alone
+    statements: list[tuple[str, int]] = []
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         if "wf_trace" in statement:
-            statements.append(statement)
+            statements.append((statement.split()[0], len(parameters)))
 
     sa.event.listen(store.sql_engine, "before_cursor_execute", count)
     try:
-        run(store, [add_one] * 20, [{"n": 0}, {"n": 0}], checkpoint=CheckpointPolicy.TOKEN)
+        uid = run(store, [add_one] * 20, [{"n": 0}] * 10, checkpoint=CheckpointPolicy.TOKEN)
     finally:
         sa.event.remove(store.sql_engine, "before_cursor_execute", count)
-    assert len(statements) == 2  # one insert per token checkpoint, each of 20 rows
-    with store.sql_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(TraceRecord)).scalar() == 40
+    # 20 rows a token: written with the checkpoints of tokens 3 and 7, and at the end.
+    assert statements == [("INSERT", 80), ("INSERT", 80), ("INSERT", 40)]
+    assert len(store.trace(uid)) == 200
 
 
 def test_a_long_pass_without_checkpoints_writes_its_rows_in_bounded_batches(store: Store) -> None:
@@ -195,7 +199,7 @@ def test_a_retention_setting_prunes_old_rows_when_a_run_ends(store: Store, db_ur
     old = run(store, [add_one], [{"n": 0}])
     with store.transaction("age") as conn:
         long_ago = datetime(2020, 1, 1)
-        conn.execute(sa.update(TraceRecord).values(started=long_ago, ended=long_ago))
+        conn.execute(sa.update(TraceRecord).values(started=long_ago))
     kept = Store(db_url, trace_retention=timedelta(days=1))
     try:
         new = run(kept, [add_one], [{"n": 0}])

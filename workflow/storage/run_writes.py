@@ -132,8 +132,8 @@ class RunWriter:
         """Store the trace rows noted so far on their own (a long pass between checkpoints)."""
         if self.trace is not None and self.trace.rows:
             with self.transaction("store trace") as conn:
-                insert_trace(conn, self.trace.rows)
-            self.trace.rows = []
+                insert_trace(conn, self.trace)
+            self.trace.written()
 
     # -- the writes of a run -------------------------------------------------------------
 
@@ -329,7 +329,7 @@ class RunWriter:
             position = None if change is None else change.token.position
             with self.transaction(operation, token=position) as conn:
                 self._write_run(conn, run, status, release, now)
-                trace = self._write_trace(conn)
+                trace = self._write_trace(conn, operation != "checkpoint")
                 for each in changes:
                     self._save(conn, each, now)
                 self._log_run(conn, run, status, message, now)
@@ -343,19 +343,22 @@ class RunWriter:
                 _apply(each)
             if status is not None:
                 self.status = status
-            if trace:
-                del trace[:]
+            if trace is not None:
+                trace.written()
             return
         # Raised outside the except clause: the caller's exception (a task's) is its context.
         raise self._replace_by_failure(operation, run, changes, problem)
 
-    def _write_trace(self, conn: sa.Connection) -> list[dict[str, Any]] | None:
-        """Store the trace rows noted so far; return them, to forget once committed."""
+    def _write_trace(self, conn: sa.Connection, force: bool) -> TraceBuffer | None:
+        """Store the trace rows noted so far, if due (see :meth:`TraceBuffer.due`).
+
+        Return the buffer written, to forget its rows once committed.
+        """
         trace = self.trace
-        if trace is None or not trace.rows:
+        if trace is None or not trace.due(force=force):
             return None
-        insert_trace(conn, trace.rows)
-        return trace.rows
+        insert_trace(conn, trace)
+        return trace
 
     def _save(self, conn: sa.Connection, change: TokenChange, now: datetime) -> None:
         token = change.token
@@ -510,7 +513,7 @@ class RunWriter:
             with self.transaction(operation, token=token) as conn:
                 error = WorkflowStatus.ERROR
                 self._write_run(conn, run, error, True, now, extra_data=run_extra_data)
-                trace = self._write_trace(conn)
+                trace = self._write_trace(conn, True)
                 for change in stored:
                     self._save(conn, change, now)
                 self._log_run(conn, run, error, message, now)
@@ -520,8 +523,8 @@ class RunWriter:
             return
         for change in stored:
             _apply(change)
-        if trace:
-            del trace[:]
+        if trace is not None:
+            trace.written()
         self.status = WorkflowStatus.ERROR
 
 

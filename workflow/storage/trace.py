@@ -3,10 +3,13 @@
 A :class:`~workflow.storage.PersistentWorkflowEngine` notes each task its
 tokens run in a :class:`TraceBuffer` (in memory: the step's name, its
 position, when it started, how long it took, how it ended and who ran it);
-the run's writer stores the rows noted so far with its next checkpoint, in
-the same transaction and in one multi-row insert. A task halted or failed
-is noted before the halt or the failure is stored, so the trace of a run
-always shows the step its token stopped at.
+the run's writer stores them with its checkpoints, in the same transaction,
+in one multi-row insert every :data:`BATCH_ROWS` rows or
+:data:`BATCH_SECONDS` seconds (a process that dies loses at most those;
+its tokens run those tasks again anyway). A task halted or failed is noted
+before the halt or the failure is stored, and those writes always take the
+rows noted so far, so the trace of a run always shows the step its token
+stopped at.
 
 Pattern internals are not traced: the jumps of the block patterns never
 run as tasks, and the bookkeeping tasks of flows and waits (entering a
@@ -24,6 +27,7 @@ attempt each task row is (see :attr:`TraceRow.attempt`).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = [
+    "BATCH_ROWS",
+    "BATCH_SECONDS",
     "COMPLETED",
     "FAILED",
     "FLUSH_AT",
@@ -81,9 +87,28 @@ _MESSAGE_LIMIT = 2000
 PRUNE_INTERVAL = 3600.0
 #: Rows kept in memory before they are written on their own (a pass without checkpoints).
 FLUSH_AT = 1000
+#: A checkpoint writes the rows noted so far once there are this many...
+BATCH_ROWS = 64
+#: ... or once this many seconds passed since the last write; a halt, a failure,
+#: the end of a pass and an interruption always write them.
+BATCH_SECONDS = 1.0
 
 _TABLE = cast(sa.Table, TraceRecord.__table__)
-_INSERT = sa.insert(_TABLE)
+#: The columns a :class:`TraceBuffer` row fills, in its order.
+_COLUMNS = (
+    "workflow_uuid",
+    "token_position",
+    "step",
+    "callback_pos",
+    "outcome",
+    "started",
+    "duration",
+    "worker",
+    "error_type",
+    "error_message",
+)
+#: A noted row: (token, step, position, outcome, started, duration, error type, message).
+Noted = tuple[int, str, Sequence[int], str, float, float, "str | None", "str | None"]
 
 
 def default_worker() -> str:
@@ -91,19 +116,24 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:_NAME_LIMIT]
 
 
-#: Per task class: whether its instances are traced (see the module's docstring).
-_traced_types: dict[type, bool] = {}
+#: Per task class: whether its instances are traced, and whether they may
+#: report a failure without raising (see the module's docstring).
+_traced_types: dict[type, tuple[bool, bool]] = {}
+
+
+def _kind_of(task: Any) -> tuple[bool, bool]:
+    kind = task.__class__
+    found = _traced_types.get(kind)
+    if found is None:
+        found = (getattr(kind, "traced", True) is not False, hasattr(kind, "trace_failure"))
+        if len(_traced_types) < 1024:
+            _traced_types[kind] = found
+    return found
 
 
 def traced(task: Any) -> bool:
     """Tell whether ``task`` is a real task (traced) rather than a pattern's bookkeeping."""
-    kind = task.__class__
-    found = _traced_types.get(kind)
-    if found is None:
-        found = getattr(kind, "traced", True) is not False
-        if len(_traced_types) < 1024:
-            _traced_types[kind] = found
-    return found
+    return _kind_of(task)[0]
 
 
 def outcome_of_halt(exc: HaltProcessing) -> str:
@@ -118,12 +148,14 @@ class TraceBuffer:
     :param worker: who runs its tasks (:func:`default_worker` by default).
     """
 
-    __slots__ = ("rows", "uuid", "worker")
+    __slots__ = ("last_write", "rows", "uuid", "worker")
 
     def __init__(self, uuid: str, worker: str | None = None) -> None:
         self.uuid = uuid
         self.worker = (worker or default_worker())[:_NAME_LIMIT]
-        self.rows: list[dict[str, Any]] = []
+        #: The rows noted so far, as :meth:`note` was given them (made rows when written).
+        self.rows: list[Noted] = []
+        self.last_write = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<TraceBuffer {self.uuid} {len(self.rows)} rows by {self.worker!r}>"
@@ -132,7 +164,7 @@ class TraceBuffer:
         self,
         token: int,
         step: str,
-        callback_pos: list[int],
+        callback_pos: Sequence[int],
         outcome: str,
         started: float,
         duration: float,
@@ -141,7 +173,8 @@ class TraceBuffer:
         """Note one task: ``started`` is a :func:`time.time`, ``duration`` in seconds.
 
         ``error`` is the exception a task failed with, or ``"Type: message"``
-        (a halt's message is noted as ``": message"``, without a type).
+        (a halt's message is noted as ``": message"``, without a type). The
+        row is kept as given and made a table row only when it is written.
         """
         error_type: str | None = None
         error_message: str | None = None
@@ -150,27 +183,56 @@ class TraceBuffer:
         elif error is not None:
             error_type, _, error_message = error.partition(": ")
             error_type = error_type or None
-        begin = _utc(started)
         self.rows.append(
-            {
-                "workflow_uuid": self.uuid,
-                "token_position": token,
-                "step": step[:_NAME_LIMIT],
-                "callback_pos": callback_pos,
-                "outcome": outcome,
-                "started": begin,
-                "ended": begin + timedelta(seconds=duration),
-                "duration": duration,
-                "worker": self.worker,
-                "error_type": None if error_type is None else error_type[:_NAME_LIMIT],
-                "error_message": None if error_message is None else error_message[:_MESSAGE_LIMIT],
-            }
+            (token, step, callback_pos, outcome, started, duration, error_type, error_message)
         )
 
-    def take(self) -> list[dict[str, Any]]:
-        """Return the rows noted so far and forget them."""
-        rows, self.rows = self.rows, []
-        return rows
+    def table_rows(self, *, text_times: bool = False) -> list[tuple[Any, ...]]:
+        """Return the rows noted so far as the values of :data:`_COLUMNS`.
+
+        :param text_times: times as the text SQLAlchemy stores in SQLite
+            (``2026-12-06 01:02:03.000004``) rather than datetimes.
+        """
+        uuid, worker = self.uuid, self.worker
+        made = []
+        for token, step, position, outcome, started, duration, kind, message in self.rows:
+            moment = _utc(started)
+            made.append(
+                (
+                    uuid,
+                    token,
+                    step[:_NAME_LIMIT],
+                    "[" + ", ".join(map(str, position)) + "]",
+                    outcome,
+                    moment.isoformat(" ", "microseconds") if text_times else moment,
+                    duration,
+                    worker,
+                    None if kind is None else kind[:_NAME_LIMIT],
+                    None if message is None else message[:_MESSAGE_LIMIT],
+                )
+            )
+        return made
+
+    def due(self, *, force: bool) -> bool:
+        """Tell whether the rows noted so far are to be written with this transaction.
+
+        Always when ``force`` (a halt, a failure, the end of a pass) and there
+        are rows; at a checkpoint, once there are :data:`BATCH_ROWS` rows or
+        :data:`BATCH_SECONDS` passed since the last write, so that a run of
+        short tasks writes one multi-row insert every few checkpoints.
+        """
+        if not self.rows:
+            return False
+        return (
+            force
+            or len(self.rows) >= BATCH_ROWS
+            or time.monotonic() - self.last_write >= BATCH_SECONDS
+        )
+
+    def written(self) -> None:
+        """Forget the rows: their transaction committed."""
+        self.rows = []
+        self.last_write = time.monotonic()
 
 
 def _utc(stamp: float) -> datetime:
@@ -178,10 +240,30 @@ def _utc(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp, timezone.utc).replace(tzinfo=None)
 
 
-def insert_trace(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Store ``rows`` (from :meth:`TraceBuffer.take`) with one multi-row insert."""
-    if rows:
-        conn.execute(_INSERT, list(rows))
+#: How each DB-API parameter style writes a parameter.
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_trace(conn: sa.Connection, buffer: TraceBuffer) -> None:
+    """Store the rows noted in ``buffer`` with one multi-row insert (an ``executemany``).
+
+    The statement goes to the driver as it is, its values made once here:
+    SQLAlchemy's per-row processing would cost more than the insert itself.
+    """
+    if not buffer.rows:
+        return
+    dialect = conn.dialect
+    mark = _PLACEHOLDERS.get(dialect.paramstyle)
+    sqlite = dialect.name == "sqlite"
+    rows = buffer.table_rows(text_times=sqlite)
+    if mark is None:  # pragma: no cover - the drivers we support use the styles above
+        conn.execute(sa.insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+        return
+    name = dialect.identifier_preparer.format_table(_TABLE)
+    statement = (
+        f"INSERT INTO {name} ({', '.join(_COLUMNS)}) VALUES ({', '.join(mark for _ in _COLUMNS)})"
+    )
+    conn.exec_driver_sql(statement, rows)
 
 
 @dataclass(frozen=True)
@@ -284,7 +366,7 @@ def _task_rows(rows: Iterable[Any]) -> Iterable[TraceRow]:
     """Yield the stored rows as :class:`TraceRow`, counting the attempts at each position."""
     failures: dict[tuple[int, str], int] = {}
     for row in rows:
-        key = (row.token_position, repr(row.callback_pos))
+        key = (row.token_position, row.callback_pos)
         attempt = failures.get(key, 0) + 1
         if row.outcome == FAILED:
             failures[key] = attempt
@@ -296,27 +378,50 @@ def _task_rows(rows: Iterable[Any]) -> Iterable[TraceRow]:
             step=row.step,
             outcome=row.outcome,
             started=row.started,
-            ended=row.ended,
+            ended=row.started + timedelta(seconds=row.duration),
             duration=row.duration,
             worker=row.worker,
-            callback_pos=list(row.callback_pos or []),
+            callback_pos=_position(row.callback_pos),
             attempt=attempt,
             error_type=row.error_type,
             error_message=row.error_message,
         )
 
 
-def prune_trace(store: Store, *, before: datetime) -> int:
-    """Delete the trace rows of tasks that ended before ``before`` (naive UTC, or aware).
+def _position(text: str) -> list[int]:
+    """Read a stored position (``[1, 0]``); a damaged one reads as ``[]``."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return []
+    if isinstance(found, list) and all(type(index) is int for index in found):
+        return found
+    return []
 
-    Return how many were deleted. The answers stay: they belong to the waits.
+
+def prune_trace(store: Store, *, before: datetime) -> int:
+    """Delete the trace rows of the tasks that started before ``before``; return how many.
+
+    Rows are appended in time order (give or take the few seconds a batch
+    waits, see :data:`BATCH_SECONDS`), so this deletes the rows of the tasks
+    that started before ``before`` (naive UTC, or aware) by their ids: one
+    scan of the old rows in id order, then a delete by id range, without an
+    index on the time that every append would pay for. Return how many were
+    deleted. The answers stay: they belong to the waits.
     """
     if not isinstance(before, datetime):
         raise WorkflowValueError(f"prune_trace(before=...) needs a datetime, not {before!r}")
     if before.tzinfo is not None:
         before = before.astimezone(timezone.utc).replace(tzinfo=None)
+    first_kept = (
+        sa.select(_TABLE.c.id).where(_TABLE.c.started >= before).order_by(_TABLE.c.id).limit(1)
+    )
     with store.transaction("prune trace") as conn:
-        result = conn.execute(sa.delete(_TABLE).where(_TABLE.c.ended < before))
+        boundary = conn.execute(first_kept).scalar()
+        doomed = sa.delete(_TABLE)
+        if boundary is not None:
+            doomed = doomed.where(_TABLE.c.id < boundary)
+        result = conn.execute(doomed)
     return int(result.rowcount or 0)
 
 
@@ -396,13 +501,16 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
     a control-flow exception (a jump, a skip) ``completed``, any other
     exception ``failed`` with its type and message; the exception goes on.
     """
-    token = getattr(obj, "position", eng.state.token_pos)
-    position = list(eng.state.callback_pos)
+    state = eng.state
+    token = getattr(obj, "position", state.token_pos)
+    position = state.position  # a tuple; reading callback_pos would flag the engine
     name = task_name(task)
     watcher = observer
-    handle = None if watcher is None else watcher.step_started(eng, token, name, position)
-    started = time.time()
-    begin = time.perf_counter()
+    handle = None
+    if watcher is not None:
+        handle = watcher.step_started(eng, token, name, list(position))
+    clock = time.time
+    started = clock()
     outcome = COMPLETED
     error: BaseException | str | None = None
     try:
@@ -417,14 +525,13 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
         outcome, error = FAILED, exc
         raise
     else:
-        check = getattr(task, "trace_failure", None)
-        if check is not None:
-            failure = check(obj)
+        if _kind_of(task)[1]:
+            failure = task.trace_failure(obj)
             if failure:
                 outcome, error = FAILED, failure
     finally:
         if buffer is not None:
-            duration = time.perf_counter() - begin
+            duration = max(clock() - started, 0.0)
             buffer.note(token, name, position, outcome, started, duration, error)
         if watcher is not None:
             watcher.step_finished(handle, outcome, error)

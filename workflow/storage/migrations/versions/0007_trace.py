@@ -30,24 +30,16 @@ def upgrade() -> None:
         sa.Column("workflow_uuid", sa.String(36), nullable=False),
         sa.Column("token_position", sa.Integer(), nullable=False),
         sa.Column("step", sa.String(255), nullable=False),
-        sa.Column("callback_pos", sa.JSON(), nullable=False),
+        sa.Column("callback_pos", sa.String(255), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("started", Timestamp, nullable=False),
-        sa.Column("ended", Timestamp, nullable=False),
         sa.Column("duration", sa.Double(), nullable=False),
         sa.Column("worker", sa.String(255), nullable=False),
         sa.Column("error_type", sa.String(255), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["workflow_uuid"],
-            ["wf_workflow.uuid"],
-            name=op.f("fk_wf_trace_workflow_uuid_wf_workflow"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_trace")),
     )
     op.create_index("ix_wf_trace_run_token", "wf_trace", ["workflow_uuid", "token_position", "id"])
-    op.create_index("ix_wf_trace_ended", "wf_trace", ["ended"])
 
 
 def downgrade() -> None:
