@@ -39,8 +39,13 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import sqlalchemy as sa
 
 from .._observers import task_name
-from ..errors import HaltProcessing, WorkflowTransition, WorkflowValueError
-from .models import AnswerRecord, TraceRecord, WaitRecord
+from ..errors import (
+    HaltProcessing,
+    WorkflowNotFoundError,
+    WorkflowTransition,
+    WorkflowValueError,
+)
+from .models import AnswerRecord, TraceRecord, WaitRecord, WorkflowRecord
 
 if TYPE_CHECKING:
     from .store import Store
@@ -321,7 +326,6 @@ def read_trace(store: Store, uuid: str, *, token: int | None = None) -> list[Tra
 
     Raises :class:`~workflow.errors.WorkflowNotFoundError` when no run has that uuid.
     """
-    store.workflow(uuid)  # WorkflowNotFoundError
     steps = sa.select(_TABLE).where(_TABLE.c.workflow_uuid == uuid)
     waits = cast(sa.Table, WaitRecord.__table__)
     answers = cast(sa.Table, AnswerRecord.__table__)
@@ -343,6 +347,8 @@ def read_trace(store: Store, uuid: str, *, token: int | None = None) -> list[Tra
     with store.sql_engine.connect() as conn:
         task_rows = conn.execute(steps.order_by(_TABLE.c.id)).all()
         answer_rows = conn.execute(given.order_by(answers.c.id)).all()
+    if not task_rows and not answer_rows:
+        _check_run(store, uuid)
     found = list(_task_rows(task_rows))
     for row in answer_rows:
         found.append(
@@ -360,6 +366,18 @@ def read_trace(store: Store, uuid: str, *, token: int | None = None) -> list[Tra
         )
     found.sort(key=lambda row: row.started)  # stable: the task rows keep their order
     return found
+
+
+def _check_run(store: Store, uuid: str) -> None:
+    """Raise :class:`~workflow.errors.WorkflowNotFoundError` unless the run ``uuid`` exists.
+
+    Reads the uuid alone, so that a run whose other values cannot be read has a trace too.
+    """
+    runs = cast(sa.Table, WorkflowRecord.__table__)
+    with store.sql_engine.connect() as conn:
+        found = conn.execute(sa.select(runs.c.uuid).where(runs.c.uuid == uuid)).first()
+    if found is None:
+        raise WorkflowNotFoundError(f"no stored workflow has the uuid {uuid!r}", workflow=uuid)
 
 
 def _task_rows(rows: Iterable[Any]) -> Iterable[TraceRow]:
