@@ -155,9 +155,12 @@ def test_rows_are_written_in_batches_with_the_checkpoints_not_one_statement_per_
     monkeypatch.setattr(trace, "BATCH_SECONDS", math.inf)  # batches by size alone
     statements: list[tuple[str, int]] = []
 
-    def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if "wf_trace" in statement:
-            statements.append((statement.split()[0], len(parameters)))
+    def count(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if "wf_trace" in statement:  # one executemany (SQLite), or one multi-row statement
+            rows = len(parameters) if many else statement.count("), (") + 1
+            statements.append((statement.split()[0], rows))
 
     sa.event.listen(store.sql_engine, "before_cursor_execute", count)
     try:

@@ -250,7 +250,7 @@ _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def insert_trace(conn: sa.Connection, buffer: TraceBuffer) -> None:
-    """Store the rows noted in ``buffer`` with one multi-row insert (an ``executemany``).
+    """Store the rows noted in ``buffer`` with one multi-row insert.
 
     The statement goes to the driver as it is, its values made once here:
     SQLAlchemy's per-row processing would cost more than the insert itself.
@@ -265,10 +265,15 @@ def insert_trace(conn: sa.Connection, buffer: TraceBuffer) -> None:
         conn.execute(sa.insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
         return
     name = dialect.identifier_preparer.format_table(_TABLE)
-    statement = (
-        f"INSERT INTO {name} ({', '.join(_COLUMNS)}) VALUES ({', '.join(mark for _ in _COLUMNS)})"
-    )
-    conn.exec_driver_sql(statement, rows)
+    head = f"INSERT INTO {name} ({', '.join(_COLUMNS)}) VALUES "
+    one = f"({', '.join(mark for _ in _COLUMNS)})"
+    if sqlite:  # in process: executemany is the cheapest
+        conn.exec_driver_sql(head + one, rows)
+        return
+    # A server: one statement of many rows, one round trip (a driver's
+    # executemany may make one per row).
+    values = [value for row in rows for value in row]
+    conn.exec_driver_sql(head + ", ".join(one for _ in rows), tuple(values))
 
 
 @dataclass(frozen=True)
