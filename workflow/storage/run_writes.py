@@ -4,7 +4,8 @@ A run lives in three tables: its row in ``wf_workflow`` (status, position,
 ``extra_data`` and lock), its tokens in ``wf_token``, and the append-only
 ``wf_transition`` log; its step trace (``wf_trace``, see
 :mod:`workflow.storage.trace`) is written in the same transactions. The
-statements of :mod:`workflow.storage.run_statements` are the only ones that change them (they are re-exported here).
+statements of :mod:`workflow.storage.run_statements` are the only ones
+that change them (they are re-exported here).
 :class:`RunWriter` groups them into the transactions of one run —
 storing its tokens, starting, each checkpoint, a halt or a failure, the end,
 releasing the lock — for a
