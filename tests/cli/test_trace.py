@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,3 +99,23 @@ def test_trace_refuses_what_it_cannot_do(cli: Any) -> None:
     assert (both.code, "give no UUID" in both.err) == (2, True)
     neither = cli("trace")
     assert (neither.code, "give the UUID" in neither.err) == (2, True)
+
+
+def test_a_named_worker_is_named_in_the_trace(cli: Any, workdir: Path) -> None:
+    (workdir / "waitdefs.py").write_text(
+        "from workflow.runtime import ASK\n\n"
+        "def done(obj, eng):\n    obj.data['done'] = True\n\n"
+        "approve = [*ASK('ok', 'go on?'), done]\n"
+    )
+    uuid = cli("--import", "waitdefs", "--json", "run", "waitdefs:approve").json()["uuid"]
+    [wait] = cli("--json", "waiting").json()
+    answered = cli("answer", wait["id"], "--as", "ann", "--approve", "--no-continue")
+    assert answered.code == 0, answered.err
+    done = cli("--import", "waitdefs", "worker", "--once", "--name", "night-shift")
+    assert done.code == 0, done.err
+    rows = cli("--json", "trace", uuid).json()["trace"]
+    assert [(row["kind"], row["step"], row["worker"]) for row in rows][-3:] == [
+        ("answer", "ok", "ann"),
+        ("task", "ok", "night-shift"),
+        ("task", "done", "night-shift"),
+    ]

@@ -61,6 +61,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="how many timers, and decided waits, a pass takes (default: %(default)d)",
     )
+    worker.add_argument(
+        "--name",
+        metavar="NAME",
+        help="what the step trace (`workflow trace`) says ran the tasks (default: host:pid)",
+    )
     lock_ttl_option(worker)
     worker.set_defaults(handler=cmd_worker)
 
@@ -84,7 +89,7 @@ def cmd_worker(ctx: Context) -> int:
 
     args = ctx.args
     store = ctx.store()
-    worker = Worker(store, RunDefinitions(ctx), batch=args.batch, poll=args.poll)
+    worker = Worker(store, RunDefinitions(ctx), batch=args.batch, poll=args.poll, name=args.name)
     if args.once:
         done = worker.run_once()
         states = _continued(store, done)
