@@ -49,6 +49,7 @@ TABLES = {
     "wf_queued_run",
     "wf_work",
     "wf_message",
+    "wf_trace",
 }
 #: The tables of the first revision, 0001; 0002 added the others.
 FIRST_TABLES = {"wf_workflow", "wf_token", "wf_transition"}

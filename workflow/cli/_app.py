@@ -15,6 +15,7 @@ from . import (
     _commands_inspect,
     _commands_run,
     _commands_serve,
+    _commands_trace,
     _commands_wait,
     _commands_worker,
 )
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _commands_wait.register(commands, common)
     _commands_worker.register(commands, common)
     _commands_serve.register(commands, common)
+    _commands_trace.register(commands, common)
     return parser
 
 

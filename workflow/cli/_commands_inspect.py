@@ -9,6 +9,7 @@ from typing import Any
 from workflow.engine_db import WorkflowStatus
 
 from ._argtypes import positive
+from ._commands_trace import render_summary, summary_dict
 from ._context import CLIError, Context, ExitCode, import_storage
 from ._output import dumps, printable, table
 from ._report import next_lines
@@ -65,7 +66,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     show = commands.add_parser(
         "show",
         parents=[common],
-        help="show a workflow: its tokens and its status log",
+        help="show a workflow: its tokens, its status log and a summary of its trace",
     )
     show.add_argument("uuid", metavar="UUID", help="the workflow's uuid, or its first hex digits")
     show.set_defaults(handler=cmd_show)
@@ -160,6 +161,10 @@ def _render_show(result: dict[str, Any]) -> str:
         lines.append(f"flow      {printable(definition['name'])} version {definition['version']}")
     if result["target"]:
         lines.append(f"target    {printable(str(result['target']))}")
+    trace = result.get("trace")
+    if trace is not None:
+        summary = render_summary(trace)
+        lines.append(f"trace     {summary} (workflow trace {result['uuid'][:8]})")
     lines += ["", "tokens:"]
     rows = []
     for token in result["tokens"]:
@@ -241,10 +246,14 @@ def cmd_show(ctx: Context) -> int:
     A damaged run is shown too: what cannot be read is marked, and the
     command exits with 1 listing it.
     """
+    from workflow.storage.trace import summarize
+
     from ._stored_run import read_run
     from ._uuids import resolve_uuid
 
-    result, problems = read_run(ctx.store(write=False), resolve_uuid(ctx, ctx.args.uuid))
+    store = ctx.store(write=False)
+    result, problems = read_run(store, resolve_uuid(ctx, ctx.args.uuid))
+    result["trace"] = summary_dict(summarize(store.trace(result["uuid"])))
     if problems:
         result["unreadable"] = problems
     ctx.out.result(result, lambda: _render_show(result))

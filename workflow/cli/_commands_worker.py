@@ -73,6 +73,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --queue: run up to N tokens at once, in threads (default: %(default)d)",
     )
+    worker.add_argument(
+        "--name",
+        metavar="NAME",
+        help="what the step trace (`workflow trace`) says ran the tasks (default: host:pid)",
+    )
     lock_ttl_option(worker)
     worker.set_defaults(handler=cmd_worker)
 
@@ -114,6 +119,7 @@ def cmd_worker(ctx: Context) -> int:
         poll=args.poll,
         queue=args.queue,
         concurrency=args.concurrency,
+        name=args.name,
     )
     if args.once:
         done = worker.run_once()

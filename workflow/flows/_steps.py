@@ -181,6 +181,8 @@ class Condition(_Step):
 
 
 class WhileStart(_Step):
+    traced = False  # bookkeeping of the flow, not a step of its own
+
     def __call__(self, obj: Any, eng: Any) -> None:
         self.lookup(obj).scope.setdefault(LOOPS, {})[self.name] = {"iterations": 0}
 
@@ -206,6 +208,8 @@ class WhileTest(Condition):
 class LoopEnd(_Step):
     """Leave a loop: its state becomes the step's result."""
 
+    traced = False  # bookkeeping of the flow, not a step of its own
+
     def __init__(self, place: Place, var: str | None) -> None:
         super().__init__(place)
         self.var = var
@@ -224,6 +228,8 @@ class LoopEnd(_Step):
 
 
 class ForStart(_Step):
+    traced = False  # bookkeeping of the flow, not a step of its own
+
     def __init__(self, place: Place, source: Any) -> None:
         super().__init__(place)
         self.source = compile_value(source)
@@ -306,6 +312,8 @@ class Halt(_Step):
 class Call(_Step):
     """Enter a called flow: its ``_input`` is this step's parameters."""
 
+    traced = False  # bookkeeping of the flow, not a step of its own
+
     def __init__(self, place: Place, params: Any) -> None:
         super().__init__(place)
         self.params = compile_value(params)
@@ -318,6 +326,8 @@ class Call(_Step):
 
 class Start(_Step):
     """The first task of a flow: fill ``_runtime`` once per token."""
+
+    traced = False  # bookkeeping of the flow, not a step of its own
 
     def __init__(self, flow: str, version: int | None) -> None:
         super().__init__(Place(flow, "_start"))

@@ -151,6 +151,8 @@ def _park_message(spec: WaitSpec, wait: Wait) -> str:
 class OpenWait:
     """Store the token's wait (a row), unless a run of this task stored it before a crash."""
 
+    traced = False  # the trace shows the step when it parks (waiting) and when it closes
+
     def __init__(self, site: Site) -> None:
         self.site = site
         self.__name__ = site.name
@@ -227,6 +229,8 @@ def wait_tasks(site: Site) -> list[Any]:
 
 
 class StartRetry:
+    traced = False  # bookkeeping of the retry, not a step of its own
+
     def __init__(self, site: Site) -> None:
         self.site = site
         self.__name__ = site.name
@@ -297,6 +301,14 @@ class Attempt:
             return
         state["done"] = True
         state.pop("id", None)
+
+    def trace_failure(self, obj: Any) -> str | None:
+        """Return the failure of the attempt that just returned, if it failed (for the trace)."""
+        state = self.site.state(obj)
+        errors = state.get("errors")
+        if state.get("done") or "id" not in state or not errors:
+            return None
+        return str(errors[-1])
 
 
 def retry_tasks(site: Site, call: Callable[[Any, Any], None], policy: RetryPolicy) -> list[Any]:

@@ -119,6 +119,7 @@ def run_leased(
     *,
     lease_ttl: float,
     run_row: dict[str, Any] | None = None,
+    worker_name: str | None = None,
 ) -> bool:
     """Run the token ``lease`` holds, from where it stopped; tell whether its lease held.
 
@@ -131,6 +132,7 @@ def run_leased(
 
     :param run_row: the run's row, when the caller read it already (see
         :class:`~workflow.storage.queued.QueuedTokenEngine`).
+    :param worker_name: what the step trace says ran the task (default: ``host:pid``).
     :raises Exception: what went wrong when the token could not be run at
         all (no definition, a damaged token, the database); the token is
         given back to the queue first (ready at once), if the lease holds.
@@ -142,6 +144,8 @@ def run_leased(
     engine: QueuedTokenEngine | None = None
     try:
         engine = QueuedTokenEngine(store, lease, lease_ttl=lease_ttl, run_row=run_row)
+        if worker_name is not None:
+            engine.trace_worker = worker_name
         engine.callbacks.replace(definition_for(definitions, engine))
         engine.run_token()
     except LeaseLostError as exc:
@@ -187,9 +191,11 @@ class Worker:
     :param concurrency: how many queued tokens it runs at once (threads).
     :param lease_ttl: seconds a claimed token is held without renewal: a
         token of a worker that died is taken over once this lapsed.
+    :param name: what the step trace says ran the tasks of the runs this
+        worker continues (default: ``host:pid``).
 
     .. versionchanged:: 3.0
-       Added ``queue``, ``concurrency`` and ``lease_ttl``.
+       Added ``queue``, ``concurrency``, ``lease_ttl`` and ``name``.
     """
 
     def __init__(
@@ -202,6 +208,7 @@ class Worker:
         queue: str | None = None,
         concurrency: int = 1,
         lease_ttl: float = 10.0,
+        name: str | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
             raise WorkflowValueError(
@@ -214,6 +221,7 @@ class Worker:
                 "a worker with concurrency above 1 needs a database file or a server"
             )
         self.store = store
+        self.name = name
         self.waits = Waits(store)
         self.definitions = definitions
         self.batch = batch
@@ -286,7 +294,12 @@ class Worker:
                 while len(self._run_rows) > _RUN_ROWS_KEPT:
                     self._run_rows.popitem(last=False)
             return run_leased(
-                self.store, lease, self.definitions, lease_ttl=self._lease_ttl, run_row=row
+                self.store,
+                lease,
+                self.definitions,
+                lease_ttl=self._lease_ttl,
+                run_row=row,
+                worker_name=self.name,
             )
         except Exception as exc:  # no definition, a damaged token, the database
             self._failed(lease.run, exc)
@@ -319,6 +332,8 @@ class Worker:
             if queue is not None:
                 return self._requeue(run, queue, decided)
             engine = PersistentWorkflowEngine.from_uuid(run, store=self.store)
+            if self.name is not None:
+                engine.trace_worker = self.name
             engine.callbacks.replace(self._definition(engine))
             self.store.acquire(run, engine.owner)
             try:

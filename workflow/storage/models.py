@@ -1,6 +1,7 @@
 """The tables: workflows, their tokens, the append-only status log, stored
 definitions, log records, run keys, what runs wait for (waits, answers
-and messages), and the work queue (queued runs and their work items).
+and messages), the work queue (queued runs and their work items), and the
+trace of the steps they ran.
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -18,6 +19,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -41,6 +43,7 @@ __all__ = [
     "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
+    "TraceRecord",
     "TransitionRecord",
     "WaitRecord",
     "WorkItemRecord",
@@ -426,3 +429,40 @@ class WorkItemRecord(Base):
 
     def __repr__(self) -> str:
         return f"<WorkItemRecord {self.workflow_uuid}[{self.position}] {self.state} #{self.epoch}>"
+
+
+class TraceRecord(Base):
+    """One task a token ran in a stored run: the step, when, how long, and how it ended.
+
+    Append-only: rows are written with the run's checkpoints and removed only
+    by :meth:`~workflow.storage.Store.prune_trace`. Cheap to append on purpose:
+    one index (a run's rows, by token, in order), no foreign key (the rows of
+    a run deleted by hand go when they are pruned), and no ``ended`` column
+    (it is ``started + duration``).
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_trace"
+    __table_args__ = (Index("ix_wf_trace_run_token", "workflow_uuid", "token_position", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_uuid: Mapped[str] = mapped_column(String(36))
+    token_position: Mapped[int] = mapped_column(Integer)
+    #: The flow step or the task's name.
+    step: Mapped[str] = mapped_column(String(255))
+    #: The task's position in the token's callback tree, as JSON text (``[1, 0]``):
+    #: a plain string column, cheaper to write than a JSON one.
+    callback_pos: Mapped[str] = mapped_column(String(255))
+    #: ``completed``, ``failed``, ``halted`` or ``waiting``.
+    outcome: Mapped[str] = mapped_column(String(16))
+    started: Mapped[datetime] = mapped_column(Timestamp)
+    #: Seconds the task took (measured by a monotonic clock).
+    duration: Mapped[float] = mapped_column(Double)
+    #: Who ran it: ``host:pid`` or a worker's name.
+    worker: Mapped[str] = mapped_column(String(255))
+    error_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+
+    def __repr__(self) -> str:
+        return f"<TraceRecord {self.workflow_uuid} token {self.token_position} {self.step!r}>"

@@ -28,7 +28,7 @@ from ..errors import (
     WorkflowInterrupted,
 )
 from ..utils import classproperty
-from . import interrupts, run_checks
+from . import interrupts, run_checks, trace
 from .heartbeat import LockHeartbeat
 from .hooks import PersistentProcessingFactory, PersistentTransitionActions
 from .persistent_fixes import RunFixes
@@ -39,6 +39,7 @@ from .run_rows import RunRow, TokenChange
 from .run_writes import RunWriter
 from .store import Store
 from .token import CheckpointPolicy, Token, resume_point
+from .trace import FLUSH_AT, TraceBuffer, call_traced, outcome_of_halt, traced
 
 __all__ = [
     "CheckpointPolicy",
@@ -98,6 +99,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         self._writes = RunWriter(
             store, uuid, self.owner, WorkflowStatus(row["status"]), guard=self._db_guard
         )
+        if store.trace_steps:
+            self._writes.trace = TraceBuffer(uuid)
         self.extra_data = row["extra_data"] or {}
         #: The stored definition the run was made from (see :class:`Definitions`), if any.
         self.definition_name: str | None = row["definition_name"]
@@ -112,6 +115,20 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
     def _read_run(self, store: Store, uuid: str) -> dict[str, Any]:
         """The run's row, as the engine is built from it."""
         return store.workflow(uuid)
+
+    @property
+    def trace_worker(self) -> str | None:
+        """Who the trace says ran this engine's tasks (``host:pid`` by default; ``None``: no trace).
+
+        .. versionadded:: 3.0
+        """
+        buffer = self._writes.trace
+        return None if buffer is None else buffer.worker
+
+    @trace_worker.setter
+    def trace_worker(self, name: str) -> None:
+        if self._writes.trace is not None:
+            self._writes.trace.worker = name[:255]
 
     @classmethod
     def with_name(
@@ -365,6 +382,10 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
             raise
         finally:
             self._stop_heartbeat()
+            if trace.observer is not None:
+                # A pass a halt or a failure ended, or one interrupted (a no-op after
+                # on_pass_finished): its spans end with the status stored.
+                trace.observer.pass_finished(self, self.status.name.lower())
 
     def callback_chooser(self, obj: Any) -> Any:
         """Skip tokens that already completed; others get the definition under ``'*'``."""
@@ -376,8 +397,14 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         return super().callback_chooser(obj)
 
     def execute_callback(self, callback: Any, obj: Any) -> None:
-        """Call the task, then :meth:`on_task_completed`."""
-        callback(obj, self)
+        """Call the task (noting it in the trace), then :meth:`on_task_completed`."""
+        buffer = self._writes.trace
+        if (buffer is None and trace.observer is None) or not traced(callback):
+            callback(obj, self)
+        else:
+            call_traced(self, callback, obj, buffer)
+            if buffer is not None and len(buffer.rows) >= FLUSH_AT:
+                self._writes.flush_trace()
         self.on_task_completed(obj)
         reason = self._stop_request
         if reason is not None:
@@ -450,6 +477,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
             self._writes.release(quietly=True)
             refuse_cancelled(self.uuid, WorkflowStatus.CANCELLED.value, "start")
         self._start_heartbeat()
+        if trace.observer is not None:  # it may keep the trace context in extra_data
+            trace.observer.pass_started(self, self._resuming)
         self._writes.start(self._run_row())
 
     def on_token_started(self, obj: Token) -> None:
@@ -461,6 +490,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         """
         if self._resuming and obj.status is not COMPLETED and self.state.callback_pos == [0]:
             self.state.callback_pos = resume_point(obj) or [0]
+        if trace.observer is not None:
+            trace.observer.token_started(self, obj.position)
 
     def on_task_completed(self, obj: Token) -> None:
         """Checkpoint ``obj`` after one of its tasks returned (the ``TASK`` policy).
@@ -481,6 +512,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
 
         .. versionadded:: 3.0
         """
+        if trace.observer is not None:
+            trace.observer.token_finished(self, obj.position, "completed", "")
         if self.checkpoint is CheckpointPolicy.HALT:
             self._unsaved.append(obj)  # the heartbeat keeps the lock meanwhile
             return
@@ -495,6 +528,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         .. versionadded:: 3.0
         """
         message = str(exc)
+        if trace.observer is not None:
+            trace.observer.token_finished(self, obj.position, outcome_of_halt(exc), message)
         change = TokenChange(obj, ObjectStatus.HALTED, list(self.state.callback_pos), message)
         self._stop_token("halt", change, exc)
 
@@ -531,6 +566,8 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
             extra={"workflow_uuid": self.uuid},
         )
         message = f"{exc}{failed_task_note(task)}"
+        if trace.observer is not None:
+            trace.observer.token_finished(self, obj.position, "failed", message)
         change = TokenChange(obj, ObjectStatus.ERROR, position, message, text)
         self._stop_token("error", change, error)
         return error
@@ -571,6 +608,10 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
         else:
             status, message = WorkflowStatus.HALTED, "stopped"
         self._writes.finish(self._run_row(), status, message, self._take_unsaved())
+        if trace.observer is not None:
+            trace.observer.pass_finished(self, status.name.lower())
+        if status is not WorkflowStatus.HALTED and self.storage.trace_retention is not None:
+            self.storage.prune_trace_when_due()
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 A run lives in three tables: its row in ``wf_workflow`` (status, position,
 ``extra_data`` and lock), its tokens in ``wf_token``, and the append-only
-``wf_transition`` log. The statements of :mod:`workflow.storage.run_statements`
-are the only ones that change them (they are re-exported here).
+``wf_transition`` log; its step trace (``wf_trace``, see
+:mod:`workflow.storage.trace`) is written in the same transactions. The
+statements of :mod:`workflow.storage.run_statements` are the only ones
+that change them (they are re-exported here).
 :class:`RunWriter` groups them into the transactions of one run —
 storing its tokens, starting, each checkpoint, a halt or a failure, the end,
 releasing the lock — for a
@@ -59,6 +61,7 @@ from .run_statements import (
     update_workflow,
 )
 from .token import Token, resume_point
+from .trace import TraceBuffer, insert_trace
 
 if TYPE_CHECKING:
     from .store import Store
@@ -107,6 +110,8 @@ class RunWriter:
         #: The run's status as last stored by this writer (or read).
         self.status = status
         self.guard = guard
+        #: The trace rows of the run's tasks, stored with each transaction (``None``: no trace).
+        self.trace: TraceBuffer | None = None
         self._failure: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -124,6 +129,13 @@ class RunWriter:
     def recorded(self, error: BaseException) -> bool:
         """Tell whether ``error`` was raised by this writer after storing the run's failure."""
         return error is self._failure
+
+    def flush_trace(self) -> None:
+        """Store the trace rows noted so far on their own (a long pass between checkpoints)."""
+        if self.trace is not None and self.trace.rows:
+            with self.transaction("store trace") as conn:
+                insert_trace(conn, self.trace)
+            self.trace.written()
 
     # -- the writes of a run -------------------------------------------------------------
 
@@ -319,6 +331,7 @@ class RunWriter:
             position = None if change is None else change.token.position
             with self.transaction(operation, token=position) as conn:
                 self._write_run(conn, run, status, release, now)
+                trace = self._write_trace(conn, operation != "checkpoint")
                 for each in changes:
                     self._save(conn, each, now)
                 self._log_run(conn, run, status, message, now)
@@ -332,9 +345,22 @@ class RunWriter:
                 _apply(each)
             if status is not None:
                 self.status = status
+            if trace is not None:
+                trace.written()
             return
         # Raised outside the except clause: the caller's exception (a task's) is its context.
         raise self._replace_by_failure(operation, run, changes, problem)
+
+    def _write_trace(self, conn: sa.Connection, force: bool) -> TraceBuffer | None:
+        """Store the trace rows noted so far, if due (see :meth:`TraceBuffer.due`).
+
+        Return the buffer written, to forget its rows once committed.
+        """
+        trace = self.trace
+        if trace is None or not trace.due(force=force):
+            return None
+        insert_trace(conn, trace)
+        return trace
 
     def _save(self, conn: sa.Connection, change: TokenChange, now: datetime) -> None:
         token = change.token
@@ -489,6 +515,7 @@ class RunWriter:
             with self.transaction(operation, token=token) as conn:
                 error = WorkflowStatus.ERROR
                 self._write_run(conn, run, error, True, now, extra_data=run_extra_data)
+                trace = self._write_trace(conn, True)
                 for change in stored:
                     self._save(conn, change, now)
                 self._log_run(conn, run, error, message, now)
@@ -498,6 +525,8 @@ class RunWriter:
             return
         for change in stored:
             _apply(change)
+        if trace is not None:
+            trace.written()
         self.status = WorkflowStatus.ERROR
 
 

@@ -32,6 +32,7 @@ from .models import Base, utcnow
 from .run_keys import OnConflict, Started, check_key, check_uuid, run_keys, start_run
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
 from .run_statements import release_lock, take_lock, update_workflow
+from .trace import PRUNE_INTERVAL, TraceRow, prune_trace, read_trace
 
 __all__ = ["DEFAULT_URL", "Store", "is_contention", "map_errors"]
 
@@ -78,7 +79,17 @@ class Store:
         ``Engine``, pass the codec it was built with by :meth:`create_engine`.
     :param lock_ttl: seconds a workflow lock holds without being renewed; a
         running engine renews it at every checkpoint; a finite number above 0.
-    :raises WorkflowValueError: when ``lock_ttl`` is not a finite number above 0.
+    :param trace: whether persistent engines store the trace of the steps
+        their runs run (:meth:`trace`); on by default, cheap enough to leave on.
+    :param trace_retention: how long trace rows are kept: when given, a run
+        that ends deletes the rows older than this (at most once every
+        :data:`~workflow.storage.trace.PRUNE_INTERVAL` seconds per store).
+        Without it, the trace is kept until :meth:`prune_trace` deletes it.
+    :raises WorkflowValueError: when ``lock_ttl`` is not a finite number above 0,
+        or ``trace_retention`` not a positive :class:`~datetime.timedelta`.
+
+    .. versionchanged:: 3.0
+       Added ``trace`` and ``trace_retention``.
     """
 
     def __init__(
@@ -87,11 +98,24 @@ class Store:
         *,
         codec: JSONCodec | None = None,
         lock_ttl: float = 60.0,
+        trace: bool = True,
+        trace_retention: timedelta | None = None,
     ) -> None:
         if not isinstance(lock_ttl, (int, float)) or not 0 < lock_ttl < math.inf:
             raise WorkflowValueError(
                 f"lock_ttl must be a finite number of seconds above 0, not {lock_ttl!r}"
             )
+        if trace_retention is not None and not (
+            isinstance(trace_retention, timedelta) and trace_retention > timedelta(0)
+        ):
+            raise WorkflowValueError(
+                f"trace_retention must be a timedelta above 0 or None, not {trace_retention!r}"
+            )
+        #: Whether persistent engines store the trace of their runs' steps.
+        self.trace_steps = bool(trace)
+        #: How long trace rows are kept (``None``: until :meth:`prune_trace`).
+        self.trace_retention = trace_retention
+        self._pruned_at = -math.inf
         self.lock_ttl = float(lock_ttl)
         if isinstance(url, Engine):
             # The engine stores JSON with whatever serializer it was built with:
@@ -438,6 +462,41 @@ class Store:
     def transition_rows(self, uid: str) -> list[dict[str, Any]]:
         """Return :meth:`status_change_rows` (its former name, kept working)."""
         return self.status_change_rows(uid)
+
+    # -- the step trace ---------------------------------------------------------------
+
+    def trace(self, uid: str, *, token: int | None = None) -> list[TraceRow]:
+        """Return the step trace of the run ``uid`` (of one ``token``), oldest first.
+
+        The answers given to its ``ask`` steps are merged in by time (see
+        :class:`~workflow.storage.trace.TraceRow`).
+
+        :raises WorkflowNotFoundError: when no run has that uuid.
+
+        .. versionadded:: 3.0
+        """
+        return read_trace(self, uid, token=token)
+
+    def prune_trace(self, *, before: datetime) -> int:
+        """Delete the trace rows of tasks that ended before ``before``; return how many.
+
+        .. versionadded:: 3.0
+        """
+        return prune_trace(self, before=before)
+
+    def prune_trace_when_due(self) -> None:
+        """Apply :attr:`trace_retention`, at most once every ``PRUNE_INTERVAL`` seconds."""
+        if self.trace_retention is None:
+            return
+        moment = time.monotonic()
+        if moment - self._pruned_at < PRUNE_INTERVAL:
+            return
+        self._pruned_at = moment
+        try:
+            prune_trace(self, before=self.now() - self.trace_retention)
+        except StorageError:  # the next run that ends tries again
+            self._pruned_at = -math.inf
+            log.warning("could not prune the trace", exc_info=True)
 
     def now(self) -> datetime:
         """Return the database's time (naive UTC): what lock expiry is judged by.
