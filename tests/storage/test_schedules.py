@@ -43,8 +43,8 @@ def test_a_worker_starts_one_run_per_fire_time(store: Store) -> None:
     schedules = Schedules(store)
     schedules.add("tick", cron="*/5 * * * *", flow="tick", tokens=[[]], now=T0)
     worker = Worker(store, {"tick": [append_ran]})
-    first = schedules.fire_due(now=T0 + timedelta(minutes=5), start=worker._start)
-    again = schedules.fire_due(now=T0 + timedelta(minutes=5), start=worker._start)
+    first = schedules.fire_due(now=T0 + timedelta(minutes=5), start=worker.start_scheduled)
+    again = schedules.fire_due(now=T0 + timedelta(minutes=5), start=worker.start_scheduled)
     assert [fire.outcome for fire in first] == ["started"]
     assert again == []
     run = first[0].run
@@ -103,9 +103,9 @@ def test_overlap_skip_records_the_fire_while_the_previous_run_waits(store: Store
     schedules = Schedules(store)
     schedules.add("s", cron="* * * * *", flow="s", tokens=[[]], overlap="skip", now=T0)
     worker = Worker(store, {"s": [halt_once, append_ran]})
-    first = schedules.fire_due(now=T0 + timedelta(minutes=1), start=worker._start)
+    first = schedules.fire_due(now=T0 + timedelta(minutes=1), start=worker.start_scheduled)
     assert store.workflow(first[0].run)["status"] == WorkflowStatus.HALTED.value
-    second = schedules.fire_due(now=T0 + timedelta(minutes=2), start=worker._start)
+    second = schedules.fire_due(now=T0 + timedelta(minutes=2), start=worker.start_scheduled)
     assert [(fire.outcome, fire.run) for fire in second] == [("skipped_overlap", None)]
     assert second[0].detail == f"run {first[0].run} is still active"
     assert len(started_runs(store)) == 1
@@ -115,8 +115,8 @@ def test_overlap_queue_starts_the_fire_once_the_previous_run_is_over(store: Stor
     schedules = Schedules(store)
     schedules.add("q", cron="* * * * *", flow="q", tokens=[[]], overlap="queue", now=T0)
     worker = Worker(store, {"q": [halt_once, append_ran]})
-    first = schedules.fire_due(now=T0 + timedelta(minutes=1), start=worker._start)
-    queued = schedules.fire_due(now=T0 + timedelta(minutes=2), start=worker._start)
+    first = schedules.fire_due(now=T0 + timedelta(minutes=1), start=worker.start_scheduled)
+    queued = schedules.fire_due(now=T0 + timedelta(minutes=2), start=worker.start_scheduled)
     assert [fire.outcome for fire in queued] == ["queued"]
     assert len(started_runs(store)) == 1
     from workflow.storage import PersistentWorkflowEngine
@@ -125,7 +125,9 @@ def test_overlap_queue_starts_the_fire_once_the_previous_run_is_over(store: Stor
     engine.callbacks.replace([halt_once, append_ran])
     engine.resume()
     assert store.workflow(first[0].run)["status"] == WorkflowStatus.COMPLETED.value
-    later = schedules.fire_due(now=T0 + timedelta(minutes=2, seconds=10), start=worker._start)
+    later = schedules.fire_due(
+        now=T0 + timedelta(minutes=2, seconds=10), start=worker.start_scheduled
+    )
     assert [(fire.outcome, fire.run) for fire in later] == [("started", queued[0].run)]
     assert [fire.outcome for fire in schedules.fires("q")] == ["started", "started"]
 
@@ -135,7 +137,7 @@ def test_overlap_allow_starts_while_the_previous_run_waits(store: Store) -> None
     schedules.add("a", cron="* * * * *", flow="a", tokens=[[]], overlap="allow", now=T0)
     worker = Worker(store, {"a": [halt_once]})
     for minute in (1, 2):
-        schedules.fire_due(now=T0 + timedelta(minutes=minute), start=worker._start)
+        schedules.fire_due(now=T0 + timedelta(minutes=minute), start=worker.start_scheduled)
     assert len(started_runs(store)) == 2
 
 
@@ -163,7 +165,7 @@ def test_catch_up_after_downtime_leaves_a_row_for_every_fire_time(
         now=T0 - timedelta(minutes=1),
     )
     worker = Worker(store, {"h": [append_ran]})
-    fired = schedules.fire_due(now=T0 + timedelta(hours=4, seconds=2), start=worker._start)
+    fired = schedules.fire_due(now=T0 + timedelta(hours=4, seconds=2), start=worker.start_scheduled)
     assert [fire.fire_time for fire in fired] == [T0 + timedelta(hours=h) for h in range(5)]
     assert [fire.outcome for fire in fired] == outcomes
     assert len(started_runs(store)) == outcomes.count("started")
@@ -174,17 +176,17 @@ def test_trigger_and_backfill_start_runs_and_never_twice(store: Store) -> None:
     schedules = Schedules(store)
     schedules.add("b", cron="0 6 * * *", timezone="Europe/Berlin", flow="b", tokens=[[]], now=T0)
     worker = Worker(store, {"b": [append_ran]})
-    triggered = schedules.trigger("b", start=worker._start, now=T0 + timedelta(minutes=3))
+    triggered = schedules.trigger("b", start=worker.start_scheduled, now=T0 + timedelta(minutes=3))
     assert triggered.outcome == "started"
     assert store.token_rows(triggered.run)[0]["data"] == ["ran"]
     since, until = datetime(2026, 11, 1), datetime(2026, 11, 4)
-    filled = schedules.backfill("b", since, until, start=worker._start)
+    filled = schedules.backfill("b", since, until, start=worker.start_scheduled)
     assert [fire.fire_time for fire in filled] == [
         datetime(2026, 11, 1, 5),
         datetime(2026, 11, 2, 5),
         datetime(2026, 11, 3, 5),
     ]
-    assert schedules.backfill("b", since, until, start=worker._start) == []
+    assert schedules.backfill("b", since, until, start=worker.start_scheduled) == []
     assert len(started_runs(store)) == 4
     with pytest.raises(WorkflowValueError, match="at most 1000 runs"):
         schedules.backfill("b", datetime(2020, 1, 1), datetime(2026, 1, 1))
@@ -193,7 +195,9 @@ def test_trigger_and_backfill_start_runs_and_never_twice(store: Store) -> None:
 def test_a_fire_that_cannot_start_its_run_is_recorded_failed(store: Store) -> None:
     schedules = Schedules(store)
     schedules.add("nodef", cron="* * * * *", flow="def:absent", now=T0)
-    fired = schedules.fire_due(now=T0 + timedelta(minutes=1), start=Worker(store, {})._start)
+    fired = schedules.fire_due(
+        now=T0 + timedelta(minutes=1), start=Worker(store, {}).start_scheduled
+    )
     assert [fire.outcome for fire in fired] == ["failed"]
     assert "absent" in (fired[0].detail or "")
     assert schedules.fires("nodef")[0].outcome == "failed"
@@ -218,7 +222,7 @@ def test_a_stored_definition_runs_over_input_records(store: Store) -> None:
         return load_flow(definition.body, registry=registry).callbacks()
 
     fired = schedules.fire_due(
-        now=T0 + timedelta(minutes=1), start=Worker(store, definitions)._start
+        now=T0 + timedelta(minutes=1), start=Worker(store, definitions).start_scheduled
     )
     assert [fire.outcome for fire in fired] == ["started"]
     row = store.workflow(fired[0].run)

@@ -14,6 +14,7 @@ from . import (
     _commands_fix,
     _commands_inspect,
     _commands_run,
+    _commands_schedule,
     _commands_wait,
     _commands_worker,
 )
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _commands_check.register(commands, common)
     _commands_wait.register(commands, common)
     _commands_worker.register(commands, common)
+    _commands_schedule.register(commands, common)
     return parser
 
 

@@ -394,16 +394,26 @@ class Schedules:
         """
         moment = self.store.now() if now is None else now
         done: builtins.list[Fire] = []
-        done += self._start_queued(start)
-        query = (
+        query = (  # one query when nothing is due: the pass of every worker makes it
             sa.select(schedules_table)
-            .where(schedules_table.c.paused.is_(False), schedules_table.c.next_fire_at <= moment)
+            .where(
+                schedules_table.c.paused.is_(False),
+                sa.or_(
+                    schedules_table.c.next_fire_at <= moment,
+                    schedules_table.c.overlap == "queue",
+                ),
+            )
             .order_by(schedules_table.c.next_fire_at)
             .limit(limit)
         )
         with self.store.transaction("read the due schedules") as conn:
             due = [Schedule.from_row(row) for row in conn.execute(query)]
+        queueing = [schedule for schedule in due if schedule.overlap == "queue"]
+        if queueing:
+            done += self._start_queued(queueing, start)
         for schedule in due:
+            if schedule.next_fire_at > moment:
+                continue
             for fire_time, outcome in self._plan(schedule, moment, limit - len(done)):
                 fire = self._decide(schedule, fire_time, outcome, moment)
                 if fire is None:  # another worker decided this time: it goes on from there
@@ -506,24 +516,23 @@ class Schedules:
         ).scalar()
         return cast(str, latest) if status in _ACTIVE else None
 
-    def _start_queued(self, start: Start | None) -> builtins.list[Fire]:
-        """Start the oldest queued fire of each schedule whose previous run is over."""
-        query = (
-            sa.select(fires_table, schedules_table.c.name)
-            .join(schedules_table, schedules_table.c.id == fires_table.c.schedule_id)
-            .where(fires_table.c.outcome == "queued")
-            .order_by(fires_table.c.fire_time)
-        )
-        with self.store.transaction("read the queued fires") as conn:
-            queued = list(conn.execute(query))
+    def _start_queued(
+        self, queueing: builtins.list[Schedule], start: Start | None
+    ) -> builtins.list[Fire]:
+        """Start the oldest queued fire of each of ``queueing`` whose previous run is over."""
         done: builtins.list[Fire] = []
-        seen: set[int] = set()
-        for row in queued:
-            if row.schedule_id in seen:
-                continue
-            seen.add(row.schedule_id)
+        for schedule in queueing:
             with self.store.transaction("start a queued fire") as conn:
-                if self._active_run(conn, row.schedule_id) is not None:
+                row = conn.execute(
+                    sa.select(fires_table)
+                    .where(
+                        fires_table.c.schedule_id == schedule.id,
+                        fires_table.c.outcome == "queued",
+                    )
+                    .order_by(fires_table.c.fire_time)
+                    .limit(1)
+                ).first()
+                if row is None or self._active_run(conn, schedule.id) is not None:
                     continue
                 won = conn.execute(
                     fires_table.update()
@@ -531,8 +540,7 @@ class Schedules:
                     .values(outcome="started", detail=None)
                 ).rowcount
             if won == 1:
-                schedule = self.get(row.name)
-                fire = Fire(row.name, row.fire_time, "started", row.run_uuid)
+                fire = Fire(schedule.name, row.fire_time, "started", row.run_uuid)
                 done.append(self._started(schedule, fire, start))
         return done
 

@@ -126,7 +126,7 @@ class Worker:
         """Fire every timer and schedule that is due, then continue the runs with decided waits."""
         done = Pass()
         if self.schedules is not None:
-            done.scheduled = self.schedules.fire_due(start=self._start, limit=self.batch)
+            done.scheduled = self.schedules.fire_due(start=self.start_scheduled, limit=self.batch)
         while True:
             fired = self.waits.fire_due(limit=self.batch)
             done.fired += fired
@@ -200,7 +200,7 @@ class Worker:
         self.waits.mark_done(wait.id for wait in decided)
         return None
 
-    def _start(self, schedule: Schedule, run: str, fire_time: Any) -> None:
+    def start_scheduled(self, schedule: Schedule, run: str, fire_time: Any) -> None:
         """Start the run of a schedule's fire, with this worker's definitions."""
         start_run(self.store, self._definition, schedule, run, fire_time)
 
