@@ -1,7 +1,7 @@
 """Eight processes fire one schedule over 10,000 ticks of a fake clock: one run per fire time.
 
 Each process calls :meth:`Schedules.fire_due` with ``now`` advancing one to
-three minutes a call, against an every-minute schedule that catches up every
+five minutes a call, against an every-minute schedule that catches up every
 late fire time; each process notes the fire times it started outside the
 database, so a fire time started twice would show. On SQLite, PostgreSQL and
 MariaDB.

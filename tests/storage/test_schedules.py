@@ -233,3 +233,14 @@ def test_a_stored_definition_runs_over_input_records(store: Store) -> None:
     )
     assert row["status"] == WorkflowStatus.COMPLETED.value
     assert store.token_rows(fired[0].run)[0]["data"]["_input"] == {"n": 1}
+
+
+def test_an_idle_worker_wakes_in_time_for_the_next_fire(store: Store) -> None:
+    worker = Worker(store, {}, poll=30.0)
+    assert worker._pause() == 30.0  # no schedule: the poll
+    Schedules(store).add("soon", cron="* * * * *", flow="f")
+    assert worker._pause() <= 60.0  # at the latest at the next minute
+    with store.transaction("make it due") as conn:
+        conn.execute(schedules_table.update().values(next_fire_at=store.now()))
+    assert worker._pause() == 0.0
+    assert Worker(store, {}, poll=30.0, schedules=False)._pause() == 30.0

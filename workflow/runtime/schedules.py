@@ -414,12 +414,14 @@ class Schedules:
         for schedule in due:
             if schedule.next_fire_at > moment:
                 continue
-            for fire_time, outcome in self._plan(schedule, moment, limit - len(done)):
-                fire = self._decide(schedule, fire_time, outcome, moment)
-                if fire is None:  # another worker decided this time: it goes on from there
+            plan = self._plan(schedule, moment, limit - len(done))
+            # Without an overlap to judge, the due times are decided together.
+            batches = [plan] if schedule.overlap == "allow" else [[item] for item in plan]
+            for batch in batches:
+                fires = self._decide(schedule, batch, moment)
+                if fires is None:  # another worker decided these times: it goes on from there
                     break
-                if fire is not _RECORDED:
-                    done.append(self._started(schedule, fire, start))
+                done += [self._started(schedule, fire, start) for fire in fires]
         return done
 
     def _plan(
@@ -446,36 +448,40 @@ class Schedules:
         return plan
 
     def _decide(
-        self, schedule: Schedule, fire_time: datetime, outcome: str, now: datetime
-    ) -> Fire | None:
-        """Move the schedule past ``fire_time`` and record its fire, in one transaction.
+        self, schedule: Schedule, planned: builtins.list[tuple[datetime, str]], now: datetime
+    ) -> builtins.list[Fire] | None:
+        """Move the schedule past the ``planned`` fire times and record them, in one transaction.
 
-        Returns None when another worker moved the schedule first.
+        Returns the fires recorded (a time that has a row already, from a
+        backfill or a trigger, is left as it is), or None when another
+        worker moved the schedule first.
         """
-        following = next_fire(schedule.cron, schedule.timezone, fire_time)
+        following = next_fire(schedule.cron, schedule.timezone, planned[-1][0])
+        fires: builtins.list[Fire] = []
         with self.store.transaction("fire a schedule") as conn:
             moved = conn.execute(
                 schedules_table.update()
                 .where(
                     schedules_table.c.id == schedule.id,
-                    schedules_table.c.next_fire_at == fire_time,
+                    schedules_table.c.next_fire_at == planned[0][0],
                     schedules_table.c.paused.is_(False),
                 )
                 .values(next_fire_at=following)
             ).rowcount
             if moved != 1:
                 return None
-            detail = None
-            if outcome == "started" and schedule.overlap != "allow":
-                previous = self._active_run(conn, schedule.id)
-                if previous is not None:
-                    outcome = "skipped_overlap" if schedule.overlap == "skip" else "queued"
-                    detail = f"run {previous} is still active"
-            run = fire_run_uuid(schedule.name, fire_time) if outcome in _RUNS else None
-            fire = Fire(schedule.name, fire_time, outcome, run, detail)
-            if not self._insert(conn, schedule.id, fire, now):
-                return _RECORDED  # a backfill or a trigger recorded this time already
-        return fire
+            for fire_time, planned_outcome in planned:
+                outcome, detail = planned_outcome, None
+                if outcome == "started" and schedule.overlap != "allow":
+                    previous = self._active_run(conn, schedule.id)
+                    if previous is not None:
+                        outcome = "skipped_overlap" if schedule.overlap == "skip" else "queued"
+                        detail = f"run {previous} is still active"
+                run = fire_run_uuid(schedule.name, fire_time) if outcome in _RUNS else None
+                fire = Fire(schedule.name, fire_time, outcome, run, detail)
+                if self._insert(conn, schedule.id, fire, now):
+                    fires.append(fire)
+        return fires
 
     def _insert(self, conn: sa.Connection, schedule_id: int, fire: Fire, now: datetime) -> bool:
         """Insert ``fire``'s row unless its time has one; return whether it did."""
@@ -622,8 +628,6 @@ class Schedules:
 
 #: The outcomes whose fire has a run (started now, or later).
 _RUNS = ("started", "queued")
-#: What :meth:`Schedules._decide` returns when the fire time had its row already.
-_RECORDED = Fire("", datetime.min, "recorded")
 
 
 def _fire(name: str, row: Any) -> Fire:
