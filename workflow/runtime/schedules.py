@@ -54,21 +54,37 @@ from __future__ import annotations
 
 import builtins
 import logging
-import uuid as _uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..engine_db import WorkflowStatus
 from ..errors import StorageError, WorkflowNotFoundError, WorkflowValueError
 from ..storage.models import ScheduleFireRecord, ScheduleRecord
 from ..storage.run_rows import workflows
 from ..storage.store import Store
 from ._cron import check_cron, check_timezone, fire_times, next_fire
+from ._schedule_shapes import (
+    ACTIVE_STATUSES,
+    CATCH_UPS,
+    MAX_FIRES,
+    MAX_TOKENS,
+    OUTCOMES,
+    OVERLAPS,
+    CatchUp,
+    Fire,
+    Overlap,
+    Schedule,
+    Start,
+    check_choice,
+    check_name,
+    fire_run_uuid,
+    flow_run,
+    iso,
+    start_run,
+)
 
 __all__ = [
     "CATCH_UPS",
@@ -80,141 +96,17 @@ __all__ = [
     "Schedules",
     "Start",
     "fire_run_uuid",
+    "flow_run",
+    "start_run",
 ]
 
 log = logging.getLogger(__name__)
 
+for _public in (Fire, Schedule, fire_run_uuid, flow_run, start_run):
+    _public.__module__ = __name__  # reprs, docs and tracebacks name the public module
+
 schedules_table = cast(sa.Table, ScheduleRecord.__table__)
 fires_table = cast(sa.Table, ScheduleFireRecord.__table__)
-
-#: What a fire does while the previous run of its schedule is active.
-OVERLAPS = ("skip", "queue", "allow")
-#: What a worker does with fire times it sees late.
-CATCH_UPS = ("none", "latest", "all")
-#: What became of a fire time.
-OUTCOMES = ("started", "queued", "skipped_overlap", "skipped_catchup", "missed", "failed")
-#: The most fire times one call decides (a backfill may ask for no more).
-MAX_FIRES = 1000
-#: The most input records a schedule keeps.
-MAX_TOKENS = 1000
-#: The longest name or flow reference.
-MAX_NAME_LENGTH = 255
-
-Overlap = Literal["skip", "queue", "allow"]
-CatchUp = Literal["none", "latest", "all"]
-
-#: Starts the run of a fire: ``start(schedule, run_uuid, fire_time)``.
-Start = Callable[["Schedule", str, datetime], Any]
-
-_ACTIVE = (
-    WorkflowStatus.NEW.value,
-    WorkflowStatus.RUNNING.value,
-    WorkflowStatus.HALTED.value,
-    WorkflowStatus.WAITING.value,
-)
-_NAMESPACE = _uuid.UUID("0b9e6a4c-6d0e-4f55-9a37-2c1e4f8d7b21")
-
-
-def fire_run_uuid(schedule: str, fire_time: datetime) -> str:
-    """Return the uuid of the run that schedule ``schedule`` starts at ``fire_time``."""
-    return str(_uuid.uuid5(_NAMESPACE, f"{schedule}\x1f{fire_time.isoformat()}"))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A schedule as stored (times naive UTC)."""
-
-    name: str
-    cron: str
-    timezone: str
-    flow: str
-    tokens: list[Any]
-    overlap: str
-    catch_up: str
-    catch_up_window: timedelta
-    paused: bool
-    next_fire_at: datetime
-    created: datetime
-    updated: datetime
-    id: int = field(default=0, repr=False)
-
-    @classmethod
-    def from_row(cls, row: Any) -> Schedule:
-        """Build a schedule from a row of ``wf_schedule``."""
-        return cls(
-            name=row.name,
-            cron=row.cron,
-            timezone=row.timezone,
-            flow=row.flow,
-            tokens=list(row.tokens or []),
-            overlap=row.overlap,
-            catch_up=row.catch_up,
-            catch_up_window=timedelta(seconds=row.catch_up_window),
-            paused=bool(row.paused),
-            next_fire_at=row.next_fire_at,
-            created=row.created,
-            updated=row.updated,
-            id=row.id,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the schedule as JSON values (times ISO 8601 with ``Z``)."""
-        return {
-            "name": self.name,
-            "cron": self.cron,
-            "timezone": self.timezone,
-            "flow": self.flow,
-            "tokens": self.tokens,
-            "overlap": self.overlap,
-            "catch_up": self.catch_up,
-            "catch_up_window": self.catch_up_window.total_seconds(),
-            "paused": self.paused,
-            "next_fire_at": _iso(self.next_fire_at),
-            "created": _iso(self.created),
-            "updated": _iso(self.updated),
-        }
-
-
-@dataclass(frozen=True)
-class Fire:
-    """What became of one fire time of a schedule."""
-
-    schedule: str
-    fire_time: datetime
-    outcome: str
-    run: str | None = None
-    detail: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the fire as JSON values."""
-        return {
-            "schedule": self.schedule,
-            "fire_time": _iso(self.fire_time),
-            "outcome": self.outcome,
-            "run": self.run,
-            "detail": self.detail,
-        }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat() + "Z"
-
-
-def _name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
-        raise WorkflowValueError(
-            f"{what} must be a non-empty string of at most {MAX_NAME_LENGTH} characters, "
-            f"not {value!r}"
-        )
-    if any(ord(char) < 32 for char in value):
-        raise WorkflowValueError(f"{what} {value!r} holds a control character")
-    return value
-
-
-def _choice(value: object, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise WorkflowValueError(f"{what} is one of {', '.join(choices)}, not {value!r}")
-    return str(value)
 
 
 class Schedules:
@@ -256,13 +148,13 @@ class Schedules:
         :raises WorkflowValueError: naming the field that is wrong, or when a
             schedule called ``name`` exists and ``replace`` is false.
         """
-        _name(name, "a schedule's name")
+        check_name(name, "a schedule's name")
         where = f"schedule {name!r}"
         check_cron(cron, what=f"{where}: cron")
         check_timezone(timezone, what=f"{where}: timezone")
-        _name(flow, f"{where}: flow")
-        _choice(overlap, OVERLAPS, f"{where}: overlap")
-        _choice(catch_up, CATCH_UPS, f"{where}: catch_up")
+        check_name(flow, f"{where}: flow")
+        check_choice(overlap, OVERLAPS, f"{where}: overlap")
+        check_choice(catch_up, CATCH_UPS, f"{where}: catch_up")
         if not isinstance(catch_up_window, timedelta) or catch_up_window <= timedelta(0):
             raise WorkflowValueError(f"{where}: catch_up_window must be a positive duration")
         records = [{}] if tokens is None else list(tokens)
@@ -520,7 +412,7 @@ class Schedules:
         status = conn.execute(
             sa.select(workflows.c.status).where(workflows.c.uuid == latest)
         ).scalar()
-        return cast(str, latest) if status in _ACTIVE else None
+        return cast(str, latest) if status in ACTIVE_STATUSES else None
 
     def _start_queued(
         self, queueing: builtins.list[Schedule], start: Start | None
@@ -582,7 +474,7 @@ class Schedules:
         fire = Fire(name, moment, "started", fire_run_uuid(name, moment), "triggered")
         with self.store.transaction("trigger a schedule") as conn:
             if not self._insert(conn, schedule.id, fire, moment):
-                raise WorkflowValueError(f"schedule {name!r} fired at {_iso(moment)} already")
+                raise WorkflowValueError(f"schedule {name!r} fired at {iso(moment)} already")
         return self._started(schedule, fire, start)
 
     def backfill(
@@ -632,68 +524,3 @@ _RUNS = ("started", "queued")
 
 def _fire(name: str, row: Any) -> Fire:
     return Fire(name, row.fire_time, row.outcome, row.run_uuid, row.detail)
-
-
-def flow_run(schedule: Schedule, store: Store) -> dict[str, Any]:
-    """Return how a fire of ``schedule`` is stored: the keyword arguments of
-    :meth:`~workflow.storage.PersistentWorkflowEngine.with_name` and the tokens.
-
-    ``def:NAME[@VERSION]`` runs the stored definition (its latest enabled
-    version at the fire time unless one is named) over ``{"_input": record}``
-    tokens, as ``workflow run def:NAME`` does; ``module:attribute`` runs that
-    callback list over the records; any other name is a run name that the
-    worker's definitions know.
-    """
-    ref = schedule.flow
-    extra: dict[str, Any] = {"schedule": schedule.name}
-    kwargs: dict[str, Any] = {"name": ref, "extra_data": extra}
-    tokens: list[Any] = list(schedule.tokens)
-    if ref.startswith("def:"):
-        from ..storage import Definitions
-
-        name, at, version = ref[len("def:") :].partition("@")
-        if not name or (at and not version.isdigit()):
-            raise WorkflowValueError(f"schedule {schedule.name!r}: {ref} is not def:NAME[@VERSION]")
-        definition = Definitions(store).get(name, int(version) if at else None)
-        kwargs.update(
-            name=definition.name,
-            definition_name=definition.name,
-            definition_version=definition.version,
-        )
-        extra["cli"] = {"target": None, "imports": [], "checkpoint": "token"}
-        tokens = [{"_input": record} for record in tokens]
-    elif ":" in ref:
-        extra["cli"] = {"target": ref, "imports": [], "checkpoint": "token"}
-    return {"kwargs": kwargs, "tokens": tokens}
-
-
-def start_run(
-    store: Store,
-    definitions: Callable[[Any], Any] | Mapping[str, Any],
-    schedule: Schedule,
-    run_uuid: str,
-    fire_time: datetime,
-) -> None:
-    """Store the run of a fire with the uuid ``run_uuid`` and process its tokens here.
-
-    A run stored already (a crash after it was stored) is left to go on as
-    any stored run does.
-    """
-    from ..storage.persistent import PersistentWorkflowEngine
-
-    shape = flow_run(schedule, store)
-    shape["kwargs"]["extra_data"]["fire_time"] = _iso(fire_time)
-    engine = PersistentWorkflowEngine.with_name(store=store, uuid=run_uuid, **shape["kwargs"])
-    if not engine.created:
-        return
-    if callable(definitions):
-        callbacks = definitions(engine)
-    else:
-        try:
-            callbacks = definitions[engine.name]
-        except KeyError:
-            raise WorkflowNotFoundError(
-                f"the worker has no definition for runs called {engine.name!r}"
-            ) from None
-    engine.callbacks.replace(callbacks)
-    engine.process(shape["tokens"], stop_on_error=False, stop_on_halt=False)
