@@ -38,6 +38,8 @@ from workflow.storage.schema import (
 )
 
 TABLES = {
+    "wf_schedule",
+    "wf_schedule_fire",
     "wf_workflow",
     "wf_token",
     "wf_transition",

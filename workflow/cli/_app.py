@@ -14,6 +14,7 @@ from . import (
     _commands_fix,
     _commands_inspect,
     _commands_run,
+    _commands_schedule,
     _commands_serve,
     _commands_trace,
     _commands_wait,
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _commands_worker.register(commands, common)
     _commands_serve.register(commands, common)
     _commands_trace.register(commands, common)
+    _commands_schedule.register(commands, common)
     return parser
 
 

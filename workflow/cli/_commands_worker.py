@@ -39,8 +39,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     worker = commands.add_parser(
         "worker",
         parents=[common],
-        help="fire the timers that are due and continue the runs whose waits were decided",
-        description="Fire the timers that are due (sleeps, deadlines, retries) and continue "
+        help="fire the timers and schedules that are due and continue the runs whose waits "
+        "were decided",
+        description="Fire the timers that are due (sleeps, deadlines, retries) and the "
+        "schedules that are due (starting their runs), and continue "
         "the runs whose waits were decided, with the definitions they started with, as "
         "`workflow resume` does (give their --import). Runs until SIGINT or SIGTERM, then "
         "stops after the run it continues (exit 0); --once makes one pass. Any number of "
@@ -92,6 +94,11 @@ def _pass_lines(done: Pass, states: list[dict[str, Any]]) -> list[str]:
         lines.append(f"fired {done.fired} timer(s)")
     if done.ran:
         lines.append(f"ran {done.ran} queued token(s)")
+    lines += [
+        f"schedule {fire.schedule} at {fire.as_dict()['fire_time']}: {fire.outcome}"
+        + (f" run {fire.run}" if fire.run else "")
+        for fire in done.scheduled
+    ]
     lines += [f"continued run {state['uuid']}: {describe_state(state)}" for state in states]
     return lines
 
@@ -127,6 +134,7 @@ def cmd_worker(ctx: Context) -> int:
         result = {
             "fired": done.fired,
             "ran": done.ran,
+            "scheduled": [fire.as_dict() for fire in done.scheduled],
             "continued": states,
             "skipped": done.skipped,
         }
@@ -151,6 +159,8 @@ def cmd_worker(ctx: Context) -> int:
                 print(dumps({"at": at, "fired": done.fired}, indent=None), file=out, flush=True)
             if done.ran:
                 print(dumps({"at": at, "ran": done.ran}, indent=None), file=out, flush=True)
+            for fire in done.scheduled:
+                print(dumps({"at": at, "scheduled": fire.as_dict()}, indent=None), file=out)
             for state in states:
                 print(dumps({"at": at, "continued": state}, indent=None), file=out, flush=True)
             return

@@ -24,6 +24,7 @@ from ._limits import (
 )
 from ._registry import ENTRY_POINT_GROUP, RegisteredTask, TaskRegistry, default_registry, task
 from ._resume import apply_resume_data, context_of, halted_step
+from ._schedules import flow_schedules
 from ._schema import schema
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "apply_resume_data",
     "context_of",
     "default_registry",
+    "flow_schedules",
     "halted_step",
     "load_flow",
     "schema",

@@ -46,7 +46,9 @@ KINDS: dict[str, frozenset[str]] = {
 #: The kinds of steps that wait in a row of the database (only a stored run can).
 WAIT_KINDS = frozenset({"ask", "sleep", "receive"})
 COMMON_KEYS = frozenset({"name", "description", "needs"})
-FLOW_KEYS = frozenset({"name", "version", "description", "steps", "$schema", "key", "on_conflict"})
+FLOW_KEYS = frozenset(
+    {"name", "version", "description", "steps", "$schema", "key", "on_conflict", "schedules"}
+)
 SYSTEM_NAMES = frozenset({"_input", "_runtime"})
 
 

@@ -28,6 +28,7 @@ from ._limits import (
 )
 from ._refs import COMPARISONS, LOGICAL, has_default, parse_reference, references_in
 from ._registry import TaskRegistry
+from ._schedules import schedule_problems
 from ._shape import (
     COMMON_KEYS,
     FLOW_KEYS,
@@ -145,6 +146,8 @@ class Validator:
         if description is not None and not isinstance(description, str):
             self.error(None, "$.description", "description must be a string")
         for path, message in key_problems(body):
+            self.error(None, path, message)
+        for path, message in schedule_problems(body):
             self.error(None, path, message)
         steps = body.get("steps")
         if not isinstance(steps, list) or not steps:

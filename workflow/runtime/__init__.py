@@ -1,4 +1,5 @@
-"""Runs that wait: for people (``ask``), for time (``sleep``, retries) and for messages.
+"""Runs that wait: for people (``ask``), for time (``sleep``, retries) and for messages;
+and runs that cron schedules start (:mod:`.schedules`).
 
 Everything a run waits for is a row of the database (:mod:`.waits`), never a
 sleeping thread: the run is stored and its process may exit; a
@@ -22,6 +23,7 @@ from ._time import backoff_delay, parse_duration, parse_instant
 
 if TYPE_CHECKING:
     from .patterns import ASK, RECEIVE, RETRY, SLEEP
+    from .schedules import Fire, Schedule, Schedules
     from .tasks import RetryPolicy, Site, TokenSite, retry_tasks, wait_tasks
     from .waits import Answer, AnswerOutcome, Delivery, Wait, Waits, WaitSpec, wait_id
     from .worker import Pass, Worker
@@ -34,8 +36,11 @@ __all__ = [
     "Answer",
     "AnswerOutcome",
     "Delivery",
+    "Fire",
     "Pass",
     "RetryPolicy",
+    "Schedule",
+    "Schedules",
     "Site",
     "TokenSite",
     "Wait",
@@ -58,6 +63,9 @@ _HOMES = {
     "RECEIVE": "patterns",
     "RETRY": "patterns",
     "SLEEP": "patterns",
+    "Fire": "schedules",
+    "Schedule": "schedules",
+    "Schedules": "schedules",
     "RetryPolicy": "tasks",
     "Site": "tasks",
     "TokenSite": "tasks",

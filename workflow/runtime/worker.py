@@ -52,6 +52,7 @@ from ..storage.queue import Lease, WorkQueue
 from ..storage.queued import QueuedTokenEngine
 from ..storage.run_checks import tokens_from_rows
 from ..storage.store import Store
+from .schedules import Fire, Schedule, Schedules, start_run
 from .tasks import parked_on
 from .waits import Wait, Waits
 
@@ -84,6 +85,8 @@ class Pass:
 
     #: How many timers it fired.
     fired: int = 0
+    #: The schedules' fire times it decided (started, queued, skipped or missed).
+    scheduled: list[Fire] = field(default_factory=list)
     #: The runs it continued.
     continued: list[str] = field(default_factory=list)
     #: The runs it could not continue now (locked elsewhere, or failing), with why.
@@ -94,7 +97,7 @@ class Pass:
     @property
     def idle(self) -> bool:
         """Whether the pass found nothing to do."""
-        return not (self.fired or self.continued or self.ran)
+        return not (self.fired or self.continued or self.ran or self.scheduled)
 
 
 def definition_for(definitions: Definitions, engine: PersistentWorkflowEngine) -> Any:
@@ -185,7 +188,8 @@ class Worker:
         callable ``(engine) -> callbacks`` (the ``workflow`` command passes
         one that rebuilds a run's flow as ``workflow resume`` does).
     :param batch: how many timers, and how many decided waits, a pass takes.
-    :param poll: seconds between passes that found nothing to do.
+    :param poll: seconds between passes that found nothing to do; a pass
+        starts earlier when a schedule is due sooner.
     :param queue: the name of a work queue (:mod:`workflow.storage.queue`)
         whose tokens this worker runs too; ``None``: none.
     :param concurrency: how many queued tokens it runs at once (threads).
@@ -193,9 +197,12 @@ class Worker:
         token of a worker that died is taken over once this lapsed.
     :param name: what the step trace says ran the tasks of the runs this
         worker continues (default: ``host:pid``).
+    :param schedules: whether each pass also fires the schedules that are
+        due (:class:`~workflow.runtime.Schedules`), starting their runs here.
 
     .. versionchanged:: 3.0
-       Added ``queue``, ``concurrency``, ``lease_ttl`` and ``name``.
+       Added ``queue``, ``concurrency``, ``lease_ttl``, ``name`` and ``schedules``
+       (a pass fires the schedules that are due).
     """
 
     def __init__(
@@ -209,6 +216,7 @@ class Worker:
         concurrency: int = 1,
         lease_ttl: float = 10.0,
         name: str | None = None,
+        schedules: bool = True,
     ) -> None:
         if not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
             raise WorkflowValueError(
@@ -223,6 +231,7 @@ class Worker:
         self.store = store
         self.name = name
         self.waits = Waits(store)
+        self.schedules = Schedules(store) if schedules else None
         self.definitions = definitions
         self.batch = batch
         self.poll = poll
@@ -243,8 +252,10 @@ class Worker:
     # -- one pass ------------------------------------------------------------
 
     def run_once(self) -> Pass:
-        """Fire every timer that is due, then continue the runs with decided waits."""
+        """Fire every timer and schedule that is due, then continue the runs with decided waits."""
         done = Pass()
+        if self.schedules is not None:
+            done.scheduled = self.schedules.fire_due(start=self.start_scheduled, limit=self.batch)
         while True:
             fired = self.waits.fire_due(limit=self.batch)
             done.fired += fired
@@ -378,6 +389,19 @@ class Worker:
         self.waits.mark_done(wait.id for wait in decided)
         return None if parked else _SETTLED
 
+    def start_scheduled(self, schedule: Schedule, run: str, fire_time: Any) -> None:
+        """Start the run of a schedule's fire, with this worker's definitions."""
+        start_run(self.store, self._definition, schedule, run, fire_time)
+
+    def _pause(self) -> float:
+        """Seconds to wait after an idle pass: ``poll``, or less when a schedule is due sooner."""
+        if self.schedules is None:
+            return self.poll
+        due = self.schedules.next_due()
+        if due is None:
+            return self.poll
+        return max(0.0, min(self.poll, (due - self.store.now()).total_seconds()))
+
     def _release(self, run: str, owner: str) -> None:
         with self.store.transaction("release the lock", workflow=run) as conn:
             self.store.release(conn, run, owner)
@@ -425,7 +449,11 @@ class Worker:
             if on_pass is not None:
                 on_pass(done)
             if done.idle:
-                self._stop.wait(self.poll)
+                try:
+                    pause = self._pause()
+                except StorageError:
+                    pause = self.poll
+                self._stop.wait(pause)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the run it continues now."""

@@ -1,7 +1,7 @@
 """The tables: workflows, their tokens, the append-only status log, stored
 definitions, log records, run keys, what runs wait for (waits, answers
-and messages), the work queue (queued runs and their work items), and the
-trace of the steps they ran.
+and messages), the work queue (queued runs and their work items), the
+trace of the steps they ran, and schedules with the times they fired.
 
 Statuses are stored as the integer values of
 :class:`~workflow.engine_db.WorkflowStatus` and
@@ -40,6 +40,8 @@ __all__ = [
     "MessageRecord",
     "QueuedRunRecord",
     "RunKeyRecord",
+    "ScheduleFireRecord",
+    "ScheduleRecord",
     "StatusChangeRecord",
     "SyslogRecord",
     "TokenRecord",
@@ -81,7 +83,11 @@ class Base(DeclarativeBase):
     """The declarative base of the storage tables (their own :class:`MetaData`)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[int]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[int]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class WorkflowRecord(Base):
@@ -466,3 +472,72 @@ class TraceRecord(Base):
 
     def __repr__(self) -> str:
         return f"<TraceRecord {self.workflow_uuid} token {self.token_position} {self.step!r}>"
+
+
+class ScheduleRecord(Base):
+    """A cron schedule that starts runs of a flow (see :mod:`workflow.runtime.schedules`).
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_schedule"
+    __table_args__ = (Index("ix_wf_schedule_paused_next_fire_at", "paused", "next_fire_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: The cron expression, read in ``timezone``.
+    cron: Mapped[str] = mapped_column(String(255))
+    #: An IANA time zone name (``Europe/Berlin``, ``UTC``).
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: What a fire runs: ``def:NAME[@VERSION]``, ``module:attribute`` or a run name.
+    flow: Mapped[str] = mapped_column(String(255))
+    #: The input records: each one token.
+    tokens: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: ``skip``, ``queue`` or ``allow``.
+    overlap: Mapped[str] = mapped_column(String(16), default="skip")
+    #: ``none``, ``latest`` or ``all``.
+    catch_up: Mapped[str] = mapped_column(String(16), default="none")
+    #: How far back missed fire times are caught up, in seconds.
+    catch_up_window: Mapped[int] = mapped_column(Integer, default=86400)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The next fire time not yet decided (naive UTC).
+    next_fire_at: Mapped[datetime] = mapped_column(Timestamp)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<ScheduleRecord {self.name!r} {self.cron!r} {self.timezone}>"
+
+
+class ScheduleFireRecord(Base):
+    """What became of one fire time of a schedule; unique per (schedule, fire time).
+
+    The unique key is what lets any number of workers fire schedules: the
+    worker whose insert wins starts the run, the others do nothing.
+
+    .. versionadded:: 3.0
+    """
+
+    __tablename__ = "wf_schedule_fire"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "fire_time", name="uq_wf_schedule_fire_schedule_time"),
+        Index("ix_wf_schedule_fire_outcome", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("wf_schedule.id", ondelete="CASCADE")
+    )
+    #: The cron time (naive UTC), or the time of a manual trigger.
+    fire_time: Mapped[datetime] = mapped_column(Timestamp)
+    #: The run it started (or queued), derived from the schedule and the fire time.
+    run_uuid: Mapped[str | None] = mapped_column(String(36), default=None)
+    #: ``started``, ``queued``, ``skipped_overlap``, ``skipped_catchup``, ``missed``,
+    #: ``failed``.
+    outcome: Mapped[str] = mapped_column(String(32))
+    #: Why it failed or was skipped, as people read it.
+    detail: Mapped[str | None] = mapped_column(String(1000), default=None)
+    created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<ScheduleFireRecord {self.schedule_id} {self.fire_time} {self.outcome}>"
