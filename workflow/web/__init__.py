@@ -13,11 +13,13 @@ package: it needs FastAPI, which ``pip install 'workflow-ng[web]'`` installs.
 
 from __future__ import annotations
 
+from ..errors import WorkflowImportError
+
 try:
     import fastapi  # noqa: F401
     import jinja2  # noqa: F401
 except ImportError as exc:  # pragma: no cover - the test environment has the extra
-    raise ImportError(
+    raise WorkflowImportError(
         f"workflow.web needs the web extra ({exc.name} is missing): pip install 'workflow-ng[web]'"
     ) from exc
 

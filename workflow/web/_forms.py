@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import WorkflowValueError
+
 __all__ = ["Field", "form_fields", "read_form"]
 
 _SIMPLE = ("string", "integer", "number", "boolean")
@@ -81,7 +83,7 @@ def read_form(schema: Any, form: Mapping[str, str]) -> Any:
         try:
             return json.loads(given) if given else None
         except ValueError as exc:
-            raise ValueError(f"the answer is not valid JSON: {exc}") from None
+            raise WorkflowValueError(f"the answer is not valid JSON: {exc}") from None
     data: dict[str, Any] = {}
     for item in fields:
         text = form.get(item.input_name)
@@ -97,12 +99,12 @@ def read_form(schema: Any, form: Mapping[str, str]) -> Any:
             try:
                 data[item.name] = int(text)
             except ValueError:
-                raise ValueError(f"{item.label}: {text!r} is not a whole number") from None
+                raise WorkflowValueError(f"{item.label}: {text!r} is not a whole number") from None
         elif item.kind == "number":
             try:
                 data[item.name] = float(text)
             except ValueError:
-                raise ValueError(f"{item.label}: {text!r} is not a number") from None
+                raise WorkflowValueError(f"{item.label}: {text!r} is not a number") from None
         else:
             data[item.name] = text
     return data

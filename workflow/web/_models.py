@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from workflow.engine_db import WorkflowStatus
 
+from ..errors import WorkflowValueError
+
 __all__ = [
     "MAX_TOKENS",
     "STATUS_NAMES",
@@ -47,11 +49,11 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 def storable(text: str) -> str:
     """Refuse text no database stores: NUL, and lone surrogates (``"\\ud800"`` in JSON)."""
     if "\x00" in text:
-        raise ValueError("text cannot hold the character NUL (\\u0000)")
+        raise WorkflowValueError("text cannot hold the character NUL (\\u0000)")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("text cannot hold a lone surrogate (such as \\ud800)") from None
+        raise WorkflowValueError("text cannot hold a lone surrogate (such as \\ud800)") from None
     return text
 
 
