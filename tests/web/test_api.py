@@ -60,7 +60,9 @@ def test_a_started_run_waits_and_two_approvals_continue_it(client: TestClient) -
     shown = client.get(f"/api/runs/{run}", headers=auth("carol")).json()
     assert shown["status"] == "COMPLETED"
     assert shown["tokens"][0]["data"]["after"] == {"decision": "approved"}
-    assert [entry["to"] for entry in shown["trace"]][-1] == "COMPLETED"
+    assert [entry["to"] for entry in shown["log"]][-1] == "COMPLETED"
+    assert [entry["outcome"] for entry in shown["trace"]][-1] == "completed"
+    assert all(entry["kind"] in ("task", "answer") for entry in shown["trace"])
     [wait] = shown["waits"]
     assert [answer["by"] for answer in wait["answers"]] == ["alice", "bob"]
 
@@ -205,7 +207,7 @@ def test_a_cancelled_run_is_never_resumed_nor_answered(client: TestClient) -> No
     )
     assert cancelled.status_code == 200, cancelled.text
     assert (cancelled.json()["status"], cancelled.json()["cancelled"]) == ("CANCELLED", True)
-    trace = client.get(f"/api/runs/{run}", headers=auth("bob")).json()["trace"]
+    trace = client.get(f"/api/runs/{run}", headers=auth("bob")).json()["log"]
     assert "duplicate order" in trace[-1]["message"]
     resumed = client.post(f"/api/runs/{run}/resume", headers=auth("bob"))
     assert (resumed.status_code, resumed.json()["reason"]) == (409, "cancelled")

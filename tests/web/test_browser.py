@@ -144,6 +144,12 @@ def test_an_approval_in_the_browser_continues_the_run(
     text = seen(bob, tmp_path / "run.png")
     assert f"Run {run[:8]} completed" in text
     assert "halted → completed" in text
+    # The step trace grew with the answers and the step after them.
+    steps = " ".join(bob.inner_text("#trace").split())
+    assert "approve 1 approve" in steps
+    assert "alice" in steps
+    assert "bob" in steps
+    assert "after 1 completed" in steps
     bob.goto(f"{server.url}/")
     assert "completed 1" in seen(bob, tmp_path / "runs.png")
     for name in ("waiting", "approved", "waiting-bob", "decided", "run", "runs"):

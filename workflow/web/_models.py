@@ -90,7 +90,8 @@ class RunList(_Open):
 
 
 class RunDetail(_Open):
-    """One run: its tokens, its waits and what it did (``trace``, oldest first)."""
+    """One run: its tokens, its waits, the steps its tokens ran (``trace``) and
+    its status changes (``log``), oldest first."""
 
     uuid: str
     name: str
@@ -98,6 +99,7 @@ class RunDetail(_Open):
     tokens: list[dict[str, Any]]
     waits: list[dict[str, Any]]
     trace: list[dict[str, Any]]
+    log: list[dict[str, Any]]
 
 
 class RunState(_Open):

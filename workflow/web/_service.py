@@ -103,6 +103,10 @@ def _status(text: str | None) -> WorkflowStatus | None:
     return None if text is None else WorkflowStatus[text]
 
 
+#: How many of the latest trace entries one run's page and API show.
+TRACE_SHOWN = 500
+
+
 class RunService:
     """The operations of the API and the page, on one database.
 
@@ -188,17 +192,23 @@ class RunService:
         found.pop("next", None)  # the command to type next: the page has buttons
         found.pop("exit_code", None)
         changes = found.pop("status_changes")
-        found["trace"] = self.trace(uuid, changes)
+        found["log"] = self.log(changes)
+        found["trace"] = self.trace(uuid)
         found["problems"] = problems
         shown: dict[str, Any] = plain(found)
         return shown
 
-    def trace(self, uuid: str, status_changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Return what the run did, oldest first: today the tokens' status changes.
+    def trace(self, uuid: str) -> list[dict[str, Any]]:
+        """Return the steps the run's tokens ran and the answers given to it, oldest first.
 
-        This is the one place the run's history is read for the API and the
-        page; a per-step trace replaces or joins the status log here.
+        The last :data:`TRACE_SHOWN` entries of :meth:`Store.trace
+        <workflow.storage.Store.trace>`: ``workflow trace`` shows them all.
         """
+        rows = self.store.trace(uuid)[-TRACE_SHOWN:]
+        return [row.as_dict() for row in rows]
+
+    def log(self, status_changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Return the run's status changes (of the run and of its tokens), oldest first."""
         return [
             {
                 "at": change["created"],
