@@ -28,7 +28,7 @@ def test_run_queue_stores_the_run_and_prints_its_uuid(cli: Any) -> None:
     assert shown["status"] == "COMPLETED"
     assert [token["data"]["calc"]["value"] for token in shown["tokens"]] == [2, 4]
     idle = cli("--json", "worker", "--queue", "default", "--once").json()
-    assert idle == {"fired": 0, "ran": 0, "continued": [], "skipped": {}}
+    assert idle == {"fired": 0, "ran": 0, "scheduled": [], "continued": [], "skipped": {}}
 
 
 def test_run_queue_json_names_the_queue(cli: Any) -> None:
