@@ -275,7 +275,7 @@ class WorkflowTimeoutError(WorkflowBaseError, TimeoutError):
 
 
 class TaskTimeLimitError(WorkflowTimeoutError):
-    """A task ran past its time limit and was interrupted (:func:`~workflow.runtime.time_limited`).
+    """A task ran past its time limit (see :func:`~workflow.runtime.time_limited`).
 
     :attr:`limit` is the limit in seconds; :attr:`task` names the task.
 

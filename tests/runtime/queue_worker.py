@@ -21,7 +21,7 @@ def step(index: int) -> Any:
     """Task ``index``: record itself in the token, after a little I/O-like pause."""
 
     def task(obj: Any, eng: Any) -> None:
-        time.sleep(0.002)
+        time.sleep(0.01)
         obj.data["done"].append(index)
         obj.data["value"] = obj.data["value"] * 3 + index
 

@@ -2,15 +2,15 @@
 
 Python cannot stop a thread from outside; what can be done is done:
 
-- in the main thread (``workflow run``, a worker with ``--concurrency 1``,
-  most scripts), a ``SIGALRM`` timer interrupts the task wherever it is,
-  also in a blocking call (``time.sleep``, a socket read);
-- in any other thread (a worker's threads), the task's thread is given an
-  exception that Python raises at its next line of Python code: a task in
-  Python code stops at once, a task blocked in a call into C (a socket read
-  without a timeout) stops when that call returns.
+- in the main thread (``workflow run``, a ``workflow worker`` without
+  ``--concurrency``, most scripts), a ``SIGALRM`` timer interrupts the task
+  wherever it is, also in a blocking call (``time.sleep``, a socket read);
+- in any other thread (a worker's ``--concurrency`` threads, your own), the
+  task runs to its end, and then fails if it ran past its limit: what it
+  returned is not used. (Raising into another thread, as some libraries do,
+  can leave a lock of the interpreter held forever: we do not.)
 
-Either way the task fails with :class:`~workflow.errors.TaskTimeLimitError`,
+Either way the attempt fails with :class:`~workflow.errors.TaskTimeLimitError`,
 which a ``retry`` retries like any failure. Give network calls their own
 timeouts too: they are what a limit cannot always cut short.
 
@@ -21,10 +21,10 @@ Nothing here imports SQLAlchemy.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -85,19 +85,24 @@ def _can_use_alarm() -> bool:
 
 
 def call_with_time_limit(seconds: float, func: Callable[..., T], *args: Any, name: str = "") -> T:
-    """Call ``func(*args)``; interrupt it with :class:`TaskTimeLimitError` after ``seconds``.
+    """Call ``func(*args)``; fail with :class:`TaskTimeLimitError` once it ran ``seconds``.
+
+    In the main thread the call is interrupted then; in another thread it
+    fails when it returns (see the module's documentation).
 
     :param name: the task's name, for the error.
     """
     limit = check_limit(seconds)
     timer = _Timer()
     shown = f"task {name!r}" if name else "the task"
-    message = f"{shown} ran past its time limit of {limit:g} s and was interrupted"
+    message = f"{shown} ran past its time limit of {limit:g} s"
     if _can_use_alarm():
 
         def alarm(signum: int, frame: Any) -> None:
             if timer.fire():
-                raise TaskTimeLimitError(message, limit=limit, task=name or None)
+                raise TaskTimeLimitError(
+                    f"{message} and was interrupted", limit=limit, task=name or None
+                )
 
         signal.signal(signal.SIGALRM, alarm)
         signal.setitimer(signal.ITIMER_REAL, limit)
@@ -107,32 +112,17 @@ def call_with_time_limit(seconds: float, func: Callable[..., T], *args: Any, nam
             signal.setitimer(signal.ITIMER_REAL, 0)
             timer.finish()
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    ident = threading.get_ident()
-
-    def interrupt() -> None:
-        if timer.fire():
-            _raise_in(ident, TaskTimeLimitError)
-
-    watchdog = threading.Timer(limit, interrupt)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        return func(*args)
-    except TaskTimeLimitError as exc:
-        if exc.limit is None:  # the bare class given to the thread: say what happened
-            raise TaskTimeLimitError(message, limit=limit, task=name or None) from None
-        raise
-    finally:
-        watchdog.cancel()
-        if timer.finish():
-            # Fired as the call returned: take back an exception not raised yet.
-            _raise_in(ident, None)
-
-
-def _raise_in(ident: int, error: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(error) if error is not None else None
-    )
+    started = time.monotonic()
+    result = func(*args)
+    took = time.monotonic() - started
+    if took > limit:
+        raise TaskTimeLimitError(
+            f"{message} (it took {took:.3g} s; in this thread it could not be interrupted, "
+            "so what it returned is not used)",
+            limit=limit,
+            task=name or None,
+        )
+    return result
 
 
 def time_limited(seconds: float, task: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -148,7 +138,7 @@ def time_limited(seconds: float, task: Callable[[Any, Any], Any]) -> Callable[[A
     >>> eng.process([{}])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    workflow.errors.TaskTimeLimitError: task 'slow' ran past its time limit of 0.1 s ...
+    workflow.errors.TaskTimeLimitError: task 'slow' ran past its time limit of 0.1 s and was ...
     """
     limit = check_limit(seconds)
     name = getattr(task, "__name__", "") or type(task).__name__
