@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def test_prune_deletes_the_rows_that_ended_before_a_time_or_a_duration_ago(
     uuid = started(cli, "simple.json")
     kept = cli("trace", "--prune", "P1D")
     assert (kept.code, kept.out.split()[:2]) == (0, ["deleted", "0"])
-    gone = cli("--json", "trace", "--prune", f"{datetime.utcnow().year + 1}-01-01")
+    gone = cli("--json", "trace", "--prune", f"{datetime.now(timezone.utc).year + 1}-01-01")
     assert gone.json()["deleted"] == 1
     assert "has no trace" in cli("trace", uuid).out
 
