@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -57,10 +58,15 @@ def database_url(backend: str, tmp_path: Path) -> str:
             f"{backend} is not reachable at {SERVER_URLS[backend]} ({problem}); start the "
             f"server or set {ENV_NAMES[backend]} to run the {backend} storage tests"
         )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run every storage backend: {message}")
-        pytest.skip(message)
+        unavailable("every storage backend", message)
     return SERVER_URLS[backend]
+
+
+def unavailable(what: str, message: str) -> NoReturn:
+    """Skip a test whose service is missing here; in CI (``$CI`` set) fail it: CI runs ``what``."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run {what}: {message}")
+    pytest.skip(message)
 
 
 @pytest.fixture(params=BACKENDS)

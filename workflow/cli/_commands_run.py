@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "apply_checkpoint",
+    "check_queue_option",
     "lock_ttl_option",
     "register",
     "release_lock",
@@ -167,13 +168,7 @@ def cmd_run(ctx: Context) -> int:
     key, on_conflict = choose_key(ctx, target, records)
     chosen = start_options(ctx)
     storage = import_storage()
-    if args.queue is not None:
-        from workflow.storage.queue import check_queue_name
-
-        try:
-            check_queue_name(args.queue)
-        except ValueError as exc:
-            raise CLIError(f"--queue: {exc}") from None
+    check_queue_option(args.queue)
     modules = [*args.imports, *([target.spec.partition(":")[0]] if target.spec else [])]
     meta = {
         "target": target.spec,
@@ -207,6 +202,18 @@ def cmd_run(ctx: Context) -> int:
         return _enqueue(ctx, engine, tokens, args.queue)
     log.info("workflow %s (%s) runs %d token(s)", engine.uuid, engine.name, len(tokens))
     return _run(ctx, engine, lambda **kw: engine.process(tokens, **kw), len(tokens))
+
+
+def check_queue_option(name: str | None) -> None:
+    """Refuse a ``--queue`` that cannot name a queue (``None``: none given)."""
+    if name is None:
+        return
+    from workflow.storage.queue import check_queue_name
+
+    try:
+        check_queue_name(name)
+    except ValueError as exc:
+        raise CLIError(f"--queue: {exc}") from None
 
 
 def _enqueue(ctx: Context, engine: PersistentWorkflowEngine, tokens: list[Any], queue: str) -> int:

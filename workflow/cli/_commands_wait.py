@@ -229,24 +229,8 @@ def cmd_answer(ctx: Context) -> int:
                     ctx.out.note(line)
         return code
     wait = done.wait
-    result: dict[str, Any] = {
-        "interaction": ident,
-        "run": wait.workflow_uuid,
-        "step": wait.step,
-        "by": done.answer.by,
-        "answer": done.answer.decision,
-        "data": done.answer.data,
-        "key": done.answer.key,
-        "at": iso(done.answer.at),
-        "recorded": done.recorded,
-        "decided": done.decided,
-        "decision": wait.outcome(),
-        "approvals": wait.approvals,
-        "rejections": wait.rejections,
-        "quorum": wait.quorum,
-        "reject_quorum": int(wait.spec.get("reject_quorum", 1)),
-        "continued": False,
-    }
+    result = done.as_dict(ident)
+    result["at"] = iso(done.answer.at)
     lines = [_answered(done, wait)]
     if wait.phase != "waiting":
         who = ", ".join(wait.decided_by())

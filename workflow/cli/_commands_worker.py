@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import positive, seconds
-from ._commands_run import lock_ttl_option
+from ._commands_run import check_queue_option, lock_ttl_option
 from ._context import CLIError, Context, ExitCode, import_storage
 from ._interrupt import stop_worker_on_signals
 from ._output import dumps, printable
@@ -112,13 +112,7 @@ def cmd_worker(ctx: Context) -> int:
     store = ctx.store()
     if args.concurrency > 256:
         raise CLIError(f"--concurrency: at most 256 tokens at once, not {args.concurrency}")
-    if args.queue is not None:
-        from workflow.storage.queue import check_queue_name
-
-        try:
-            check_queue_name(args.queue)
-        except ValueError as exc:
-            raise CLIError(f"--queue: {exc}") from None
+    check_queue_option(args.queue)
     worker = Worker(
         store,
         RunDefinitions(ctx),

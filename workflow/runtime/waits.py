@@ -312,6 +312,29 @@ class AnswerOutcome:
     #: ``True`` when this answer decided the wait.
     decided: bool
 
+    def as_dict(self, interaction: str) -> dict[str, Any]:
+        """The answer and its interaction's count after it, as ``workflow answer --json``
+        and the HTTP API report them (``at`` a datetime, naive UTC)."""
+        wait, answer = self.wait, self.answer
+        return {
+            "interaction": interaction,
+            "run": wait.workflow_uuid,
+            "step": wait.step,
+            "by": answer.by,
+            "answer": answer.decision,
+            "data": answer.data,
+            "key": answer.key,
+            "at": answer.at,
+            "recorded": self.recorded,
+            "decided": self.decided,
+            "decision": wait.outcome(),
+            "approvals": wait.approvals,
+            "rejections": wait.rejections,
+            "quorum": wait.quorum,
+            "reject_quorum": int(wait.spec.get("reject_quorum", 1)),
+            "continued": False,
+        }
+
 
 @dataclass(frozen=True)
 class Delivery:

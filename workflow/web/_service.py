@@ -468,25 +468,9 @@ class RunService:
             status = ANSWER_STATUS.get(exc.reason, 409)
             raise Problem(status, exc.message, exc.reason, **extra) from None
         wait = done.wait
-        result: dict[str, Any] = {
-            "interaction": ident,
-            "run": wait.workflow_uuid,
-            "step": wait.step,
-            "by": done.answer.by,
-            "answer": done.answer.decision,
-            "data": done.answer.data,
-            "key": done.answer.key,
-            "at": done.answer.at,
-            "recorded": done.recorded,
-            "decided": wait.phase != "waiting",
-            "decision": wait.outcome(),
-            "decided_by": wait.decided_by(),
-            "approvals": wait.approvals,
-            "rejections": wait.rejections,
-            "quorum": wait.quorum,
-            "reject_quorum": int(wait.spec.get("reject_quorum", 1)),
-            "continued": False,
-        }
+        result = done.as_dict(ident)
+        result["decided"] = wait.phase != "waiting"  # by this answer or an earlier one
+        result["decided_by"] = wait.decided_by()
         if wait.phase == "decided" and go_on:
             result["continued"] = self._go_on(wait.workflow_uuid)
         status = self.store.workflow(wait.workflow_uuid)["status"]
