@@ -276,8 +276,36 @@ def test_every_error_is_reported_at_once_in_document_order(registry: TaskRegistr
             "c|$.steps[0].parallel[1][0].params.x|@b refers to step 'b', which has not run yet",
         ),
         (
-            {"name": "f", "steps": [{"name": "a", "parallel": [[{"name": "h", "halt": True}]]}]},
-            "h|$.steps[0].parallel[0][0].halt|a parallel branch cannot halt",
+            {
+                "name": "f",
+                "steps": [
+                    {"name": "a", "for_each": [1], "as": "x", "do": [], "max_concurrency": 2}
+                ],
+            },
+            'a|$.steps[0].max_concurrency|only a parallel for_each ("parallel": true)',
+        ),
+        (
+            {
+                "name": "f",
+                "steps": [
+                    {
+                        "name": "a",
+                        "for_each": [1],
+                        "as": "x",
+                        "do": [],
+                        "parallel": True,
+                        "max_concurrency": 0,
+                    }
+                ],
+            },
+            "a|$.steps[0].max_concurrency|must be a positive integer, got 0",
+        ),
+        (
+            {
+                "name": "f",
+                "steps": [{"name": "a", "for_each": [1], "as": "x", "do": [], "parallel": "yes"}],
+            },
+            "a|$.steps[0].parallel|must be true or false, got 'yes'",
         ),
         (
             {"name": "f", "steps": [{"name": "h", "halt": "now"}]},

@@ -288,12 +288,8 @@ def test_every_form_of_the_waiting_steps_is_valid(registry: TaskRegistry) -> Non
             "s|$.steps[1].retry|retry is for task steps only, not for a sleep step",
         ),
         (
-            {"name": "p", "parallel": [[{"name": "w", "ask": {}}]]},
-            "w|$.steps[1].parallel[0][0].ask|a parallel branch cannot wait (ask)",
-        ),
-        (
-            {"name": "p", "parallel": [[{"name": "w", "receive": "x"}]]},
-            "w|$.steps[1].parallel[0][0].receive|a parallel branch cannot wait (receive)",
+            {"name": "p", "parallel": [[{"name": "w", "ask": {"timeout": 5}}]]},
+            "w|$.steps[1].parallel[0][0].ask.timeout|",
         ),
         (
             {"name": "both", "ask": {}, "sleep": "PT1S"},
@@ -391,3 +387,14 @@ def test_the_runtime_package_still_offers_every_name_it_lists() -> None:
     assert set(runtime.__all__) <= set(dir(runtime))
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         runtime.nothing  # noqa: B018
+
+
+def test_a_parallel_branch_may_wait_and_halt(registry: TaskRegistry) -> None:
+    branches = [
+        [{"name": "w", "ask": {}}],
+        [{"name": "s", "sleep": "PT1S"}],
+        [{"name": "h", "halt": True}],
+    ]
+    body = one_step({"name": "p", "parallel": branches})
+    assert errors_of(body, registry) == []
+    jsonschema.validate(body, schema())

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import FlowRuntimeError
 from ..patterns.controlflow import IF, IF_ELSE, WHILE
 from ..runtime._time import parse_duration
+from ._fanout import Fork, ForkEach, Join
 from ._registry import TaskRegistry
 from ._shape import execution_order, kind_of, names_in
 from ._steps import (
@@ -26,7 +27,6 @@ from ._steps import (
     ForStart,
     Halt,
     LoopEnd,
-    Parallel,
     Place,
     Start,
     Task,
@@ -99,6 +99,16 @@ class Compiler:
     def _for_each(self, step: Mapping[str, Any], place: Place) -> Any:
         var = step["as"]
         body = self.steps(step["do"], place.inside("for_each"))
+        if step.get("parallel"):
+            fork = ForkEach(
+                place,
+                step["for_each"],
+                var,
+                body,
+                names_in(step["do"]),
+                step.get("max_concurrency"),
+            )
+            return [fork, Join(fork)]
         return [
             ForStart(place, step["for_each"]),
             *WHILE(ForNext(place, var, names_in(step["do"])), body),
@@ -106,7 +116,13 @@ class Compiler:
         ]
 
     def _parallel(self, step: Mapping[str, Any], place: Place) -> Any:
-        return Parallel(place, [self.steps(branch, place) for branch in step["parallel"]])
+        branches = step["parallel"]
+        fork = Fork(
+            place,
+            [self.steps(branch, place) for branch in branches],
+            [names_in(branch) for branch in branches],
+        )
+        return [fork, Join(fork)]
 
     def _halt(self, step: Mapping[str, Any], place: Place) -> Any:
         return Halt(place, step["halt"] if isinstance(step["halt"], dict) else {})

@@ -22,6 +22,7 @@ __all__ = [
     "cycles",
     "execution_order",
     "kind_of",
+    "kinds_in",
     "names_in",
     "needs_of",
     "step_name",
@@ -35,7 +36,7 @@ KINDS: dict[str, frozenset[str]] = {
     "task": frozenset({"task", "params", "retry", "time_limit"}),
     "if": frozenset({"if", "then", "else"}),
     "while": frozenset({"while", "do", "max_iterations"}),
-    "for_each": frozenset({"for_each", "as", "do"}),
+    "for_each": frozenset({"for_each", "as", "do", "parallel", "max_concurrency"}),
     "parallel": frozenset({"parallel"}),
     "halt": frozenset({"halt"}),
     "flow": frozenset({"flow", "version", "params"}),
@@ -50,6 +51,18 @@ FLOW_KEYS = frozenset(
     {"name", "version", "description", "steps", "$schema", "key", "on_conflict", "schedules"}
 )
 SYSTEM_NAMES = frozenset({"_input", "_runtime"})
+
+
+def kinds_in(step: Mapping[str, Any]) -> list[str]:
+    """Return the kind keys ``step`` has (a valid step has one).
+
+    ``"parallel": true`` on a ``for_each`` says how the loop runs: it is no
+    second kind.
+    """
+    kinds = [kind for kind in KINDS if kind in step]
+    if "for_each" in kinds and "parallel" in kinds and not isinstance(step["parallel"], list):
+        kinds.remove("parallel")
+    return kinds
 
 
 def kind_of(step: Mapping[str, Any]) -> str | None:

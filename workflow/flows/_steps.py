@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import FlowRuntimeError, StorageError, WorkflowTransition
-from ..patterns.controlflow import PARALLEL_SPLIT
 from ._refs import Lookup, ResolveError, compile_condition, compile_value
 from ._registry import RegisteredTask
 from ._resume import HALT, LOOPS, context_of, scope_at
@@ -26,7 +25,6 @@ __all__ = [
     "Halt",
     "Loop",
     "LoopEnd",
-    "Parallel",
     "Place",
     "Start",
     "Task",
@@ -262,17 +260,6 @@ class ForNext(_Step):
             return False
         scope[self.var] = state["items"][state["index"]]
         return True
-
-
-class Parallel(_Step):
-    def __init__(self, place: Place, branches: list[Any]) -> None:
-        super().__init__(place)
-        self.count = len(branches)
-        self.split = PARALLEL_SPLIT(*branches)
-
-    def __call__(self, obj: Any, eng: Any) -> None:
-        self.split(obj, eng)
-        self.lookup(obj).scope[self.name] = {"branches": self.count}
 
 
 class Halt(_Step):

@@ -38,6 +38,7 @@ from ._shape import (
     blocks,
     cycles,
     execution_order,
+    kinds_in,
     names_in,
 )
 from ._wait_checks import (
@@ -294,7 +295,7 @@ class Validator:
     def _check_kind(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, *, in_parallel: bool
     ) -> None:
-        kinds = [kind for kind in KINDS if kind in step]
+        kinds = kinds_in(step)
         if not kinds:
             keys = ", ".join(repr(kind) for kind in KINDS)
             self.error(name, path, f"a step needs one of the keys {keys}")
@@ -344,30 +345,19 @@ class Validator:
         for at, text in checked.references:
             self._check_ref(text, name, at, scope)
 
-    def _no_wait_in_parallel(self, name: str | None, path: str, kind: str, par: bool) -> None:
-        if par:
-            self.error(
-                name,
-                f"{path}.{kind}",
-                f"a parallel branch cannot wait ({kind}); wait after the branches join",
-            )
-
     def _check_ask(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
     ) -> None:
-        self._no_wait_in_parallel(name, path, "ask", par)
         self._report(check_ask(step["ask"], f"{path}.ask"), name, scope)
 
     def _check_sleep(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
     ) -> None:
-        self._no_wait_in_parallel(name, path, "sleep", par)
         self._report(check_sleep(step["sleep"], f"{path}.sleep"), name, scope)
 
     def _check_receive(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, par: bool
     ) -> None:
-        self._no_wait_in_parallel(name, path, "receive", par)
         self._report(check_receive(step, path), name, scope)
 
     def _check_signature(
@@ -516,7 +506,18 @@ class Validator:
         else:
             loop_vars = loop_vars | {var}
         inner = _Scope(scope.visible, loop_vars)
-        self._check_block(step, "do", name, path, inner, par)
+        parallel = step.get("parallel", False)
+        if not isinstance(parallel, bool):
+            self.error(name, f"{path}.parallel", f"must be true or false, got {parallel!r}")
+        limit = step.get("max_concurrency")
+        if limit is not None:
+            if not _positive_int(limit):
+                message = f"must be a positive integer, got {limit!r}"
+                self.error(name, f"{path}.max_concurrency", message)
+            elif parallel is not True:
+                message = 'only a parallel for_each ("parallel": true) takes max_concurrency'
+                self.error(name, f"{path}.max_concurrency", message)
+        self._check_block(step, "do", name, path, inner, par or parallel is True)
 
     def _check_parallel(
         self, step: dict[str, Any], name: str | None, path: str, scope: _Scope, _p: bool
@@ -541,8 +542,6 @@ class Validator:
     ) -> None:
         spec = step["halt"]
         where = f"{path}.halt"
-        if par:
-            self.error(name, where, "a parallel branch cannot halt; halt after the branches join")
         if spec is True or spec == {}:
             return
         if not isinstance(spec, dict):

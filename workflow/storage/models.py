@@ -390,6 +390,9 @@ class QueuedRunRecord(Base):
     #: Finished items whose token failed, and whose token halted (waits).
     errors: Mapped[int] = mapped_column(Integer, default=0)
     halts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The position of the next branch token a parallel step stores (``None``: the first
+    #: comes after the run's input).
+    next_position: Mapped[int | None] = mapped_column(Integer, default=None)
     created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     def __repr__(self) -> str:
@@ -413,6 +416,7 @@ class WorkItemRecord(Base):
         UniqueConstraint("workflow_uuid", "position", name="uq_wf_work_workflow_uuid_position"),
         Index("ix_wf_work_queue_state", "queue", "state", "id"),
         Index("ix_wf_work_state_lease", "state", "lease_until"),
+        Index("ix_wf_work_parent", "parent_item", "fork", "branch"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -422,7 +426,7 @@ class WorkItemRecord(Base):
     #: The token's position in its run.
     position: Mapped[int] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(255))
-    #: ``ready``, ``claimed`` or ``done``.
+    #: ``ready``, ``claimed`` or ``done``; ``pending`` for a branch beyond ``max_concurrency``.
     state: Mapped[str] = mapped_column(String(16), default="ready")
     owner: Mapped[str | None] = mapped_column(String(255), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
@@ -432,6 +436,14 @@ class WorkItemRecord(Base):
     modified: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     #: When a message for the item was last sent to a task queue (Celery), if ever.
     dispatched: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+    #: A branch of a parallel step: the item of the token that forked it (its parent).
+    parent_item: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Which fork of the parent token a branch item belongs to (the parent counts its forks).
+    fork: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: A branch item's index among its fork's branches (or items of a ``for_each``).
+    branch: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: On a parent's item: how many branches of its fork have not finished.
+    children_left: Mapped[int | None] = mapped_column(Integer, default=None)
 
     def __repr__(self) -> str:
         return f"<WorkItemRecord {self.workflow_uuid}[{self.position}] {self.state} #{self.epoch}>"

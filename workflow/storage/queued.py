@@ -27,7 +27,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
@@ -35,6 +35,15 @@ from ..engine import GenericWorkflowEngine
 from ..engine_db import ObjectStatus, WorkflowStatus
 from ..errors import StorageError, StoredRunError, WorkflowError
 from . import run_checks
+from .fanout import (
+    BRANCH,
+    BranchResult,
+    FanOut,
+    add_branches,
+    branch_finished,
+    branch_rows,
+    branch_tree,
+)
 from .persistent import PersistentWorkflowEngine
 from .queue import DONE, READY, Lease, WorkQueue, fence, finish_item
 from .run_fixes import refuse_cancelled
@@ -82,6 +91,10 @@ class LeaseWriter(RunWriter):
         self._ending: ObjectStatus | None = None
         #: The run's outcome, when this token's item was its last.
         self.run_outcome: WorkflowStatus | None = None
+        #: The branches a forking token stores with its halt.
+        self.fanout: FanOut | None = None
+        #: Whether the token is a branch of a parallel step (its end counts in its parent's join).
+        self.branch = False
 
     def __repr__(self) -> str:
         return f"<LeaseWriter {self.lease}>"
@@ -115,8 +128,16 @@ class LeaseWriter(RunWriter):
     ) -> None:
         # After the token's own changes: the run's outcome, if this was its last item.
         ending, self._ending = self._ending, None
-        if ending is not None:
-            self.run_outcome = finish_item(conn, self.lease, ending, now)
+        fanout, self.fanout = self.fanout, None
+        if ending is None:
+            return
+        counted = ending
+        if fanout is not None and ending is ObjectStatus.HALTED:
+            add_branches(conn, self.lease, fanout, now)
+        elif self.branch and ending is not ObjectStatus.HALTED:
+            branch_finished(conn, self.lease, now)
+            counted = ObjectStatus.COMPLETED  # a failure is its parent's, which reports it
+        self.run_outcome = finish_item(conn, self.lease, counted, now)
 
     def release(self, *, quietly: bool = False) -> None:
         """Give the token back to the queue (if the lease still holds)."""
@@ -246,8 +267,73 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
                 operation="run queued token",
             )
         [token] = run_checks.tokens_from_rows(uid, [row])
+        self._writes_branch(token)
         run_checks.check_positions(uid, [token], self.callback_chooser)
         return token
+
+    def _writes_branch(self, token: Token) -> None:
+        if isinstance(self._writes, LeaseWriter):
+            self._writes.branch = isinstance(token.extra_data.get(BRANCH), dict)
+
+    # -- parallel steps: branches as tokens of their own ------------------------------------
+
+    def callback_chooser(self, obj: Any) -> Any:
+        """The run's tree, or for a branch token the branch's callback list."""
+        tree = super().callback_chooser(obj)
+        marker = getattr(obj, "extra_data", None)
+        branch = marker.get(BRANCH) if isinstance(marker, dict) else None
+        if tree is None or not isinstance(branch, dict):
+            return tree
+        try:
+            return branch_tree(tree, branch["route"])
+        except (LookupError, TypeError) as exc:
+            raise StoredRunError(
+                f"token {getattr(obj, 'position', '?')} of workflow {self.uuid} is branch "
+                f"{branch.get('index')} of a parallel step that its definition no longer has "
+                f"({exc}); run it with the definition it was started with",
+                workflow=self.uuid,
+                token=getattr(obj, "position", None),
+                operation="run queued token",
+            ) from None
+
+    def fan_out(
+        self,
+        obj: Token,
+        fork: int,
+        contexts: list[dict[str, Any]],
+        *,
+        limit: int | None,
+        message: str,
+    ) -> NoReturn:
+        """Store ``contexts`` as branch tokens, each a work item, and halt ``obj`` until they end.
+
+        What a parallel step's fork does on a work queue (see
+        :mod:`workflow.storage.fanout`): the branches and the halt are one
+        transaction.
+        """
+        parent = obj.extra_data.get(BRANCH)
+        route = list(parent["route"]) if isinstance(parent, dict) else []
+        at = list(self.state.callback_pos)
+        if isinstance(self._writes, LeaseWriter):
+            self._writes.fanout = FanOut(fork, at, route, contexts, limit)
+        self.halt(message)
+        raise AssertionError("halt() returned")  # pragma: no cover
+
+    def branch_results(self, obj: Token, fork: int) -> list[BranchResult]:
+        """How each branch of ``obj``'s fork ``fork`` ended, in branch order."""
+        with self.storage.transaction(
+            "read branches", workflow=self.uuid, token=obj.position
+        ) as conn:
+            rows = branch_rows(conn, self.lease.item, fork)
+        return [
+            BranchResult(
+                row.branch,
+                row.status == ObjectStatus.COMPLETED.value,
+                row.data,
+                row.last_error,
+            )
+            for row in rows
+        ]
 
     # -- the seams: no run lock, a lease and its heartbeat ------------------------------
 

@@ -117,6 +117,18 @@ def check_input(uuid: str, token_count: int | None, loaded: Sequence[Token]) -> 
     expected = set(range(token_count))
     missing = sorted(expected - set(positions))
     unexpected = sorted(set(positions) - expected)
+    from .fanout import BRANCH  # only on this path: a queued run's parallel branches
+
+    branches = [t.position for t in loaded if t.position in unexpected and BRANCH in t.extra_data]
+    if branches and not missing and len(branches) == len(unexpected):
+        raise StoredRunError(
+            f"workflow {uuid} ran parallel branches on a work queue, as tokens of their "
+            f"own (positions {_listed(branches)}): its queue's workers go on with it "
+            "(`workflow worker --queue NAME`), not a process",
+            workflow=uuid,
+            token=branches[0],
+            operation="resume",
+        )
     found = f"{len(loaded)} are stored"
     if missing:
         found += f", positions {_listed(missing)} are missing"
