@@ -6,8 +6,11 @@ and under SIGKILL in ``tests/runtime/test_queue_chaos.py``.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+import pytest
 
 from workflow.cli._context import ExitCode
 
@@ -61,3 +64,42 @@ def test_queue_names_are_checked_before_anything_is_stored(cli: Any) -> None:
     worker = cli("worker", "--queue", "a/b", "--once")
     assert worker.code == ExitCode.USAGE
     assert "--queue: a queue's name" in worker.err
+
+
+def test_a_parallel_for_each_fans_out_and_show_names_each_branch(cli: Any, workdir: Any) -> None:
+    flow = {
+        "name": "fan",
+        "steps": [
+            {
+                "name": "each",
+                "for_each": "@_input.ns",
+                "as": "n",
+                "parallel": True,
+                "do": [{"name": "calc", "task": "cli_double", "params": {"n": "@n"}}],
+            }
+        ],
+    }
+    (workdir / "fan.json").write_text(json.dumps(flow))
+    (workdir / "ns.json").write_text('{"n": 5, "ns": [1, 2, 3]}')
+    uid = cli("run", "fan.json", "--tokens", "ns.json", "--queue").out.strip()
+    worker = cli("worker", "--queue", "default", "--concurrency", "2", "--once")
+    assert worker.code == ExitCode.OK, worker.err
+    shown = cli("--json", "show", uid).json()
+    assert shown["status"] == "COMPLETED"
+    [token, *branches] = shown["tokens"]
+    assert token["data"]["each"] == [{"calc": {"value": 10}}] * 3
+    assert [b["branch_of"] for b in branches] == [{"token": 0, "index": i} for i in range(3)]
+    text = cli("show", uid).out
+    assert "(branch 2 of token 0)" in text
+    assert "step 'each' waits for its 3 items" in text
+
+
+def test_options_are_taken_only_as_written_in_full(
+    cli: Any, workdir: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse would read --data as --database and store the run in a file called '{}'
+    with pytest.raises(SystemExit) as exited:
+        cli("run", "simple.json", "--data", "{}")
+    assert exited.value.code == ExitCode.USAGE
+    assert "unrecognized arguments: --data {}" in capsys.readouterr().err
+    assert not (workdir / "{}").exists()

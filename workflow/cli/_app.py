@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import workflow
 
@@ -109,9 +110,21 @@ def _add_global_options(parser: argparse.ArgumentParser, *, late: bool) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser that takes options only as written in full.
+
+    argparse would take ``--data`` for ``--database`` (its prefix): one
+    misspelt option would then name a database file.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser of ``workflow``: the global options, then one subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="workflow",
         description="Run workflows and flows, resume halted runs, answer waiting runs, "
         "inspect the database.",
@@ -120,9 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"workflow {workflow.__version__}")
     _add_global_options(parser, late=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _add_global_options(common, late=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     _commands_run.register(commands, common)
     _commands_inspect.register(commands, common)
     _commands_fix.register(commands, common)

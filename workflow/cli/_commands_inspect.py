@@ -175,6 +175,9 @@ def _render_show(result: dict[str, Any]) -> str:
         )
         if failed_at and token.get("error"):
             note = f"[{failed_at}] {note}"
+        branch = token.get("branch_of")
+        if branch:
+            note = f"(branch {branch['index']} of token {branch['token']}) {note}".rstrip()
         rows.append((token["position"], token["status"], token["callback_pos"], note))
     lines.append(table(rows, ["#", "STATUS", "POSITION", "HALTED AT / LAST ERROR"]))
     lines += ["", "status changes:"]

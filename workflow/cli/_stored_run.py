@@ -245,6 +245,9 @@ def _token(
     info["data"] = data
     info["extra_data"] = read.json(f"{where} extra_data", row["extra_data"], dict)
     info["last_error"] = row["last_error"]
+    branch = info["extra_data"].get("_branch") if isinstance(info["extra_data"], dict) else None
+    if isinstance(branch, dict):  # a parallel step's branch, run on a work queue
+        info["branch_of"] = {"token": branch.get("of"), "index": branch.get("index")}
     return info
 
 

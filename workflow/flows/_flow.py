@@ -223,7 +223,8 @@ def _pin_calls(steps: list[Any], definitions: DefinitionLookup) -> None:
                 step["version"] = version
         for key in ("then", "else", "do"):
             _pin_calls(step.get(key, []), definitions)
-        for branch in step.get("parallel", []):
+        branches = step.get("parallel")  # on a for_each, true: how the loop runs
+        for branch in branches if isinstance(branches, list) else []:
             _pin_calls(branch, definitions)
 
 
