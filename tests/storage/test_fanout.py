@@ -6,6 +6,7 @@ Every test runs on SQLite, PostgreSQL and MariaDB (the ``store`` fixture).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -271,3 +272,33 @@ def test_a_run_with_branch_tokens_is_not_resumed_in_a_process(
     engine = PersistentWorkflowEngine.from_uuid(uid, store=store, definition=flow.callbacks())
     with pytest.raises(Exception, match="parallel branches"):
         engine.resume()
+
+
+def test_a_branch_taken_over_from_a_stalled_worker_is_joined_once(
+    store: Store, registry: TaskRegistry
+) -> None:
+    flow = load_flow(SPLIT, registry=registry)
+    uid = queued(store, flow, [1])
+    definitions = {"split": flow.callbacks()}
+    queue = WorkQueue(store, "q", lease_ttl=0.2)
+    [parent] = queue.claim("first")
+    assert run_leased(store, parent, definitions, lease_ttl=0.2)  # forks: two branches
+    stalled, other = queue.claim("stalled", limit=2)
+    time.sleep(0.3)  # the stalled worker's leases lapse...
+    taken = queue.claim("rescuer", limit=2)  # ...and another worker takes both over
+    assert sorted(lease.position for lease in taken) == [1, 2]
+    for lease in taken:
+        assert run_leased(store, lease, definitions, lease_ttl=10)
+    # the stalled worker wakes up: its writes are refused, nothing is counted twice
+    assert run_leased(store, stalled, definitions, lease_ttl=10) is False
+    assert run_leased(store, other, definitions, lease_ttl=10) is False
+    [again] = queue.claim("joiner")
+    assert again.position == 0
+    assert run_leased(store, again, definitions, lease_ttl=10)
+    row = store.token_rows(uid)[0]
+    assert row["data"]["sum"] == {"value": 2 + 10 + 2 + 100}
+    assert queue.claim("nobody") == []
+    assert store.workflow(uid)["status"] == WorkflowStatus.COMPLETED.value
+    joined = [c for c in store.status_change_rows(uid) if c["token_position"] is None]
+    assert [c["message"] for c in joined][-1] == "finished"
+    assert sum(c["message"] == "finished" for c in joined) == 1
