@@ -29,8 +29,46 @@ def step(index: int) -> Any:
     return task
 
 
-#: The chaos run's definition, by the run's name.
-DEFINITIONS = {"chaos": [step(index) for index in range(STEPS)]}
+def _scaled(context: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(0.01)
+    return {"value": params["value"] * params["by"] + params.get("plus", 0)}
+
+
+def _fan_flow() -> Any:
+    """A flow whose tokens fork three items, each running two tasks, then join."""
+    from workflow.flows import TaskRegistry, load_flow
+
+    tasks = TaskRegistry(entry_point_group=None)
+    tasks.register("scaled", _scaled)
+    scaled = "scaled"
+    body = {
+        "name": "fanout",
+        "steps": [
+            {"name": "start", "task": scaled, "params": {"value": "@_input", "by": 2}},
+            {
+                "name": "items",
+                "for_each": [1, 2, 3],
+                "as": "k",
+                "parallel": True,
+                "do": [
+                    {"name": "a", "task": scaled, "params": {"value": "@start.value", "by": "@k"}},
+                    {
+                        "name": "b",
+                        "task": scaled,
+                        "params": {"value": "@a.value", "by": 3, "plus": 1},
+                    },
+                ],
+            },
+            {"name": "end", "task": scaled, "params": {"value": "@items.2.b.value", "by": 5}},
+        ],
+    }
+    return load_flow(body, registry=tasks)
+
+
+FAN_FLOW = _fan_flow()
+
+#: The chaos runs' definitions, by the run's name.
+DEFINITIONS = {"chaos": [step(index) for index in range(STEPS)], "fanout": FAN_FLOW.callbacks()}
 
 
 def expected(value: int) -> dict[str, Any]:
@@ -40,6 +78,17 @@ def expected(value: int) -> dict[str, Any]:
         data["done"].append(index)
         data["value"] = data["value"] * 3 + index
     return data
+
+
+def expected_fanout(value: int) -> dict[str, Any]:
+    """The context an uninterrupted in-process run leaves in the token that started as ``value``."""
+    from workflow.engine import GenericWorkflowEngine
+
+    engine = GenericWorkflowEngine()
+    engine.callbacks.replace(FAN_FLOW.callbacks())
+    context: dict[str, Any] = FAN_FLOW.new_context(value)
+    engine.process([context])
+    return context
 
 
 def main(argv: list[str]) -> int:

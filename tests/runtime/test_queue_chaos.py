@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.queue_worker import DEFINITIONS, expected
+from tests.runtime.queue_worker import DEFINITIONS, FAN_FLOW, expected, expected_fanout
 from tests.runtime.racing import child_env, wait_until
 from workflow.engine_db import ObjectStatus, WorkflowStatus
 from workflow.storage import PersistentWorkflowEngine, Store
@@ -29,40 +29,36 @@ pytestmark = pytest.mark.crash
 
 WORKER = Path(__file__).with_name("queue_worker.py")
 TOKENS = {"sqlite": 300, "postgresql": 1000, "mariadb": 300}
+#: Tokens of the parallel chaos run: each forks three items of two tasks.
+FANOUT_TOKENS = {"sqlite": 30, "postgresql": 80, "mariadb": 30}
 
 
-def start_worker(url: str, stop: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(url: str, stop: Path, log: Path, queue: str = "chaos") -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(WORKER), url, "chaos", "--stop", str(stop)],
+            [sys.executable, str(WORKER), url, queue, "--stop", str(stop)],
             stdout=subprocess.DEVNULL,
             stderr=out,
             env=child_env(),
         )
 
 
-def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
-    backend: str, store: Store, db_url: str, tmp_path: Path
-) -> None:
-    count = TOKENS[backend]
-    engine = PersistentWorkflowEngine.with_name(
-        "chaos", store=store, definition=DEFINITIONS["chaos"], checkpoint="task"
-    )
-    engine.enqueue([{"value": n, "done": []} for n in range(count)], "chaos")
+def run_with_kills(store: Store, uid: str, db_url: str, tmp_path: Path, queue: str) -> int:
+    """Run ``uid`` with four workers, one killed every 2 s and replaced; return the kills."""
     stop, log = tmp_path / "stop", tmp_path / "workers.log"
-    workers = [start_worker(db_url, stop, log) for _ in range(4)]
+    workers = [start_worker(db_url, stop, log, queue) for _ in range(4)]
     chooser = random.Random(20261206)
     kills = 0
     try:
         deadline = time.monotonic() + 240
         next_kill = time.monotonic() + 1.0  # the first soon, then every 2 s
-        while store.workflow(engine.uuid)["status"] == WorkflowStatus.RUNNING.value:
+        while store.workflow(uid)["status"] == WorkflowStatus.RUNNING.value:
             assert time.monotonic() < deadline, f"the run did not finish ({kills} kills)"
             if time.monotonic() >= next_kill:
                 victim = chooser.randrange(len(workers))
                 workers[victim].send_signal(signal.SIGKILL)
                 workers[victim].wait()
-                workers[victim] = start_worker(db_url, stop, log)
+                workers[victim] = start_worker(db_url, stop, log, queue)
                 kills += 1
                 next_kill += 2.0
             time.sleep(0.05)
@@ -74,6 +70,20 @@ def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+    wait_until(lambda: all(w.poll() is not None for w in workers), "the workers stopped", 30)
+    return kills
+
+
+def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
+    backend: str, store: Store, db_url: str, tmp_path: Path
+) -> None:
+    count = TOKENS[backend]
+    engine = PersistentWorkflowEngine.with_name(
+        "chaos", store=store, definition=DEFINITIONS["chaos"], checkpoint="task"
+    )
+    engine.enqueue([{"value": n, "done": []} for n in range(count)], "chaos")
+    log = tmp_path / "workers.log"
+    kills = run_with_kills(store, engine.uuid, db_url, tmp_path, "chaos")
     assert kills >= 1, "the run finished before any worker was killed: make it longer"
     assert store.workflow(engine.uuid)["status"] == WorkflowStatus.COMPLETED.value, log.read_text()
     rows = store.token_rows(engine.uuid)
@@ -92,4 +102,39 @@ def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
         if change["token_position"] is None and change["message"] == "finished"
     ]
     assert len(finished) == 1
-    wait_until(lambda: all(w.poll() is not None for w in workers), "the workers stopped", 30)
+
+
+def test_killed_workers_join_every_parallel_step_once(
+    backend: str, store: Store, db_url: str, tmp_path: Path
+) -> None:
+    count = FANOUT_TOKENS[backend]
+    engine = PersistentWorkflowEngine.with_name(
+        "fanout", store=store, definition=DEFINITIONS["fanout"], checkpoint="task"
+    )
+    engine.enqueue([FAN_FLOW.new_context(n) for n in range(count)], "fanout")
+    log = tmp_path / "workers.log"
+    kills = run_with_kills(store, engine.uuid, db_url, tmp_path, "fanout")
+    assert kills >= 1, "the run finished before any worker was killed: make it longer"
+    assert store.workflow(engine.uuid)["status"] == WorkflowStatus.COMPLETED.value, log.read_text()
+    rows = store.token_rows(engine.uuid)
+    assert len(rows) == count * 4  # each token and its three items
+    assert {row["status"] for row in rows} == {ObjectStatus.COMPLETED.value}
+    for row in rows[:count]:
+        data = dict(row["data"])
+        data.pop("_runtime")
+        wanted = expected_fanout(data["_input"])
+        wanted.pop("_runtime")
+        assert data == wanted
+    completed = Counter(
+        change["token_position"]
+        for change in store.status_change_rows(engine.uuid)
+        if change["token_position"] is not None
+        and change["to_status"] == ObjectStatus.COMPLETED.value
+    )
+    assert completed == Counter(range(count * 4))
+    finished = [
+        change
+        for change in store.status_change_rows(engine.uuid)
+        if change["token_position"] is None and change["message"] == "finished"
+    ]
+    assert len(finished) == 1
