@@ -103,3 +103,33 @@ def test_options_are_taken_only_as_written_in_full(
     assert exited.value.code == ExitCode.USAGE
     assert "unrecognized arguments: --data {}" in capsys.readouterr().err
     assert not (workdir / "{}").exists()
+
+
+def test_a_flow_whose_branches_wait_runs_only_on_a_queue(cli: Any, workdir: Any) -> None:
+    flow = {
+        "name": "branchy",
+        "steps": [
+            {
+                "name": "p",
+                "parallel": [
+                    [{"name": "ok", "ask": {"message": "fine?"}}],
+                    [
+                        {
+                            "name": "calc",
+                            "task": "cli_double",
+                            "retry": {"attempts": 2, "backoff": "PT1S"},
+                        }
+                    ],
+                ],
+            }
+        ],
+    }
+    (workdir / "branchy.json").write_text(json.dumps(flow))
+    refused = cli("run", "branchy.json")
+    assert refused.code == ExitCode.USAGE
+    assert (
+        "flow 'branchy': steps 'ok', 'calc' wait inside a parallel step's branches" in refused.err
+    )
+    assert "--queue" in refused.err
+    assert cli("--json", "list").json() == []
+    assert cli("run", "branchy.json", "--queue").code == ExitCode.OK

@@ -169,6 +169,8 @@ def cmd_run(ctx: Context) -> int:
     chosen = start_options(ctx)
     storage = import_storage()
     check_queue_option(args.queue)
+    if args.queue is None and target.flow is not None:
+        _refuse_waits_in_branches(target.flow)
     modules = [*args.imports, *([target.spec.partition(":")[0]] if target.spec else [])]
     meta = {
         "target": target.spec,
@@ -202,6 +204,20 @@ def cmd_run(ctx: Context) -> int:
         return _enqueue(ctx, engine, tokens, args.queue)
     log.info("workflow %s (%s) runs %d token(s)", engine.uuid, engine.name, len(tokens))
     return _run(ctx, engine, lambda **kw: engine.process(tokens, **kw), len(tokens))
+
+
+def _refuse_waits_in_branches(flow: Any) -> None:
+    """Refuse, before anything is stored, a flow whose parallel branches wait, run in-process."""
+    from workflow.flows._shape import waits_in_branches
+
+    waiting = waits_in_branches(flow.body["steps"])
+    if waiting:
+        names = ", ".join(repr(name) for name in waiting)
+        raise CLIError(
+            f"flow {flow.name!r}: step{'s' if len(waiting) > 1 else ''} {names} wait inside "
+            "a parallel step's branches, which only a run on a work queue can keep: "
+            "run it with --queue and start `workflow worker --queue NAME`"
+        )
 
 
 def check_queue_option(name: str | None) -> None:

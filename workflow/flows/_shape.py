@@ -26,6 +26,7 @@ __all__ = [
     "names_in",
     "needs_of",
     "step_name",
+    "waits_in_branches",
 ]
 
 #: Step and loop-variable names: they appear in ``@name.key`` references.
@@ -132,6 +133,31 @@ def blocks(step: dict[str, Any], path: str) -> list[tuple[str, list[Any]]]:
         for index, branch in enumerate(branches):
             if isinstance(branch, list):
                 found.append((f"{path}.parallel[{index}]", branch))
+    return found
+
+
+def waits_in_branches(steps: list[Any]) -> list[str]:
+    """Return the names of the steps that wait inside a parallel step's branches.
+
+    A ``halt``, ``ask``, ``sleep`` or ``receive`` (or a ``retry``, which
+    waits between attempts) in a ``parallel`` branch or a parallel
+    ``for_each``: such a step waits only in a run on a work queue.
+    """
+    found: list[str] = []
+
+    def walk(block: list[Any], inside: bool) -> None:
+        for step in block:
+            if not isinstance(step, dict):
+                continue
+            kinds = kinds_in(step)
+            waits = bool(WAIT_KINDS & set(kinds)) or "halt" in kinds or "retry" in step
+            if inside and waits and step_name(step) is not None:
+                found.append(str(step_name(step)))
+            forks = "parallel" in kinds or ("for_each" in kinds and step.get("parallel") is True)
+            for _, inner in blocks(step, ""):
+                walk(inner, inside or forks)
+
+    walk(steps, False)
     return found
 
 
