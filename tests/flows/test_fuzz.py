@@ -2,7 +2,8 @@
 
 Every example is loaded, validated, compiled and drawn. Loading may fail only
 with :exc:`~workflow.errors.FlowValidationError`; a flow that loads must
-compile and draw, and its diagrams keep their line shapes.
+compile and draw, its diagrams keep their line shapes, and its laid-out
+diagram keeps its nodes apart and its edges clear of them.
 
 The runs are small and derandomized, so CI is fast and stable; set
 ``WORKFLOW_FUZZ_EXAMPLES`` to run more examples per test, such as
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.flows.test_layout import check as check_layout
 from workflow.engine import GenericWorkflowEngine
 from workflow.errors import FlowError, FlowValidationError, HaltProcessing, WorkflowBaseError
 from workflow.flows import Flow, TaskRegistry, load_flow
@@ -282,6 +284,7 @@ def load_check_and_draw(source: Any, registry: TaskRegistry) -> Flow | None:
     assert re.fullmatch(r'digraph "[^"\\<>\n]*" \{', dot[0])
     assert all(DOT_LINE.fullmatch(line) for line in dot[2:-1]), dot
     json.dumps(flow.body, allow_nan=False)  # what the store writes: strict JSON
+    check_layout(flow.body, limit=40)  # the web page's diagram: nodes apart, edges between them
     return flow
 
 

@@ -115,11 +115,43 @@ def seen(page: Any, shot: Path) -> str:
     return " ".join(page.inner_text("main").split())
 
 
+def diagram_nodes(page: Any) -> list[str]:
+    """The names the run page's diagram shows, top to bottom, and which carry a badge."""
+    names = page.locator("svg.flow-graph g.node text.name").all_text_contents()
+    marked = page.locator("svg.flow-graph g.node.here text.name").all_text_contents()
+    return [f"{name} *" if name in marked else name for name in names]
+
+
+def badge_on(page: Any, step: str, state: str) -> str:
+    """The count of the ``state`` badge drawn on the node of ``step``, checked to sit on it."""
+    node = page.locator("svg.flow-graph g.node", has=page.locator(f"text.name:text-is('{step}')"))
+    badge = node.locator(f"g.badge.b-{state}")
+    assert badge.count() == 1
+    outline, mark = node.locator(".outline").bounding_box(), badge.bounding_box()
+    middle_x, middle_y = mark["x"] + mark["width"] / 2, mark["y"] + mark["height"] / 2
+    assert outline["x"] <= middle_x <= outline["x"] + outline["width"] + 10
+    assert outline["y"] - 10 <= middle_y <= outline["y"] + outline["height"]
+    return str(badge.text_content())
+
+
 def test_an_approval_in_the_browser_continues_the_run(
     browser: Any, server: Server, tmp_path: Path
 ) -> None:
     run = server.start_run()
     alice = signed_in(browser, server, "alice")
+    alice.goto(f"{server.url}/runs/{run}")
+    text = seen(alice, tmp_path / "run-waiting.png")
+    assert "Diagram" in text
+    assert "1 waiting" in text  # the legend
+    assert alice.locator("svg.flow-graph").is_visible()
+    assert alice.locator("svg.flow-graph").get_attribute("role") == "img"
+    assert diagram_nodes(alice) == ["start", "approve *", "after", "end"]
+    details = alice.locator("svg.flow-graph text.detail").all_text_contents()
+    assert details == ["ask 2 of alice, bob, carol", "echo"]
+    assert badge_on(alice, "approve", "waiting") == "1"
+    card = alice.locator("#diagram").bounding_box()
+    assert card["x"] + card["width"] <= 420  # it fits the phone's width
+    alice.goto(f"{server.url}/waiting")
     text = seen(alice, tmp_path / "waiting.png")
     assert "Refund order 17 (240 EUR)?" in text
     assert "0 of 2 approvals" in text
@@ -140,6 +172,8 @@ def test_an_approval_in_the_browser_continues_the_run(
     bob.click("text=See the run")
     text = seen(bob, tmp_path / "run.png")
     assert f"Run {run[:8]} completed" in text
+    assert diagram_nodes(bob) == ["start", "approve", "after", "end *"]
+    assert badge_on(bob, "end", "completed") == "1"
     assert "halted → completed" in text
     # The step trace grew with the answers and the step after them.
     steps = " ".join(bob.inner_text("#trace").split())
@@ -149,7 +183,7 @@ def test_an_approval_in_the_browser_continues_the_run(
     assert "after 1 completed" in steps
     bob.goto(f"{server.url}/")
     assert "completed 1" in seen(bob, tmp_path / "runs.png")
-    for name in ("waiting", "approved", "waiting-bob", "decided", "run", "runs"):
+    for name in ("run-waiting", "waiting", "approved", "waiting-bob", "decided", "run", "runs"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 

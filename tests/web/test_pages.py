@@ -145,7 +145,7 @@ def test_runs_page_counts_statuses_filters_and_cancels(client: TestClient) -> No
     assert client.get("/?since=yesterday").status_code == 422
     page = client.get(f"/runs/{run}").text
     csrf = re.findall(r'name="csrf" value="([^"]+)"', page)[0]
-    assert "token 0: waits" in text(page)
+    assert "token 0: waiting" in text(page)  # the title of its node in the diagram
     cancelled = client.post(f"/runs/{run}/cancel", data={"csrf": csrf, "reason": "dup"})
     assert "cancelled" in text(cancelled.text)
     assert client.post(f"/runs/{run}/cancel", data={"reason": "dup"}).status_code == 403

@@ -219,8 +219,8 @@ class Pages:
             return self._to_login(request)
         uuid = request.path_params["uuid"]
         found = await run_in_threadpool(self.service.run, uuid)
-        steps = await run_in_threadpool(self.service.diagram, found)
-        return self.render(request, "run.html", session, run=found, steps=steps)
+        diagram = await run_in_threadpool(self.service.diagram, found)
+        return self.render(request, "run.html", session, run=found, diagram=diagram)
 
     async def run_action(self, request: Request) -> Response:
         """Resume or cancel a run, then show it."""

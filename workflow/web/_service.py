@@ -32,7 +32,7 @@ from workflow.errors import (
     WorkflowValueError,
 )
 
-from ._diagram import flow_diagram
+from ._diagram import Diagram, flow_diagram, no_diagram
 from ._problems import ANSWER_STATUS, Problem, plain
 
 if TYPE_CHECKING:
@@ -221,24 +221,32 @@ class RunService:
             for change in status_changes
         ]
 
-    def diagram(self, run: dict[str, Any]) -> list[dict[str, Any]]:
-        """Return the steps of a flow run's definition, each with the tokens that are there.
+    def diagram(self, run: dict[str, Any]) -> Diagram:
+        """Return the diagram of a run (as :meth:`run` returns it): its flow's graph, tokens marked.
 
-        A step is ``{"name", "kind", "tokens": [(position, what)], "steps": [...]}``
-        (``steps``: the steps nested in it); a token is placed at the step
-        it waits at, halted at or failed in. Runs of Python callback lists,
-        and definitions gone from the database, have no diagram (``[]``).
+        A token is marked at the step it waits at, halted at or failed in,
+        at the start when new and at the end when completed. Runs of Python
+        callback lists, and runs whose definition is gone from the database,
+        get a sentence that says why they have no graph.
         """
         from workflow.storage import Definitions as Stored
 
         definition = run.get("definition")
         if not isinstance(definition, dict):
-            return []
+            why = (
+                "This run's steps are Python callbacks, not a stored flow, so there is no "
+                "graph to draw; its tokens are listed below."
+            )
+            return no_diagram(run, why)
         try:
             body = Stored(self.store).get(definition["name"], definition["version"]).body
         except WorkflowBaseError:
-            return []
-        return flow_diagram(body.get("steps", []), run)
+            why = (
+                f"Flow {definition['name']} version {definition['version']} is no longer "
+                "stored, so there is no graph to draw; the run's tokens are listed below."
+            )
+            return no_diagram(run, why)
+        return flow_diagram(body, run)
 
     def state(self, uuid: str) -> dict[str, Any]:
         """The run's status and the steps it waits at (``{"uuid", "status", "waiting"}``)."""

@@ -1,4 +1,5 @@
 // Countdowns to each deadline. The deadline itself is in the page: this only adds "in 3 h 2 min".
+// And a diagram wider than the screen scrolls to its first marked step (or its middle).
 "use strict";
 (function () {
   function left(ms) {
@@ -19,4 +20,13 @@
   }
   tick();
   setInterval(tick, 1000);
+  document.querySelectorAll(".graph").forEach(function (box) {
+    if (box.scrollWidth <= box.clientWidth) return;
+    var mark = box.querySelector(".node.here"), middle = box.scrollWidth / 2;
+    if (mark) {
+      var at = mark.getBoundingClientRect(), frame = box.getBoundingClientRect();
+      middle = at.left - frame.left + box.scrollLeft + at.width / 2;
+    }
+    box.scrollLeft = Math.max(0, middle - box.clientWidth / 2);
+  });
 })();
