@@ -177,3 +177,24 @@ def test_a_run_whose_definition_is_gone_says_so(client: TestClient, store: Store
     sign_in(client, "alice")
     shown = text(client.get(f"/runs/{run}").text)
     assert "Flow refund version 1 is no longer stored, so there is no graph to draw" in shown
+
+
+def test_branch_tokens_are_marked_only_while_they_wait_or_failed() -> None:
+    run: dict[str, Any] = {
+        "tokens": [
+            {"position": 0, "status": "COMPLETED"},
+            {"position": 1, "status": "COMPLETED", "branch_of": {"token": 0, "index": 0}},
+            {"position": 2, "status": "INITIAL", "branch_of": {"token": 0, "index": 1}},
+            {
+                "position": 3,
+                "status": "HALTED",
+                "halted": {"step": "approve"},
+                "branch_of": {"token": 0, "index": 2},
+            },
+        ],
+        "waits": [],
+    }
+    svg = parsed(flow_diagram(EVERY_KIND, run).svg)
+    assert badges(node(svg, "end")) == {"completed": "1"}
+    assert badges(node(svg, "start")) == {}
+    assert badges(node(svg, "approve")) == {"halted": "1"}

@@ -92,6 +92,8 @@ def token_marks(run: Mapping[str, Any]) -> Marks:
                 marks.steps.setdefault(str(token["step"]), []).append((position, "failed"))
             else:
                 marks.elsewhere.append((position, "failed", token.get("error")))
+        elif token.get("branch_of") and status in ("COMPLETED", "INITIAL"):
+            continue  # a parallel step's branch that has not started or has joined
         elif status == "COMPLETED":
             marks.end.append((position, "completed"))
         elif status == "INITIAL":
