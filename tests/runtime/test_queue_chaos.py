@@ -74,6 +74,20 @@ def run_with_kills(store: Store, uid: str, db_url: str, tmp_path: Path, queue: s
     return kills
 
 
+def assert_completed_once(store: Store, uid: str, tokens: int) -> None:
+    """Each of the run's ``tokens`` completed once in the status log; the run finished once."""
+    changes = store.status_change_rows(uid)
+    completed = Counter(
+        change["token_position"]
+        for change in changes
+        if change["token_position"] is not None
+        and change["to_status"] == ObjectStatus.COMPLETED.value
+    )
+    assert completed == Counter(range(tokens))
+    finished = [c for c in changes if c["token_position"] is None and c["message"] == "finished"]
+    assert len(finished) == 1
+
+
 def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
     backend: str, store: Store, db_url: str, tmp_path: Path
 ) -> None:
@@ -89,19 +103,7 @@ def test_killed_workers_leave_every_token_as_an_uninterrupted_run(
     rows = store.token_rows(engine.uuid)
     assert [row["data"] for row in rows] == [expected(n) for n in range(count)]
     assert {row["status"] for row in rows} == {ObjectStatus.COMPLETED.value}
-    completed = Counter(
-        change["token_position"]
-        for change in store.status_change_rows(engine.uuid)
-        if change["token_position"] is not None
-        and change["to_status"] == ObjectStatus.COMPLETED.value
-    )
-    assert completed == Counter(range(count))
-    finished = [
-        change
-        for change in store.status_change_rows(engine.uuid)
-        if change["token_position"] is None and change["message"] == "finished"
-    ]
-    assert len(finished) == 1
+    assert_completed_once(store, engine.uuid, count)
 
 
 def test_killed_workers_join_every_parallel_step_once(
@@ -125,16 +127,4 @@ def test_killed_workers_join_every_parallel_step_once(
         wanted = expected_fanout(data["_input"])
         wanted.pop("_runtime")
         assert data == wanted
-    completed = Counter(
-        change["token_position"]
-        for change in store.status_change_rows(engine.uuid)
-        if change["token_position"] is not None
-        and change["to_status"] == ObjectStatus.COMPLETED.value
-    )
-    assert completed == Counter(range(count * 4))
-    finished = [
-        change
-        for change in store.status_change_rows(engine.uuid)
-        if change["token_position"] is None and change["message"] == "finished"
-    ]
-    assert len(finished) == 1
+    assert_completed_once(store, engine.uuid, count * 4)

@@ -20,6 +20,8 @@ from workflow.storage import PersistentWorkflowEngine, Store
 from workflow.storage.fanout import BRANCH
 from workflow.storage.queue import WorkQueue, work_items
 
+from .test_queue import drain
+
 
 @pytest.fixture
 def registry() -> TaskRegistry:
@@ -46,16 +48,6 @@ def queued(store: Store, flow: Flow, inputs: list[Any], queue: str = "q") -> str
     engine = PersistentWorkflowEngine.with_name(flow.name, store=store, definition=flow.callbacks())
     assert engine.enqueue([flow.new_context(value) for value in inputs], queue) == len(inputs)
     return engine.uuid
-
-
-def drain(worker: Worker, passes: int = 200) -> int:
-    ran = 0
-    for _ in range(passes):
-        done = worker.run_once()
-        ran += done.ran
-        if done.idle:
-            return ran
-    raise AssertionError(f"the worker still had work after {passes} passes")
 
 
 def items_of(store: Store, uid: str) -> list[dict[str, Any]]:
