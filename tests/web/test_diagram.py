@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.flows.test_layout import EVERY_KIND, long_flow
 from tests.web.conftest import auth, start
 from tests.web.test_pages import sign_in, text
+from workflow.flows import TaskRegistry
 from workflow.storage import Definitions, Store
 from workflow.web._diagram import MAX_NODES, flow_diagram, no_diagram
 
@@ -198,3 +199,38 @@ def test_branch_tokens_are_marked_only_while_they_wait_or_failed() -> None:
     assert badges(node(svg, "end")) == {"completed": "1"}
     assert badges(node(svg, "start")) == {}
     assert badges(node(svg, "approve")) == {"halted": "1"}
+
+
+def test_a_queued_runs_page_and_api_name_each_branch_token(
+    client: TestClient, store: Store, registry: TaskRegistry
+) -> None:
+    from workflow.flows import load_flow
+    from workflow.runtime import Worker
+    from workflow.storage import PersistentWorkflowEngine
+
+    body = {
+        "name": "fan",
+        "steps": [
+            {
+                "name": "each",
+                "for_each": [1, 2],
+                "as": "n",
+                "parallel": True,
+                "do": [{"name": "said", "task": "echo", "params": {"n": "@n"}}],
+            }
+        ],
+    }
+    flow = load_flow(body, registry=registry)
+    Definitions(store).put("fan", body)
+    engine = PersistentWorkflowEngine.with_name("fan", store=store, definition=flow.callbacks())
+    engine.enqueue([flow.new_context(None)], "q")
+    Worker(store, {"fan": flow.callbacks()}, queue="q").run_once()
+    shown = client.get(f"/api/runs/{engine.uuid}", headers=auth("alice")).json()
+    assert [t.get("branch_of") for t in shown["tokens"]] == [
+        None,
+        {"token": 0, "index": 0},
+        {"token": 0, "index": 1},
+    ]
+    sign_in(client, "alice")
+    page = text(client.get(f"/runs/{engine.uuid}").text)
+    assert "(branch 1 of token 0)" in page
