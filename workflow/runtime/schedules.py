@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import partial
@@ -121,8 +122,9 @@ class Schedules:
     :param grace: how late a fire time may be seen and still be on time;
         older ones are caught up by the schedule's catch-up policy.
     :param lease: how long the worker that won a fire time may take to store
-        its run; after that, a worker that finds the run missing takes the
-        start over (the first worker died, or stalled).
+        its run, by the database's clock (whatever ``now`` a call is given);
+        after that, a worker that finds the run missing takes the start over
+        (the first worker died, or stalled).
 
     .. versionchanged:: 3.0
        Added ``lease``: a fire whose worker died before its run was stored
@@ -141,7 +143,7 @@ class Schedules:
         self.store = store
         self.grace = grace
         self.lease = lease
-        self._looked: datetime | None = None  # when fire_due last looked for stale claims
+        self._looked: float | None = None  # when fire_due last looked for stale claims
 
     def __repr__(self) -> str:
         return f"<Schedules {self.store!r}>"
@@ -308,10 +310,12 @@ class Schedules:
         """
         moment = self.store.now() if now is None else now
         done: builtins.list[Fire] = []
-        if self._looked is None or abs(moment - self._looked) >= self.lease / 4:
-            self._looked = moment  # a few times a lease: most passes make one query
+        looked = time.monotonic()
+        if self._looked is None or looked - self._looked >= self.lease.total_seconds() / 4:
+            self._looked = looked  # a few times a lease: most passes make one query
             started = None if start is None else partial(self._started, start=start)
-            done += take_over_stale(self.store, moment - self.lease, moment, started, limit)
+            clock = self.store.now()  # claims are judged by the database's clock, as locks are
+            done += take_over_stale(self.store, clock - self.lease, clock, started, limit)
         query = (  # one query when nothing is due: the pass of every worker makes it
             sa.select(schedules_table)
             .where(
@@ -328,15 +332,15 @@ class Schedules:
             due = [Schedule.from_row(row) for row in conn.execute(query)]
         queueing = [schedule for schedule in due if schedule.overlap == "queue"]
         if queueing:
-            done += self._start_queued(queueing, start, moment)
+            done += self._start_queued(queueing, start)
         for schedule in due:
             if schedule.next_fire_at > moment:
                 continue
             plan = self._plan(schedule, moment, limit - len(done))
             # Without an overlap to judge, the due times are decided together.
             batches = [plan] if schedule.overlap == "allow" else [[item] for item in plan]
-            claimed = moment if start is not None else None
             for batch in batches:
+                claimed = self.store.now() if start is not None else None
                 fires = self._decide(schedule, batch, moment, claimed)
                 if fires is None:  # another worker decided these times: it goes on from there
                     break
@@ -378,7 +382,7 @@ class Schedules:
         Returns the fires recorded (a time that has a row already, from a
         backfill or a trigger, is left as it is), or None when another
         worker moved the schedule first. The fires to start are claimed at
-        ``claimed`` (None: no run is started here).
+        ``claimed`` (the database's time; None: no run is started here).
         """
         following = next_fire(schedule.cron, schedule.timezone, planned[-1][0])
         fires: builtins.list[Fire] = []
@@ -460,7 +464,7 @@ class Schedules:
         return cast(str, latest) if status in ACTIVE_STATUSES else None
 
     def _start_queued(
-        self, queueing: builtins.list[Schedule], start: Start | None, now: datetime
+        self, queueing: builtins.list[Schedule], start: Start | None
     ) -> builtins.list[Fire]:
         """Start the oldest queued fire of each of ``queueing`` whose previous run is over."""
         done: builtins.list[Fire] = []
@@ -477,7 +481,7 @@ class Schedules:
                 ).first()
                 if row is None or self._active_run(conn, schedule.id) is not None:
                     continue
-                claimed = now if start is not None else None
+                claimed = self.store.now() if start is not None else None
                 won = conn.execute(
                     fires_table.update()
                     .where(fires_table.c.id == row.id, fires_table.c.outcome == "queued")
@@ -531,7 +535,7 @@ class Schedules:
         schedule = self.get(name)
         moment = self.store.now() if now is None else now
         fire = Fire(name, moment, "started", fire_run_uuid(name, moment), "triggered")
-        claimed = moment if start is not None else None
+        claimed = self.store.now() if start is not None else None
         with self.store.transaction("trigger a schedule") as conn:
             if not self._insert(conn, schedule.id, fire, moment, claimed):
                 raise WorkflowValueError(f"schedule {name!r} fired at {iso(moment)} already")
@@ -568,9 +572,9 @@ class Schedules:
                 )
             times.append(moment)
         moment = self.store.now() if now is None else now
-        claimed = moment if start is not None else None
         done: builtins.list[Fire] = []
         for fire_time in times:
+            claimed = self.store.now() if start is not None else None
             fire = Fire(name, fire_time, "started", fire_run_uuid(name, fire_time), "backfill")
             with self.store.transaction("backfill a schedule") as conn:
                 if not self._insert(conn, schedule.id, fire, moment, claimed):
