@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import count, lease, positive, seconds
+from ._celery import add_celery_options, celery_queue
 from ._context import DEFAULT_LOCK_TTL, CLIError, Context, ExitCode, import_storage
 from ._inputs import check_flow_records, parse_json, read_tokens
 from ._interrupt import stop_on_signals
@@ -18,6 +19,7 @@ from ._targets import META_KEY, Target, resume_target, run_target, runs_a_flow
 from ._uuids import resolve_uuid
 
 if TYPE_CHECKING:
+    from workflow.integrations.celery import CeleryQueue
     from workflow.storage import PersistentWorkflowEngine, Token
 
 __all__ = [
@@ -81,6 +83,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="store the run and put it on the work queue NAME (default: 'default'), then "
         "return at once: `workflow worker --queue NAME` runs its tokens",
+    )
+    add_celery_options(
+        run,
+        what="with --queue: send a Celery message per token, for `workflow worker --celery` "
+        "to run,",
     )
     add_options(run)
     lock_ttl_option(run)
@@ -157,6 +164,7 @@ def cmd_run(ctx: Context) -> int:
     records = read_tokens(args.tokens)  # all of the input is checked before the run is stored
     if runs_a_flow(args):
         check_flow_records(records, args.tokens)
+    carrier = _carrier(ctx)  # the broker answers before anything (a flow file too) is stored
     target: Target = run_target(ctx)
     tokens = [target.token(record) for record in records]
     name = args.name or target.name
@@ -201,7 +209,7 @@ def cmd_run(ctx: Context) -> int:
         not_started(ctx, engine, key)
         return _report(ctx, outcome(engine), resumed=False, started=False)
     if args.queue is not None:
-        return _enqueue(ctx, engine, tokens, args.queue)
+        return _enqueue(ctx, engine, tokens, args.queue, carrier)
     log.info("workflow %s (%s) runs %d token(s)", engine.uuid, engine.name, len(tokens))
     return _run(ctx, engine, lambda **kw: engine.process(tokens, **kw), len(tokens))
 
@@ -232,11 +240,47 @@ def check_queue_option(name: str | None) -> None:
         raise CLIError(f"--queue: {exc}") from None
 
 
-def _enqueue(ctx: Context, engine: PersistentWorkflowEngine, tokens: list[Any], queue: str) -> int:
-    """Store the run's tokens and put it on ``queue``; print its uuid."""
+def _carrier(ctx: Context) -> CeleryQueue | None:
+    """The Celery queue that ``--celery`` sends the run's tokens over, or None."""
+    args = ctx.args
+    if args.celery is None:
+        if args.celery_queue is not None:
+            raise CLIError("--celery-queue names the broker's queue of --celery: give --celery too")
+        return None
+    if args.queue is None:
+        raise CLIError("--celery sends the tokens of a queued run: give --queue [NAME] too")
+    check_queue_option(args.queue)
+    return celery_queue(ctx, {}, args.queue)
+
+
+def _enqueue(
+    ctx: Context,
+    engine: PersistentWorkflowEngine,
+    tokens: list[Any],
+    queue: str,
+    carrier: CeleryQueue | None,
+) -> int:
+    """Store the run's tokens and put it on ``queue`` (and send them over Celery); print its uuid.
+
+    Messages that cannot be sent are logged: the items are stored, and the
+    sweep of a ``workflow worker --celery`` sends them.
+    """
     queued = engine.enqueue(tokens, queue)
     log.info("workflow %s (%s) queued on %r: %d token(s)", engine.uuid, engine.name, queue, queued)
-    result = {"uuid": engine.uuid, "name": engine.name, "queue": queue, "queued": queued}
+    result: dict[str, Any] = {
+        "uuid": engine.uuid,
+        "name": engine.name,
+        "queue": queue,
+        "queued": queued,
+    }
+    if carrier is not None:
+        result["sent"] = sent = carrier.dispatch(engine.uuid, store=engine.storage)
+        result["celery_queue"] = carrier.celery_queue
+        if sent < queued:
+            ctx.out.note(
+                f"sent {sent} of {queued} Celery messages: the sweep of a `workflow worker "
+                "--celery` sends the others"
+            )
     ctx.out.result(result, lambda: engine.uuid)
     return int(ExitCode.OK)
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._argtypes import positive, seconds
+from ._celery import add_celery_options, celery_queue, run_celery_worker
 from ._commands_run import check_queue_option, lock_ttl_option
 from ._context import CLIError, Context, ExitCode, import_storage
 from ._interrupt import stop_worker_on_signals
@@ -73,7 +74,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=positive,
         default=1,
         metavar="N",
-        help="with --queue: run up to N tokens at once, in threads (default: %(default)d)",
+        help="with --queue: run up to N tokens at once, in threads; with --celery, in "
+        "processes (default: %(default)d)",
+    )
+    add_celery_options(
+        worker,
+        what="be a Celery worker that runs the tokens of --queue (default: 'default') "
+        "sent as Celery messages (`workflow run --queue NAME --celery URL`), and sweeps",
     )
     worker.add_argument(
         "--name",
@@ -103,6 +110,16 @@ def _pass_lines(done: Pass, states: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _celery_worker(ctx: Context) -> int:
+    """Be a Celery worker of ``--queue`` over the broker of ``--celery``, until a signal."""
+    args = ctx.args
+    if args.once:
+        raise CLIError("--once: a Celery worker runs until SIGINT or SIGTERM; leave out --once")
+    queue = args.queue if args.queue is not None else "default"
+    carrier = celery_queue(ctx, RunDefinitions(ctx), queue)
+    return run_celery_worker(ctx, carrier, concurrency=args.concurrency)
+
+
 def cmd_worker(ctx: Context) -> int:
     """Make one pass (``--once``), or pass until a signal stops the worker."""
     import_storage()
@@ -113,6 +130,10 @@ def cmd_worker(ctx: Context) -> int:
     if args.concurrency > 256:
         raise CLIError(f"--concurrency: at most 256 tokens at once, not {args.concurrency}")
     check_queue_option(args.queue)
+    if args.celery is not None:
+        return _celery_worker(ctx)
+    if args.celery_queue is not None:
+        raise CLIError("--celery-queue names the broker's queue of --celery: give --celery too")
     worker = Worker(
         store,
         RunDefinitions(ctx),

@@ -16,7 +16,10 @@ in one transaction:
 The run is then started in the firing process, as ``workflow run`` starts
 one: stored with a uuid derived from the schedule and the fire time
 (:func:`fire_run_uuid`), so that starting it twice finds the stored run, and
-processed at once. Tokens that wait go on with any worker later.
+processed at once. Tokens that wait go on with any worker later. The fire's
+row is *claimed* by the worker that starts the run until the run is stored:
+a claim older than ``lease`` is a worker that died in between, and a later
+worker takes the start over (:mod:`workflow.runtime._fire_claims`).
 
 Overlap (a fire while the previous run of the schedule is still active:
 new, running, halted or waiting): ``skip`` records ``skipped_overlap``,
@@ -54,8 +57,10 @@ from __future__ import annotations
 
 import builtins
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -66,6 +71,7 @@ from ..storage.models import ScheduleFireRecord, ScheduleRecord
 from ..storage.run_rows import workflows
 from ..storage.store import Store
 from ._cron import check_cron, check_timezone, fire_times, next_fire
+from ._fire_claims import clear_claim, take_over_stale
 from ._schedule_shapes import (
     ACTIVE_STATUSES,
     CATCH_UPS,
@@ -115,11 +121,29 @@ class Schedules:
     :param store: the database.
     :param grace: how late a fire time may be seen and still be on time;
         older ones are caught up by the schedule's catch-up policy.
+    :param lease: how long the worker that won a fire time may take to store
+        its run, by the database's clock (whatever ``now`` a call is given);
+        after that, a worker that finds the run missing takes the start over
+        (the first worker died, or stalled).
+
+    .. versionchanged:: 3.0
+       Added ``lease``: a fire whose worker died before its run was stored
+       is started by a later worker, under the same run uuid.
     """
 
-    def __init__(self, store: Store, *, grace: timedelta = timedelta(seconds=60)) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        grace: timedelta = timedelta(seconds=60),
+        lease: timedelta = timedelta(seconds=30),
+    ) -> None:
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise WorkflowValueError(f"lease must be a positive duration, not {lease!r}")
         self.store = store
         self.grace = grace
+        self.lease = lease
+        self._looked: float | None = None  # when fire_due last looked for stale claims
 
     def __repr__(self) -> str:
         return f"<Schedules {self.store!r}>"
@@ -286,6 +310,12 @@ class Schedules:
         """
         moment = self.store.now() if now is None else now
         done: builtins.list[Fire] = []
+        looked = time.monotonic()
+        if self._looked is None or looked - self._looked >= self.lease.total_seconds() / 4:
+            self._looked = looked  # a few times a lease: most passes make one query
+            started = None if start is None else partial(self._started, start=start)
+            clock = self.store.now()  # claims are judged by the database's clock, as locks are
+            done += take_over_stale(self.store, clock - self.lease, clock, started, limit)
         query = (  # one query when nothing is due: the pass of every worker makes it
             sa.select(schedules_table)
             .where(
@@ -310,10 +340,11 @@ class Schedules:
             # Without an overlap to judge, the due times are decided together.
             batches = [plan] if schedule.overlap == "allow" else [[item] for item in plan]
             for batch in batches:
-                fires = self._decide(schedule, batch, moment)
+                claimed = self.store.now() if start is not None else None
+                fires = self._decide(schedule, batch, moment, claimed)
                 if fires is None:  # another worker decided these times: it goes on from there
                     break
-                done += [self._started(schedule, fire, start) for fire in fires]
+                done += [self._started(schedule, fire, claimed, start=start) for fire in fires]
         return done
 
     def _plan(
@@ -340,13 +371,18 @@ class Schedules:
         return plan
 
     def _decide(
-        self, schedule: Schedule, planned: builtins.list[tuple[datetime, str]], now: datetime
+        self,
+        schedule: Schedule,
+        planned: builtins.list[tuple[datetime, str]],
+        now: datetime,
+        claimed: datetime | None,
     ) -> builtins.list[Fire] | None:
         """Move the schedule past the ``planned`` fire times and record them, in one transaction.
 
         Returns the fires recorded (a time that has a row already, from a
         backfill or a trigger, is left as it is), or None when another
-        worker moved the schedule first.
+        worker moved the schedule first. The fires to start are claimed at
+        ``claimed`` (the database's time; None: no run is started here).
         """
         following = next_fire(schedule.cron, schedule.timezone, planned[-1][0])
         fires: builtins.list[Fire] = []
@@ -371,12 +407,23 @@ class Schedules:
                         detail = f"run {previous} is still active"
                 run = fire_run_uuid(schedule.name, fire_time) if outcome in _RUNS else None
                 fire = Fire(schedule.name, fire_time, outcome, run, detail)
-                if self._insert(conn, schedule.id, fire, now):
+                if self._insert(conn, schedule.id, fire, now, claimed):
                     fires.append(fire)
         return fires
 
-    def _insert(self, conn: sa.Connection, schedule_id: int, fire: Fire, now: datetime) -> bool:
-        """Insert ``fire``'s row unless its time has one; return whether it did."""
+    def _insert(
+        self,
+        conn: sa.Connection,
+        schedule_id: int,
+        fire: Fire,
+        now: datetime,
+        claimed: datetime | None,
+    ) -> bool:
+        """Insert ``fire``'s row unless its time has one; return whether it did.
+
+        A fire that starts its run now is claimed at ``claimed``.
+        """
+        starts = fire.outcome == "started" and claimed is not None
         values = {
             "schedule_id": schedule_id,
             "fire_time": fire.fire_time,
@@ -384,6 +431,8 @@ class Schedules:
             "outcome": fire.outcome,
             "detail": fire.detail,
             "created": now,
+            "claimed": claimed if starts else None,
+            "attempts": 1 if starts else 0,
         }
         dialect = conn.dialect.name
         if dialect in ("postgresql", "sqlite"):
@@ -432,18 +481,29 @@ class Schedules:
                 ).first()
                 if row is None or self._active_run(conn, schedule.id) is not None:
                     continue
+                claimed = self.store.now() if start is not None else None
                 won = conn.execute(
                     fires_table.update()
                     .where(fires_table.c.id == row.id, fires_table.c.outcome == "queued")
-                    .values(outcome="started", detail=None)
+                    .values(
+                        outcome="started",
+                        detail=None,
+                        claimed=claimed,
+                        attempts=fires_table.c.attempts + int(claimed is not None),
+                    )
                 ).rowcount
             if won == 1:
                 fire = Fire(schedule.name, row.fire_time, "started", row.run_uuid)
-                done.append(self._started(schedule, fire, start))
+                done.append(self._started(schedule, fire, claimed, start=start))
         return done
 
-    def _started(self, schedule: Schedule, fire: Fire, start: Start | None) -> Fire:
-        """Start the run of ``fire`` if it is to start; record a failure to start it."""
+    def _started(
+        self, schedule: Schedule, fire: Fire, claimed: datetime | None, *, start: Start | None
+    ) -> Fire:
+        """Start the run of ``fire`` if it is to start, then clear its claim made at ``claimed``.
+
+        A failure to start it is recorded (``failed``, with why).
+        """
         if fire.outcome != "started" or start is None or fire.run is None:
             return fire
         try:
@@ -458,9 +518,12 @@ class Schedules:
                         fires_table.c.schedule_id == schedule.id,
                         fires_table.c.fire_time == fire.fire_time,
                     )
-                    .values(outcome="failed", detail=detail)
+                    .values(outcome="failed", detail=detail, claimed=None)
                 )
             return Fire(fire.schedule, fire.fire_time, "failed", fire.run, detail)
+        if claimed is not None:
+            with self.store.transaction("clear a fire's claim") as conn:
+                clear_claim(conn, schedule.id, fire.fire_time, claimed)
         return fire
 
     # -- by hand -------------------------------------------------------------------
@@ -472,10 +535,11 @@ class Schedules:
         schedule = self.get(name)
         moment = self.store.now() if now is None else now
         fire = Fire(name, moment, "started", fire_run_uuid(name, moment), "triggered")
+        claimed = self.store.now() if start is not None else None
         with self.store.transaction("trigger a schedule") as conn:
-            if not self._insert(conn, schedule.id, fire, moment):
+            if not self._insert(conn, schedule.id, fire, moment, claimed):
                 raise WorkflowValueError(f"schedule {name!r} fired at {iso(moment)} already")
-        return self._started(schedule, fire, start)
+        return self._started(schedule, fire, claimed, start=start)
 
     def backfill(
         self,
@@ -510,11 +574,12 @@ class Schedules:
         moment = self.store.now() if now is None else now
         done: builtins.list[Fire] = []
         for fire_time in times:
+            claimed = self.store.now() if start is not None else None
             fire = Fire(name, fire_time, "started", fire_run_uuid(name, fire_time), "backfill")
             with self.store.transaction("backfill a schedule") as conn:
-                if not self._insert(conn, schedule.id, fire, moment):
+                if not self._insert(conn, schedule.id, fire, moment, claimed):
                     continue
-            done.append(self._started(schedule, fire, start))
+            done.append(self._started(schedule, fire, claimed, start=start))
         return done
 
 

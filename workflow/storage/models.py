@@ -534,6 +534,7 @@ class ScheduleFireRecord(Base):
     __table_args__ = (
         UniqueConstraint("schedule_id", "fire_time", name="uq_wf_schedule_fire_schedule_time"),
         Index("ix_wf_schedule_fire_outcome", "outcome"),
+        Index("ix_wf_schedule_fire_claimed", "claimed"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -550,6 +551,11 @@ class ScheduleFireRecord(Base):
     #: Why it failed or was skipped, as people read it.
     detail: Mapped[str | None] = mapped_column(String(1000), default=None)
     created: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    #: When a worker claimed the start of the run (naive UTC); cleared once it is done.
+    #: A claim older than a lease is a worker that died: another takes the start over.
+    claimed: Mapped[datetime | None] = mapped_column(Timestamp, default=None)
+    #: How many workers claimed the start of the run (1, or more after takeovers).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     def __repr__(self) -> str:
         return f"<ScheduleFireRecord {self.schedule_id} {self.fire_time} {self.outcome}>"
