@@ -13,6 +13,7 @@ import os
 import time
 from typing import Any
 
+from tests.runtime.queue_worker import FAN_FLOW
 from workflow.integrations.celery import CeleryQueue
 from workflow.runtime import SLEEP
 
@@ -33,10 +34,12 @@ def step(index: int) -> Any:
     return task
 
 
-#: The tests' runs, by name: five steps; a nap of 0.2 s, then the five steps.
+#: The tests' runs, by name: five steps; a nap of 0.2 s, then the five steps; a flow
+#: whose tokens fork three items (:data:`tests.runtime.queue_worker.FAN_FLOW`).
 DEFINITIONS = {
     "steps": [step(index) for index in range(STEPS)],
     "nap": [*SLEEP("nap", "PT0.2S"), *(step(index) for index in range(STEPS))],
+    "fanout": FAN_FLOW.callbacks(),
 }
 
 

@@ -62,6 +62,23 @@ def test_a_run_completes_through_a_celery_worker(celery_setup: Celery, worker: W
     assert messages == ["created", "queued on 'steps': 20 tokens", "finished"]
 
 
+def test_parallel_items_fan_out_over_celery_and_join(celery_setup: Celery, worker: Worker) -> None:
+    from tests.runtime.queue_worker import FAN_FLOW, expected_fanout
+
+    engine = PersistentWorkflowEngine.with_name("fanout", store=celery_setup.store)
+    assert celery_setup.queue.enqueue(engine, [FAN_FLOW.new_context(n) for n in (1, 2)]) == 2
+    finished(celery_setup, engine.uuid)
+    store = celery_setup.store
+    status = store.workflow(engine.uuid)["status"]
+    assert status == WorkflowStatus.COMPLETED.value, worker.log.read_text()
+    rows = store.token_rows(engine.uuid)
+    assert len(rows) == 2 + 2 * 3  # each token's three items ran as tokens of their own
+    for row in rows[:2]:
+        data, wanted = dict(row["data"]), expected_fanout(row["data"]["_input"])
+        data.pop("_runtime"), wanted.pop("_runtime")
+        assert data == wanted
+
+
 def test_duplicate_and_stale_messages_do_nothing(celery_setup: Celery, worker: Worker) -> None:
     celery, store = celery_setup, celery_setup.store
     done = new_run(celery, [1, 2])

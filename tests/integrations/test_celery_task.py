@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.integrations.celery_app import DEFINITIONS, expected
 from workflow.engine_db import WorkflowStatus
@@ -79,3 +80,43 @@ def test_an_unreachable_broker_is_logged_and_the_run_stays_queued(
     # Stamped as sent: a sweep sends them again once redispatch_after passed.
     assert take_dispatches(work) == []
     assert len(take_dispatches(work, older_than=0)) == 3
+
+
+def test_a_fork_and_its_last_branch_send_what_they_made_ready(store: Store, db_url: str) -> None:
+    from tests.runtime.queue_worker import FAN_FLOW, expected_fanout
+    from workflow.storage.queue import work_items
+
+    queue = carrier(db_url, {"fanout": FAN_FLOW.callbacks()})
+    engine = PersistentWorkflowEngine.with_name(
+        "fanout", store=store, definition=FAN_FLOW.callbacks()
+    )
+    engine.enqueue([FAN_FLOW.new_context(4)], "steps")
+    [message] = take_dispatches(WorkQueue(store, "steps"), run=engine.uuid)
+
+    def items() -> list[Any]:
+        with store.transaction("read items") as conn:
+            query = sa.select(work_items).where(work_items.c.workflow_uuid == engine.uuid)
+            return list(conn.execute(query.order_by(work_items.c.id)))
+
+    run_token = queue.run_task.run
+    try:
+        assert run_token(*message.as_args()) == "ran"  # forks three items...
+        [parent, *branches] = items()
+        assert len(branches) == 3
+        # ...and stamps their messages at once (the broker is down here: a sweep resends)
+        assert all(branch.dispatched is not None for branch in branches)
+        for branch in branches:
+            args = (engine.uuid, branch.position, branch.id, branch.epoch)
+            assert run_token(*args) == "ran"
+        [parent, *_] = items()
+        assert parent.state == "ready"
+        assert parent.dispatched is not None  # the last branch sent the join on its way
+        assert run_token(engine.uuid, parent.position, parent.id, parent.epoch) == "ran"
+    finally:
+        queue.store.dispose()
+    assert store.workflow(engine.uuid)["status"] == WorkflowStatus.COMPLETED.value
+    data = store.token_rows(engine.uuid)[0]["data"]
+    wanted = expected_fanout(4)
+    assert {k: v for k, v in data.items() if k != "_runtime"} == {
+        k: v for k, v in wanted.items() if k != "_runtime"
+    }

@@ -297,6 +297,8 @@ class CeleryQueue:
                 extra={"workflow_uuid": run},
             )
             return "failed"
+        if ran:  # a parallel step's fork or join may have made items of the run ready
+            self.dispatch(run)
         return "ran" if ran else "lost"
 
     def _waits_worker(self) -> Worker:
