@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..engine_db import ObjectStatus
+from ..errors import WorkflowKeyError
 from .queue import DONE, READY, Lease, queued_runs, work_items
 from .run_rows import TokenInsert, tokens, workflows
 from .run_statements import insert_tokens
@@ -235,7 +236,7 @@ def branch_tree(tree: list[Any], route: list[dict[str, Any]]) -> list[Any]:
     Each hop names where a fork task is (``at``, in the tree of the token
     that forked) and which of its branches (``index``).
 
-    :raises LookupError: when the route leads to no fork (the definition changed).
+    :raises WorkflowKeyError: when the route leads to no fork (the definition changed).
     """
     for hop in route:
         node: Any = tree
@@ -244,6 +245,6 @@ def branch_tree(tree: list[Any], route: list[dict[str, Any]]) -> list[Any]:
                 node = node[index]
             callbacks_of = node.callbacks_of
         except (LookupError, TypeError, AttributeError):
-            raise LookupError(f"no parallel step at {hop['at']}") from None
+            raise WorkflowKeyError(f"no parallel step at {hop['at']}") from None
         tree = callbacks_of(hop["index"])
     return tree
