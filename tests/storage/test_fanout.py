@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from workflow.engine_db import ObjectStatus, WorkflowStatus
+from workflow.errors import StoredRunError
 from workflow.flows import Flow, TaskRegistry, load_flow
 from workflow.runtime import Waits, Worker
 from workflow.runtime.worker import run_leased
@@ -294,3 +295,18 @@ def test_a_branch_taken_over_from_a_stalled_worker_is_joined_once(
     joined = [c for c in store.status_change_rows(uid) if c["token_position"] is None]
     assert [c["message"] for c in joined][-1] == "finished"
     assert sum(c["message"] == "finished" for c in joined) == 1
+
+
+def test_a_branch_whose_parallel_step_is_gone_from_the_definition_is_refused(
+    store: Store, registry: TaskRegistry
+) -> None:
+    flow = load_flow(SPLIT, registry=registry)
+    uid = queued(store, flow, [1])
+    queue = WorkQueue(store, "q")
+    [parent] = queue.claim("w")
+    assert run_leased(store, parent, {"split": flow.callbacks()}, lease_ttl=10)
+    changed = load_flow({"name": "split", "steps": SPLIT["steps"][:1]}, registry=registry)
+    branch = queue.claim("w")[0]
+    with pytest.raises(StoredRunError, match=r"is branch 0 of a parallel step that its defini"):
+        run_leased(store, branch, {"split": changed.callbacks()}, lease_ttl=10)
+    assert queue.counts(uid)["ready"] == 2  # given back, for a worker with the right definition
