@@ -199,18 +199,32 @@ class TraceBuffer:
             (``2026-12-06 01:02:03.000004``) rather than datetimes.
         """
         uuid, worker = self.uuid, self.worker
+        # The rows of a batch fall in a second or two and at a few positions:
+        # each second's text (or datetime) and each position's text is made once.
+        seconds: dict[int, Any] = {}
+        positions: dict[tuple[int, ...], str] = {}
         made = []
         for token, step, position, outcome, started, duration, kind, message in self.rows:
-            moment = _utc(started)
+            whole, fraction = divmod(started, 1.0)
+            second, micro = int(whole), round(fraction * 1_000_000)
+            if micro == 1_000_000:
+                second, micro = second + 1, 0
+            moment = seconds.get(second)
+            if moment is None:
+                moment = seconds[second] = _second(second, text=text_times)
+            key = position if type(position) is tuple else tuple(position)
+            where = positions.get(key)
+            if where is None:
+                where = positions[key] = "[" + ", ".join(map(str, key)) + "]"
             made.append(
                 (
                     uuid,
                     token,
                     step[:_NAME_LIMIT],
-                    "[" + ", ".join(map(str, position)) + "]",
+                    where,
                     outcome,
-                    moment.isoformat(" ", "microseconds") if text_times else moment,
-                    duration,
+                    f"{moment}.{micro:06d}" if text_times else moment.replace(microsecond=micro),
+                    duration if duration > 0.0 else 0.0,
                     worker,
                     None if kind is None else kind[:_NAME_LIMIT],
                     None if message is None else message[:_MESSAGE_LIMIT],
@@ -240,9 +254,13 @@ class TraceBuffer:
         self.last_write = time.monotonic()
 
 
-def _utc(stamp: float) -> datetime:
-    """Return the :func:`time.time` ``stamp`` as a naive UTC datetime (as the tables store)."""
-    return datetime.fromtimestamp(stamp, timezone.utc).replace(tzinfo=None)
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _second(second: int, *, text: bool) -> Any:
+    """Return the whole ``second`` since the epoch as a naive UTC datetime, or as SQLite's text."""
+    moment = _EPOCH + timedelta(seconds=second)
+    return moment.isoformat(" ") if text else moment
 
 
 #: How each DB-API parameter style writes a parameter.
@@ -265,15 +283,44 @@ def insert_trace(conn: sa.Connection, buffer: TraceBuffer) -> None:
         conn.execute(sa.insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
         return
     name = dialect.identifier_preparer.format_table(_TABLE)
-    head = f"INSERT INTO {name} ({', '.join(_COLUMNS)}) VALUES "
-    one = f"({', '.join(mark for _ in _COLUMNS)})"
-    if sqlite:  # in process: executemany is the cheapest
-        conn.exec_driver_sql(head + one, rows)
+    if sqlite:
+        # In process, executemany is the cheapest. The rows without an error
+        # leave its two columns out (NULL): the sqlite3 module binds a None at
+        # a cost, looking for an adapter. Consecutive rows go together, so
+        # that the ids keep the order the tasks ran in.
+        for width, group in _runs_by_width(rows):
+            conn.exec_driver_sql(_insert_sql(name, width, mark, 1), group)
         return
     # A server: one statement of many rows, one round trip (a driver's
     # executemany may make one per row).
     values = [value for row in rows for value in row]
-    conn.exec_driver_sql(head + ", ".join(one for _ in rows), tuple(values))
+    conn.exec_driver_sql(_insert_sql(name, len(_COLUMNS), mark, len(rows)), tuple(values))
+
+
+#: The columns of a row without an error: all but ``error_type`` and ``error_message``.
+_SHORT = len(_COLUMNS) - 2
+
+
+def _runs_by_width(rows: list[tuple[Any, ...]]) -> list[tuple[int, list[tuple[Any, ...]]]]:
+    """Split ``rows`` into runs of consecutive rows with an error (all the columns) or without."""
+    runs: list[tuple[int, list[tuple[Any, ...]]]] = []
+    width = 0
+    group: list[tuple[Any, ...]] = []
+    for row in rows:
+        short = row[-2] is None and row[-1] is None
+        if (_SHORT if short else len(_COLUMNS)) != width:
+            width = _SHORT if short else len(_COLUMNS)
+            group = []
+            runs.append((width, group))
+        group.append(row[:_SHORT] if short else row)
+    return runs
+
+
+def _insert_sql(table: str, width: int, mark: str, rows: int) -> str:
+    """Return the insert of ``rows`` rows of the first ``width`` columns of :data:`_COLUMNS`."""
+    one = f"({', '.join(mark for _ in range(width))})"
+    values = ", ".join(one for _ in range(rows))
+    return f"INSERT INTO {table} ({', '.join(_COLUMNS[:width])}) VALUES {values}"
 
 
 @dataclass(frozen=True)
@@ -523,7 +570,12 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
     A halt is noted ``halted`` (``waiting`` for a wait's) with its message,
     a control-flow exception (a jump, a skip) ``completed``, any other
     exception ``failed`` with its type and message; the exception goes on.
+    A task that is not :func:`traced` is only called.
     """
+    kind = _traced_types.get(task.__class__) or _kind_of(task)
+    if not kind[0]:
+        task(obj, eng)
+        return
     state = eng.state
     token = getattr(obj, "position", state.token_pos)
     position = state.position  # a tuple; reading callback_pos would flag the engine
@@ -548,13 +600,17 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
         outcome, error = FAILED, exc
         raise
     else:
-        if _kind_of(task)[1]:
+        if kind[1]:
             failure = task.trace_failure(obj)
             if failure:
                 outcome, error = FAILED, failure
     finally:
         if buffer is not None:
-            duration = max(clock() - started, 0.0)
-            buffer.note(token, name, position, outcome, started, duration, error)
+            # A clock set back makes a negative duration: the row stores 0.
+            duration = clock() - started
+            if error is None:  # what note() would keep, without the call
+                buffer.rows.append((token, name, position, outcome, started, duration, None, None))
+            else:
+                buffer.note(token, name, position, outcome, started, duration, error)
         if watcher is not None:
             watcher.step_finished(handle, outcome, error)
