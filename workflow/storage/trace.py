@@ -192,7 +192,7 @@ class TraceBuffer:
             self.uuid,
             token,
             step[:_NAME_LIMIT],
-            position_text(callback_pos),
+            _position_text(callback_pos),
             outcome,
             started,
             duration if duration > 0.0 else 0.0,
@@ -239,7 +239,7 @@ class TraceBuffer:
 _position_texts: dict[tuple[int, ...], str] = {}
 
 
-def position_text(callback_pos: Sequence[int]) -> str:
+def _position_text(callback_pos: Sequence[int]) -> str:
     """Return ``callback_pos`` as the trace stores it: ``[1, 0]``."""
     key = callback_pos if type(callback_pos) is tuple else tuple(callback_pos)
     text = _position_texts.get(key)
@@ -610,7 +610,7 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
                         buffer.uuid,
                         token,
                         name,
-                        _position_texts.get(position) or position_text(position),
+                        _position_texts.get(position) or _position_text(position),
                         outcome,
                         started,
                         duration,
