@@ -9,8 +9,11 @@ Run it from the repository root::
 Each run puts N tokens (dicts) through 5 trivial tasks with
 :class:`~workflow.storage.PersistentWorkflowEngine` and its default ``TOKEN``
 checkpoint policy (one commit per token), on SQLite (a file in a temporary
-directory) and PostgreSQL (the tables in their own schema,
-``--postgresql-schema``). Three sides take turns:
+directory), PostgreSQL (the tables in their own schema,
+``--postgresql-schema``) and MariaDB (in a database of its own,
+``--mariadb-database``, made on the server of ``--mariadb-url``). Three
+sides take turns, one run each per repetition, so that a busy moment of the
+machine hits them alike:
 
 * *off* — ``Store(trace=False)``: no trace rows;
 * *trace* — the default: a trace row per task, written with each checkpoint
@@ -49,6 +52,7 @@ from workflow.storage import trace as step_trace
 #: Largest trace / off ratio that passes.
 TARGET = 1.2
 DEFAULT_POSTGRESQL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 KEYS = ["a", "b", "c", "d", "e"]
 
 
@@ -96,6 +100,18 @@ def postgresql_url(url: str, schema: str) -> str:
         engine.dispose()
     with_schema = sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
     return with_schema.render_as_string(hide_password=False)
+
+
+def mariadb_url(url: str, database: str) -> str:
+    """Return ``url`` on the database ``database`` of its server (created, emptied of ours)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{database}`"))
+            conn.execute(sa.text(f"CREATE DATABASE `{database}`"))
+    finally:
+        engine.dispose()
+    return sa.make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 def enable_otel() -> Callable[[], None] | None:
@@ -146,9 +162,11 @@ def measure(url: str, tokens: int, repeat: int, with_otel: bool) -> dict[str, fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tokens", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--postgresql-url", default=DEFAULT_POSTGRESQL_URL)
     parser.add_argument("--postgresql-schema", default="workflow_bench_trace")
+    parser.add_argument("--mariadb-url", default=DEFAULT_MARIADB_URL)
+    parser.add_argument("--mariadb-database", default="workflow_bench_trace")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
@@ -166,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"postgresql skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
         else:
             results["postgresql"] = measure(url, args.tokens, args.repeat, False)
+        try:
+            url = mariadb_url(args.mariadb_url, args.mariadb_database)
+        except Exception as exc:  # a server that does not answer is reported, not fatal
+            print(f"mariadb skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        else:
+            results["mariadb"] = measure(url, args.tokens, args.repeat, False)
         results["sqlite (otel)"] = measure(
             sqlite_url(Path(directory), "otel"), args.tokens, args.repeat, True
         )

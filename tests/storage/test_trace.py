@@ -201,7 +201,7 @@ def test_pruning_deletes_the_rows_that_ended_before_the_given_time(store: Store)
 def test_a_retention_setting_prunes_old_rows_when_a_run_ends(store: Store, db_url: str) -> None:
     old = run(store, [add_one], [{"n": 0}])
     with store.transaction("age") as conn:
-        long_ago = datetime(2020, 1, 1)
+        long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc).timestamp()
         conn.execute(sa.update(TraceRecord).values(started=long_ago))
     kept = Store(db_url, trace_retention=timedelta(days=1))
     try:

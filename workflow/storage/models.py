@@ -474,8 +474,11 @@ class TraceRecord(Base):
     callback_pos: Mapped[str] = mapped_column(String(255))
     #: ``completed``, ``failed``, ``halted`` or ``waiting``.
     outcome: Mapped[str] = mapped_column(String(16))
-    started: Mapped[datetime] = mapped_column(Timestamp)
-    #: Seconds the task took (measured by a monotonic clock).
+    #: When the task started: seconds since the epoch (UTC), as :func:`time.time` gives
+    #: (a number: the cheapest value to write; :func:`~workflow.storage.trace.read_trace`
+    #: gives datetimes).
+    started: Mapped[float] = mapped_column(Double)
+    #: Seconds the task took (0 when the clock was set back meanwhile).
     duration: Mapped[float] = mapped_column(Double)
     #: Who ran it: ``host:pid`` or a worker's name.
     worker: Mapped[str] = mapped_column(String(255))

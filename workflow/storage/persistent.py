@@ -39,7 +39,7 @@ from .run_rows import RunRow, TokenChange
 from .run_writes import RunWriter
 from .store import Store
 from .token import CheckpointPolicy, Token, resume_point
-from .trace import FLUSH_AT, TraceBuffer, call_traced, outcome_of_halt, traced
+from .trace import FLUSH_AT, TraceBuffer, call_traced, outcome_of_halt
 
 __all__ = [
     "CheckpointPolicy",
@@ -399,7 +399,7 @@ class PersistentWorkflowEngine(RunFixes, GenericWorkflowEngine):
     def execute_callback(self, callback: Any, obj: Any) -> None:
         """Call the task (noting it in the trace), then :meth:`on_task_completed`."""
         buffer = self._writes.trace
-        if (buffer is None and trace.observer is None) or not traced(callback):
+        if buffer is None and trace.observer is None:
             callback(obj, self)
         else:
             call_traced(self, callback, obj, buffer)

@@ -99,7 +99,7 @@ BATCH_ROWS = 64
 BATCH_SECONDS = 1.0
 
 _TABLE = cast(sa.Table, TraceRecord.__table__)
-#: The columns a :class:`TraceBuffer` row fills, in its order.
+#: The columns of a trace row, in the order of a :class:`TraceBuffer` row.
 _COLUMNS = (
     "workflow_uuid",
     "token_position",
@@ -112,8 +112,11 @@ _COLUMNS = (
     "error_type",
     "error_message",
 )
-#: A noted row: (token, step, position, outcome, started, duration, error type, message).
-Noted = tuple[int, str, Sequence[int], str, float, float, "str | None", "str | None"]
+#: The columns of a row without an error: all but ``error_type`` and ``error_message``.
+_SHORT = len(_COLUMNS) - 2
+#: A row as a :class:`TraceBuffer` keeps it: the values of :data:`_COLUMNS`,
+#: without the last two when the task had no error (nor a halt's message).
+Row = tuple[Any, ...]
 
 
 def default_worker() -> str:
@@ -153,13 +156,17 @@ class TraceBuffer:
     :param worker: who runs its tasks (:func:`default_worker` by default).
     """
 
-    __slots__ = ("last_write", "rows", "uuid", "worker")
+    __slots__ = ("errors", "last_write", "rows", "uuid", "worker")
 
     def __init__(self, uuid: str, worker: str | None = None) -> None:
         self.uuid = uuid
         self.worker = (worker or default_worker())[:_NAME_LIMIT]
-        #: The rows noted so far, as :meth:`note` was given them (made rows when written).
-        self.rows: list[Noted] = []
+        #: The rows noted so far, ready to be written: the values of the
+        #: columns, without ``error_type`` and ``error_message`` for a task
+        #: that had no error (most of them), which SQLite then stores NULL.
+        self.rows: list[Row] = []
+        #: How many of :attr:`rows` have an error.
+        self.errors = 0
         self.last_write = time.monotonic()
 
     def __repr__(self) -> str:
@@ -178,45 +185,32 @@ class TraceBuffer:
         """Note one task: ``started`` is a :func:`time.time`, ``duration`` in seconds.
 
         ``error`` is the exception a task failed with, or ``"Type: message"``
-        (a halt's message is noted as ``": message"``, without a type). The
-        row is kept as given and made a table row only when it is written.
+        (a halt's message is noted as ``": message"``, without a type). A
+        negative ``duration`` (the clock set back) is noted as 0.
         """
-        error_type: str | None = None
-        error_message: str | None = None
+        row = (
+            self.uuid,
+            token,
+            step[:_NAME_LIMIT],
+            _position_text(callback_pos),
+            outcome,
+            started,
+            duration if duration > 0.0 else 0.0,
+            self.worker,
+        )
+        if error is None:
+            self.rows.append(row)
+            return
         if isinstance(error, BaseException):
             error_type, error_message = type(error).__name__, str(error)
-        elif error is not None:
+        else:
             error_type, _, error_message = error.partition(": ")
-            error_type = error_type or None
-        self.rows.append(
-            (token, step, callback_pos, outcome, started, duration, error_type, error_message)
-        )
+        self.rows.append((*row, error_type[:_NAME_LIMIT] or None, error_message[:_MESSAGE_LIMIT]))
+        self.errors += 1
 
-    def table_rows(self, *, text_times: bool = False) -> list[tuple[Any, ...]]:
-        """Return the rows noted so far as the values of :data:`_COLUMNS`.
-
-        :param text_times: times as the text SQLAlchemy stores in SQLite
-            (``2026-12-06 01:02:03.000004``) rather than datetimes.
-        """
-        uuid, worker = self.uuid, self.worker
-        made = []
-        for token, step, position, outcome, started, duration, kind, message in self.rows:
-            moment = _utc(started)
-            made.append(
-                (
-                    uuid,
-                    token,
-                    step[:_NAME_LIMIT],
-                    "[" + ", ".join(map(str, position)) + "]",
-                    outcome,
-                    moment.isoformat(" ", "microseconds") if text_times else moment,
-                    duration,
-                    worker,
-                    None if kind is None else kind[:_NAME_LIMIT],
-                    None if message is None else message[:_MESSAGE_LIMIT],
-                )
-            )
-        return made
+    def table_rows(self) -> list[Row]:
+        """Return the rows noted so far with a value for each of :data:`_COLUMNS`."""
+        return [row if len(row) > _SHORT else (*row, None, None) for row in self.rows]
 
     def due(self, *, force: bool) -> bool:
         """Tell whether the rows noted so far are to be written with this transaction.
@@ -237,11 +231,27 @@ class TraceBuffer:
     def written(self) -> None:
         """Forget the rows: their transaction committed."""
         self.rows = []
+        self.errors = 0
         self.last_write = time.monotonic()
 
 
+#: The text of the positions seen so far (a process runs a few flows: a few positions).
+_position_texts: dict[tuple[int, ...], str] = {}
+
+
+def _position_text(callback_pos: Sequence[int]) -> str:
+    """Return ``callback_pos`` as the trace stores it: ``[1, 0]``."""
+    key = callback_pos if type(callback_pos) is tuple else tuple(callback_pos)
+    text = _position_texts.get(key)
+    if text is None:
+        text = "[" + ", ".join(map(str, key)) + "]"
+        if len(_position_texts) < 4096:
+            _position_texts[key] = text
+    return text
+
+
 def _utc(stamp: float) -> datetime:
-    """Return the :func:`time.time` ``stamp`` as a naive UTC datetime (as the tables store)."""
+    """Return the :func:`time.time` ``stamp`` as a naive UTC datetime (as read from the table)."""
     return datetime.fromtimestamp(stamp, timezone.utc).replace(tzinfo=None)
 
 
@@ -250,30 +260,57 @@ _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def insert_trace(conn: sa.Connection, buffer: TraceBuffer) -> None:
-    """Store the rows noted in ``buffer`` with one multi-row insert.
+    """Store the rows noted in ``buffer``: one executemany (SQLite) or one multi-row insert.
 
-    The statement goes to the driver as it is, its values made once here:
+    The statement goes to the driver as it is, with the rows as noted:
     SQLAlchemy's per-row processing would cost more than the insert itself.
     """
-    if not buffer.rows:
+    rows = buffer.rows
+    if not rows:
         return
     dialect = conn.dialect
     mark = _PLACEHOLDERS.get(dialect.paramstyle)
-    sqlite = dialect.name == "sqlite"
-    rows = buffer.table_rows(text_times=sqlite)
     if mark is None:  # pragma: no cover - the drivers we support use the styles above
-        conn.execute(sa.insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+        made = buffer.table_rows()
+        conn.execute(sa.insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in made])
         return
     name = dialect.identifier_preparer.format_table(_TABLE)
-    head = f"INSERT INTO {name} ({', '.join(_COLUMNS)}) VALUES "
-    one = f"({', '.join(mark for _ in _COLUMNS)})"
-    if sqlite:  # in process: executemany is the cheapest
-        conn.exec_driver_sql(head + one, rows)
+    if dialect.name == "sqlite":
+        # In process, executemany is the cheapest. The rows without an error
+        # leave its two columns out (NULL): the sqlite3 module binds a None at
+        # a cost, looking for an adapter. Consecutive rows go together, so
+        # that the ids keep the order the tasks ran in.
+        if not buffer.errors:
+            conn.exec_driver_sql(_insert_sql(name, _SHORT, mark, 1), rows)
+            return
+        for width, group in _runs_by_width(rows):
+            conn.exec_driver_sql(_insert_sql(name, width, mark, 1), group)
         return
     # A server: one statement of many rows, one round trip (a driver's
     # executemany may make one per row).
-    values = [value for row in rows for value in row]
-    conn.exec_driver_sql(head + ", ".join(one for _ in rows), tuple(values))
+    values = [value for row in buffer.table_rows() for value in row]
+    conn.exec_driver_sql(_insert_sql(name, len(_COLUMNS), mark, len(rows)), tuple(values))
+
+
+def _runs_by_width(rows: list[Row]) -> list[tuple[int, list[Row]]]:
+    """Split ``rows`` into runs of consecutive rows of the same width (with an error or not)."""
+    runs: list[tuple[int, list[Row]]] = []
+    width = 0
+    group: list[Row] = []
+    for row in rows:
+        if len(row) != width:
+            width = len(row)
+            group = []
+            runs.append((width, group))
+        group.append(row)
+    return runs
+
+
+def _insert_sql(table: str, width: int, mark: str, rows: int) -> str:
+    """Return the insert of ``rows`` rows of the first ``width`` columns of :data:`_COLUMNS`."""
+    one = f"({', '.join(mark for _ in range(width))})"
+    values = ", ".join(one for _ in range(rows))
+    return f"INSERT INTO {table} ({', '.join(_COLUMNS[:width])}) VALUES {values}"
 
 
 @dataclass(frozen=True)
@@ -395,13 +432,14 @@ def _task_rows(rows: Iterable[Any]) -> Iterable[TraceRow]:
             failures[key] = attempt
         elif row.outcome == COMPLETED:
             failures.pop(key, None)
+        started = _utc(row.started)
         yield TraceRow(
             kind="task",
             token=row.token_position,
             step=row.step,
             outcome=row.outcome,
-            started=row.started,
-            ended=row.started + timedelta(seconds=row.duration),
+            started=started,
+            ended=started + timedelta(seconds=row.duration),
             duration=row.duration,
             worker=row.worker,
             callback_pos=_position(row.callback_pos),
@@ -434,10 +472,12 @@ def prune_trace(store: Store, *, before: datetime) -> int:
     """
     if not isinstance(before, datetime):
         raise WorkflowValueError(f"prune_trace(before=...) needs a datetime, not {before!r}")
-    if before.tzinfo is not None:
-        before = before.astimezone(timezone.utc).replace(tzinfo=None)
+    moment = before.replace(tzinfo=timezone.utc) if before.tzinfo is None else before
     first_kept = (
-        sa.select(_TABLE.c.id).where(_TABLE.c.started >= before).order_by(_TABLE.c.id).limit(1)
+        sa.select(_TABLE.c.id)
+        .where(_TABLE.c.started >= moment.timestamp())
+        .order_by(_TABLE.c.id)
+        .limit(1)
     )
     with store.transaction("prune trace") as conn:
         boundary = conn.execute(first_kept).scalar()
@@ -523,9 +563,17 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
     A halt is noted ``halted`` (``waiting`` for a wait's) with its message,
     a control-flow exception (a jump, a skip) ``completed``, any other
     exception ``failed`` with its type and message; the exception goes on.
+    A task that is not :func:`traced` is only called.
     """
+    kind = _traced_types.get(task.__class__) or _kind_of(task)
+    if not kind[0]:
+        task(obj, eng)
+        return
     state = eng.state
-    token = getattr(obj, "position", state.token_pos)
+    try:
+        token = obj.position  # a stored token's
+    except AttributeError:
+        token = state.token_pos
     position = state.position  # a tuple; reading callback_pos would flag the engine
     name = task_name(task)
     watcher = observer
@@ -548,13 +596,28 @@ def call_traced(eng: Any, task: Any, obj: Any, buffer: TraceBuffer | None) -> No
         outcome, error = FAILED, exc
         raise
     else:
-        if _kind_of(task)[1]:
+        if kind[1]:
             failure = task.trace_failure(obj)
             if failure:
                 outcome, error = FAILED, failure
     finally:
         if buffer is not None:
-            duration = max(clock() - started, 0.0)
-            buffer.note(token, name, position, outcome, started, duration, error)
+            duration = clock() - started
+            if error is None and duration >= 0.0 and len(name) <= _NAME_LIMIT:
+                # The row note() would make, without the call.
+                buffer.rows.append(
+                    (
+                        buffer.uuid,
+                        token,
+                        name,
+                        _position_texts.get(position) or _position_text(position),
+                        outcome,
+                        started,
+                        duration,
+                        buffer.worker,
+                    )
+                )
+            else:
+                buffer.note(token, name, position, outcome, started, duration, error)
         if watcher is not None:
             watcher.step_finished(handle, outcome, error)
