@@ -59,6 +59,7 @@ import sys
 import tempfile
 import time
 import uuid as _uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -167,7 +168,7 @@ def open_interactions(store: Store, count: int, approvers: list[str] | None) -> 
                 "approvals": 0,
                 "rejections": 0,
                 "version": 0,
-                "created": now,
+                "created": now + timedelta(milliseconds=n),  # listed in this order
             }
         )
     table = cast(sa.Table, WaitRecord.__table__)
