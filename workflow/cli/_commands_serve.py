@@ -37,10 +37,11 @@ log = logging.getLogger("workflow.cli")
 
 #: The hosts a server without configured users may listen on.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-#: How many requests one server process works on at once, each with a database
-#: connection of its own; more wait for a turn. The work is Python under one
-#: interpreter lock: more threads only take turns more often.
-THREADS = 8
+#: How many requests one server process works on at once, each in a thread with
+#: a database connection of its own; more wait for a turn. The work is Python
+#: under one interpreter lock: more threads only take turns more often (8 and 16
+#: answered fewer answers a second than 4 in ``benchmarks/bench_web.py``).
+THREADS = 4
 #: The variable that gives the workers of ``--workers N`` the command line to parse again.
 ENV_ARGV = "_WORKFLOW_SERVE_ARGV"
 
