@@ -47,6 +47,7 @@ def test_a_started_run_waits_and_two_approvals_continue_it(client: TestClient) -
         False,
         "alice",
     )
+    assert (first.json()["approvals"], first.json()["run_status"]) == (1, "HALTED")
     second = client.post(
         f"/api/interactions/{ident}/answer",
         json={"decision": "approve", "data": {}},
@@ -337,3 +338,15 @@ def test_text_no_database_stores_is_refused_with_422(client: TestClient) -> None
             refused = client.post(path, content=body, headers=headers)
             assert (refused.status_code, refused.json()["reason"]) == (422, "invalid"), body
     assert client.get(f"/api/runs/{run}", headers=auth("alice")).json()["status"] == "HALTED"
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_the_route(client: TestClient) -> None:
+    from workflow.web._app import MAX_BODY
+
+    response = client.post(
+        "/api/runs",
+        content=b" " * (MAX_BODY + 1),
+        headers={**auth("alice"), "Content-Type": "application/json"},
+    )
+    assert (response.status_code, response.json()["reason"]) == (413, "too_large")
+    assert client.get("/api/runs", headers=auth("alice")).json()["runs"] == []

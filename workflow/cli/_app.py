@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,4 +156,5 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse ``argv`` (default: ``sys.argv[1:]``); argparse exits with 2 on a usage error."""
     args = build_parser().parse_args(argv)
     args.imports = [*args.imports, *getattr(args, "late_imports", [])]
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a `serve` worker parses again
     return args

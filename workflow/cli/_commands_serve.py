@@ -7,6 +7,12 @@ it: another host is refused, since anyone who reaches it would need a token.
 An answer that decides continues its run in the server, with the run's
 definition built as ``workflow resume`` builds it (give the ``--import``
 of its tasks); a run it may not build is left to a ``workflow worker``.
+
+With ``--workers N`` uvicorn runs N processes on one socket. Each builds
+the same app from the same command line (:mod:`._serve_worker`); the users
+and the secret that signs sessions and CSRF tokens are settled here first
+and handed to all of them, so that a session begun with one process holds
+in the others.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib
+import json
 import logging
 import os
 import secrets
@@ -24,12 +31,19 @@ from ._argtypes import positive
 from ._context import CLIError, Context, ExitCode, import_modules, import_storage
 from ._waits import RunDefinitions
 
-__all__ = ["LOCAL_HOSTS", "register"]
+__all__ = ["ENV_ARGV", "LOCAL_HOSTS", "THREADS", "build_app", "register"]
 
 log = logging.getLogger("workflow.cli")
 
 #: The hosts a server without configured users may listen on.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: How many requests one server process works on at once, each in a thread with
+#: a database connection of its own; more wait for a turn. The work is Python
+#: under one interpreter lock: more threads only take turns more often (8 and 16
+#: answered fewer answers a second than 4 in ``benchmarks/bench_web.py``).
+THREADS = 4
+#: The variable that gives the workers of ``--workers N`` the command line to parse again.
+ENV_ARGV = "_WORKFLOW_SERVE_ARGV"
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -51,7 +65,33 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--port", type=positive, default=8000, help="listen on PORT (default: %(default)d)"
     )
     serve.add_argument("--users", type=Path, metavar="FILE", help="the users file")
+    serve.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="serve with N processes on the same port, for more answers per second on "
+        "more cores; sessions hold across them (default: %(default)d)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+
+def build_app(ctx: Context, users: Any, secret: str | None) -> Any:
+    """Return the ASGI app ``workflow serve`` serves, on the database of ``ctx``.
+
+    The database gets a pool of :data:`THREADS` connections, one for each
+    request the process works on at once.
+    """
+    web = importlib.import_module("workflow.web")
+    ctx.engine_options = {"pool_size": THREADS, "max_overflow": THREADS}
+    return web.create_app(
+        ctx.store(),
+        users=users,
+        definitions=RunDefinitions(ctx),
+        imports=list(ctx.args.imports),
+        secret=secret,
+        threads=THREADS,
+    )
 
 
 def cmd_serve(ctx: Context) -> int:
@@ -69,29 +109,39 @@ def cmd_serve(ctx: Context) -> int:
         users = web.load_users(args.users)
     except WorkflowValueError as exc:
         raise CLIError(str(exc)) from None
+    made: dict[str, str] | None = None
     if not users:
         if args.host not in LOCAL_HOSTS:
             raise CLIError(
                 f"no users are configured: refusing to listen on {args.host}; give --users "
                 "FILE or $WORKFLOW_WEB_USERS, or serve on 127.0.0.1"
             )
-        token = secrets.token_urlsafe(24)
-        name = getpass.getuser()
-        users = web.Users({token: name}, source="a token made for this server")
+        made = {secrets.token_urlsafe(24): getpass.getuser()}
+        users = web.Users(made, source="a token made for this server")
+        [(token, name)] = made.items()
         ctx.out.note(
             f"no users configured: listening on {args.host} only; sign in as {name} with the "
             f"token {token}"
         )
     import_modules(args.imports)
-    store = ctx.store()
-    app = web.create_app(
-        store,
-        users=users,
-        definitions=RunDefinitions(ctx),
-        imports=list(args.imports),
-        secret=os.environ.get(web.ENV_SECRET) or None,
+    secret = os.environ.get(web.ENV_SECRET) or None
+    where = f"http://{args.host}:{args.port}/"
+    options = {"host": args.host, "port": args.port, "log_level": "warning"}
+    if args.workers == 1:
+        app = build_app(ctx, users, secret)
+        ctx.out.note(f"serving {ctx.shown_url} on {where} ({users!r})")
+        log.info("serving on %s:%d", args.host, args.port)
+        uvicorn.run(app, **options)
+        return ExitCode.OK
+    ctx.store()  # a database that is missing or out of date fails here, not in N workers
+    # The workers are new processes (spawned): they take these from the environment.
+    os.environ[web.ENV_SECRET] = secret or secrets.token_urlsafe(32)
+    if made is not None:
+        os.environ[web.ENV_USERS] = json.dumps(made)
+    os.environ[ENV_ARGV] = json.dumps(args.argv)
+    ctx.out.note(f"serving {ctx.shown_url} on {where} with {args.workers} workers ({users!r})")
+    log.info("serving on %s:%d with %d workers", args.host, args.port, args.workers)
+    uvicorn.run(
+        "workflow.cli._serve_worker:worker_app", factory=True, workers=args.workers, **options
     )
-    ctx.out.note(f"serving {ctx.shown_url} on http://{args.host}:{args.port}/ ({users!r})")
-    log.info("serving on %s:%d", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return ExitCode.OK

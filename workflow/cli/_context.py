@@ -107,6 +107,9 @@ class Context:
         self.url = self.database.url
         self._store: Store | None = None  # opened, with its schema checked
         self._opened: Store | None = None
+        #: Keyword arguments for :func:`sqlalchemy.create_engine` (a pool's size),
+        #: taken when the database is opened.
+        self.engine_options: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Context {self.args.command!r} database={hidden(self.url)!r}>"
@@ -154,8 +157,11 @@ class Context:
             problem = check_loadable(self.database)
             if problem is not None:
                 raise CLIError(problem)
+            url = self.url
+            if self.engine_options:
+                url = storage.Store.create_engine(url, **self.engine_options)
             self._opened = storage.Store(
-                self.url, lock_ttl=getattr(self.args, "lock_ttl", DEFAULT_LOCK_TTL)
+                url, lock_ttl=getattr(self.args, "lock_ttl", DEFAULT_LOCK_TTL)
             )
             if self.args.log_database:
                 self.logs.attach_database(self._opened)

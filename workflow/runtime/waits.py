@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import uuid as _uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -62,6 +62,45 @@ __all__ = [
 waits = cast(sa.Table, WaitRecord.__table__)
 answers = cast(sa.Table, AnswerRecord.__table__)
 messages = cast(sa.Table, MessageRecord.__table__)
+
+#: The status of the wait's run, read with the wait's row. (SQLite's RETURNING
+#: names the columns unqualified: ``uuid`` is the run's, ``workflow_uuid`` the wait's.)
+_RUN_STATUS = (
+    sa.select(workflows.c.status)
+    .where(workflows.c.uuid == waits.c.workflow_uuid)
+    .correlate(waits)
+    .scalar_subquery()
+    .label("run_status")
+)
+#: The first write of an answer's transaction: it locks the wait's row, so that
+#: answers to one interaction are counted one at a time.
+_LOCK_WAIT = (
+    waits.update().where(waits.c.id == sa.bindparam("ident")).values(version=waits.c.version + 1)
+)
+#: The same write, giving the row (and its run's status) back where the database can.
+_LOCK_AND_READ_WAIT = _LOCK_WAIT.returning(*waits.c, _RUN_STATUS)
+#: The wait's row and its run's status (after :data:`_LOCK_WAIT`, where it cannot).
+_READ_WAIT = sa.select(*waits.c, _RUN_STATUS).where(waits.c.id == sa.bindparam("ident"))
+#: The answers of a wait, oldest first.
+_ANSWERS_OF = (
+    sa.select(answers)
+    .where(answers.c.wait_id == sa.bindparam("ident"))
+    .order_by(answers.c.created, answers.c.id)
+)
+_INSERT_ANSWER = answers.insert()
+#: The one conditional write that counts an answer, and decides the wait on a quorum.
+_COUNT_ANSWER = (
+    waits.update()
+    .where(waits.c.id == sa.bindparam("ident"), waits.c.phase == "waiting")
+    .values(
+        approvals=sa.bindparam("new_approvals", type_=waits.c.approvals.type),
+        rejections=sa.bindparam("new_rejections", type_=waits.c.rejections.type),
+        phase=sa.bindparam("new_phase", type_=waits.c.phase.type),
+        decision=sa.bindparam("new_decision", type_=waits.c.decision.type),
+        decided=sa.bindparam("new_decided", type_=waits.c.decided.type),
+        version=waits.c.version + 1,
+    )
+)
 
 #: The kinds of waits.
 KINDS = ("ask", "sleep", "receive", "retry")
@@ -311,6 +350,11 @@ class AnswerOutcome:
     recorded: bool
     #: ``True`` when this answer decided the wait.
     decided: bool
+    #: The status of the wait's run (a :class:`~workflow.engine_db.WorkflowStatus`
+    #: value) as the answer's transaction saw it.
+    #:
+    #: .. versionadded:: 3.0
+    run_status: int | None = None
 
     def as_dict(self, interaction: str) -> dict[str, Any]:
         """The answer and its interaction's count after it, as ``workflow answer --json``
@@ -499,7 +543,8 @@ class Waits:
         ``key`` given before is that answer again (``recorded`` ``False``).
         The transaction writes the wait's row first: answers to one
         interaction are counted one at a time, and the write that reaches
-        a quorum is the one that decides it, once.
+        a quorum is the one that decides it, once. One transaction of four
+        statements (five where the database cannot return a row it updates).
 
         :raises AnswerRefusedError: naming the reason (see its
             :attr:`~workflow.errors.AnswerRefusedError.reason`); nothing is recorded.
@@ -513,33 +558,34 @@ class Waits:
             )
         if key is not None:
             key = self._key(ident, key)
-        size = self._size(data, "the answer's data", MAX_ANSWER_SIZE)
-        if size is not None:
-            raise AnswerRefusedError(size, reason="invalid", interaction=ident)
-        refusal: _Refusal | None = None
-        outcome: tuple[Answer, bool, bool] | None = None
+        if data is not None:
+            size = self._size(data, "the answer's data", MAX_ANSWER_SIZE)
+            if size is not None:
+                raise AnswerRefusedError(size, reason="invalid", interaction=ident)
+            data = self.store.codec.loads(self.store.codec.dumps(data))  # as it is read back
         with self.store.transaction("record an answer") as conn:
             now = self.store.now()
-            if not self._lock_wait(conn, ident):
-                refusal = _Refusal(f"no interaction has the id {ident!r}", "not_found")
+            if conn.dialect.update_returning:
+                row = conn.execute(_LOCK_AND_READ_WAIT, {"ident": ident}).first()
+            elif conn.execute(_LOCK_WAIT, {"ident": ident}).rowcount:
+                row = conn.execute(_READ_WAIT, {"ident": ident}).one()
             else:
-                row = conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
-                outcome, refusal = self._answer(conn, row, by, decision, data, key, now)
-            if outcome is not None:  # the wait as this answer left it, in the same transaction
-                after = self._wait(
-                    conn, conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
+                row = None
+            if row is None:
+                found: AnswerOutcome | _Refusal = _Refusal(
+                    f"no interaction has the id {ident!r}", "not_found"
                 )
-        if refusal is not None:
+            else:
+                found = self._answer(conn, row, by, decision, data, key, now)
+        if isinstance(found, _Refusal):
             raise AnswerRefusedError(
-                refusal.message,
-                reason=refusal.reason,
+                found.message,
+                reason=found.reason,
                 interaction=ident,
-                decision=refusal.decision,
-                by=tuple(refusal.by),
+                decision=found.decision,
+                by=tuple(found.by),
             )
-        assert outcome is not None
-        answer, recorded, decided = outcome
-        return AnswerOutcome(after, answer, recorded, decided)
+        return found
 
     def _answer(
         self,
@@ -550,76 +596,79 @@ class Waits:
         data: Any,
         key: str | None,
         now: datetime,
-    ) -> tuple[tuple[Answer, bool, bool] | None, _Refusal | None]:
+    ) -> AnswerOutcome | _Refusal:
+        """Judge and record an answer to the wait ``row``, whose row this transaction locked."""
         ident = row.id
         if row.kind != "ask":
-            return None, _Refusal(f"{ident} waits for {row.kind}, not for an answer", "not_found")
+            return _Refusal(f"{ident} waits for {row.kind}, not for an answer", "not_found")
+        wait = _wait_of(row, tuple(map(_answer_of, conn.execute(_ANSWERS_OF, {"ident": ident}))))
+        status = row.run_status
         if key is not None:
-            same = conn.execute(
-                sa.select(answers).where(answers.c.wait_id == ident, answers.c.key == key)
-            ).first()
+            same = next((answer for answer in wait.answers if answer.key == key), None)
             if same is not None:
                 if same.by != by:
-                    message = f"the key {key!r} was given with {same.by}'s answer"
-                    return None, _Refusal(message, "key_in_use")
-                return (_answer_of(same), False, False), None
-        status = conn.execute(
-            sa.select(workflows.c.status).where(workflows.c.uuid == row.workflow_uuid)
-        ).scalar()
+                    return _Refusal(
+                        f"the key {key!r} was given with {same.by}'s answer", "key_in_use"
+                    )
+                return AnswerOutcome(wait, same, False, False, status)
         if status == WorkflowStatus.CANCELLED.value:
-            return None, _Refusal(f"run {row.workflow_uuid} was cancelled", "cancelled")
-        if row.phase == "waiting" and row.due is not None and row.due <= now:
-            self._decide(conn, ident, "timed_out", now)
-            row = conn.execute(sa.select(waits).where(waits.c.id == ident)).one()
-        if row.phase != "waiting":
-            return None, self._decided_refusal(conn, row)
-        spec = row.spec or {}
-        approvers = spec.get("approvers")
+            return _Refusal(f"run {row.workflow_uuid} was cancelled", "cancelled")
+        if wait.waiting and wait.due is not None and wait.due <= now:
+            self._decide(conn, ident, "timed_out", now)  # the row is locked: it decides
+            wait = replace(wait, phase="decided", decision="timed_out", decided=now)
+        if not wait.waiting:
+            return _decided_refusal(wait)
+        approvers = wait.approvers
         if approvers is not None and by not in approvers:
-            return None, _Refusal(f"{by} is not an approver of {row.step!r}", "not_an_approver")
-        earlier = conn.execute(
-            sa.select(answers).where(answers.c.wait_id == ident, answers.c.by == by)
-        ).first()
+            return _Refusal(f"{by} is not an approver of {row.step!r}", "not_an_approver")
+        earlier = next((answer for answer in wait.answers if answer.by == by), None)
         if earlier is not None:
             message = f"{by} answered already ({earlier.decision}); an approver counts once"
-            return None, _Refusal(message, "already_answered")
-        problem = _schema_problem(spec.get("schema"), data)
+            return _Refusal(message, "already_answered")
+        problem = _schema_problem(wait.spec.get("schema"), data)
         if problem is not None:
-            return None, _Refusal(f"answer does not match the schema: {problem}", "invalid")
+            return _Refusal(f"answer does not match the schema: {problem}", "invalid")
         conn.execute(
-            answers.insert().values(
-                wait_id=ident, by=by, decision=decision, data=data, key=key, created=now
-            )
+            _INSERT_ANSWER,
+            {
+                "wait_id": ident,
+                "by": by,
+                "decision": decision,
+                "data": data,
+                "key": key,
+                "created": now,
+            },
         )
-        approvals = row.approvals + (decision == "approve")
-        rejections = row.rejections + (decision == "reject")
-        values: dict[str, Any] = {"approvals": approvals, "rejections": rejections}
+        approvals = wait.approvals + (decision == "approve")
+        rejections = wait.rejections + (decision == "reject")
         decided = None
-        if approvals >= int(spec.get("quorum", 1)):
+        if approvals >= wait.quorum:
             decided = "approved"
-        elif rejections >= int(spec.get("reject_quorum", 1)):
+        elif rejections >= int(wait.spec.get("reject_quorum", 1)):
             decided = "rejected"
-        if decided is not None:
-            values.update(phase="decided", decision=decided, decided=now)
         changed = conn.execute(
-            waits.update()
-            .where(waits.c.id == ident, waits.c.phase == "waiting")
-            .values(**values, version=waits.c.version + 1)
+            _COUNT_ANSWER,
+            {
+                "ident": ident,
+                "new_approvals": approvals,
+                "new_rejections": rejections,
+                "new_phase": "waiting" if decided is None else "decided",
+                "new_decision": decided,
+                "new_decided": None if decided is None else now,
+            },
         ).rowcount
         if changed != 1:  # pragma: no cover - the row is locked by this transaction
             raise WorkflowValueError(f"interaction {ident} changed while it was answered")
-        return (Answer(by, decision, data, now, key), True, decided is not None), None
-
-    def _decided_refusal(self, conn: sa.Connection, row: Any) -> _Refusal:
-        wait = self._wait(conn, row)
-        outcome = wait.outcome() or "decided"
-        if wait.decision == "timed_out":
-            return _Refusal(
-                f"expired: the deadline of {row.step!r} passed ({outcome})", "expired", outcome
-            )
-        who = wait.decided_by()
-        by = f" by {', '.join(who)}" if who else ""
-        return _Refusal(f"already decided: {outcome}{by}", "already_decided", outcome, who)
+        answer = Answer(by, decision, data, now, key)
+        after = replace(
+            wait,
+            approvals=approvals,
+            rejections=rejections,
+            answers=(*wait.answers, answer),
+        )
+        if decided is not None:
+            after = replace(after, phase="decided", decision=decided, decided=now)
+        return AnswerOutcome(after, answer, True, decided is not None, status)
 
     # -- messages ----------------------------------------------------------------
 
@@ -812,14 +861,6 @@ class Waits:
             ).rowcount
         )
 
-    def _lock_wait(self, conn: sa.Connection, ident: str) -> bool:
-        """Write the wait's row first: answers to it are counted one at a time."""
-        return bool(
-            conn.execute(
-                waits.update().where(waits.c.id == ident).values(version=waits.c.version + 1)
-            ).rowcount
-        )
-
     def _decide(self, conn: sa.Connection, ident: str, decision: str, now: datetime) -> bool:
         return bool(
             conn.execute(
@@ -835,14 +876,7 @@ class Waits:
         found: tuple[Answer, ...] = ()
         message = None
         if row.kind == "ask":
-            found = tuple(
-                _answer_of(answer)
-                for answer in conn.execute(
-                    sa.select(answers)
-                    .where(answers.c.wait_id == row.id)
-                    .order_by(answers.c.created, answers.c.id)
-                )
-            )
+            found = tuple(map(_answer_of, conn.execute(_ANSWERS_OF, {"ident": row.id})))
         elif row.message_id is not None:
             kept = conn.execute(sa.select(messages).where(messages.c.id == row.message_id)).first()
             if kept is not None:
@@ -852,24 +886,7 @@ class Waits:
                     "key": kept.key,
                     "at": _iso(kept.created),
                 }
-        return Wait(
-            id=row.id,
-            workflow_uuid=row.workflow_uuid,
-            token=row.token_position,
-            step=row.step,
-            kind=row.kind,
-            phase=row.phase,
-            decision=row.decision,
-            due=row.due,
-            topic=row.topic,
-            spec=row.spec if isinstance(row.spec, dict) else {},
-            approvals=row.approvals,
-            rejections=row.rejections,
-            created=row.created,
-            decided=row.decided,
-            answers=found,
-            message=message,
-        )
+        return _wait_of(row, found, message)
 
     def _size(self, data: Any, what: str, limit: int) -> str | None:
         """Return why ``data`` cannot be stored (too large, or not JSON), or ``None``."""
@@ -898,6 +915,40 @@ class Waits:
 
 def _answer_of(row: Any) -> Answer:
     return Answer(row.by, row.decision, row.data, row.created, row.key)
+
+
+def _wait_of(row: Any, found: tuple[Answer, ...], message: dict[str, Any] | None = None) -> Wait:
+    """The :class:`Wait` of a row of ``wf_wait``, with its answers or message."""
+    return Wait(
+        id=row.id,
+        workflow_uuid=row.workflow_uuid,
+        token=row.token_position,
+        step=row.step,
+        kind=row.kind,
+        phase=row.phase,
+        decision=row.decision,
+        due=row.due,
+        topic=row.topic,
+        spec=row.spec if isinstance(row.spec, dict) else {},
+        approvals=row.approvals,
+        rejections=row.rejections,
+        created=row.created,
+        decided=row.decided,
+        answers=found,
+        message=message,
+    )
+
+
+def _decided_refusal(wait: Wait) -> _Refusal:
+    """The refusal of an answer to a wait decided before it (expired, or already decided)."""
+    outcome = wait.outcome() or "decided"
+    if wait.decision == "timed_out":
+        return _Refusal(
+            f"expired: the deadline of {wait.step!r} passed ({outcome})", "expired", outcome
+        )
+    who = wait.decided_by()
+    by = f" by {', '.join(who)}" if who else ""
+    return _Refusal(f"already decided: {outcome}{by}", "already_decided", outcome, who)
 
 
 def _schema_problem(schema: Any, data: Any) -> str | None:

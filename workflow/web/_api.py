@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._models import (
@@ -29,7 +29,7 @@ from ._models import (
     StartRequest,
     StatusName,
 )
-from ._problems import Problem
+from ._problems import Problem, json_response
 from ._service import RunService
 
 __all__ = ["UUID_PATTERN", "router"]
@@ -47,13 +47,17 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 router = APIRouter(prefix="/api", tags=["api"])
 
 
-def service(request: Request) -> RunService:
+# The dependencies are coroutines: they do no I/O, and FastAPI would run a plain
+# function in a thread of its pool, a hop per dependency and request.
+
+
+async def service(request: Request) -> RunService:
     """The :class:`RunService` of the app."""
     found: RunService = request.app.state.service
     return found
 
 
-def user(
+async def user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -200,7 +204,7 @@ async def answer_interaction(
     ident: Annotated[str, Path(pattern=UUID_PATTERN, description="the interaction's id")],
     body: AnswerRequest,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+) -> Response:
     """Answer as the token's user; an answer that decides continues the run here.
 
     200: recorded (or recorded before with the same ``Idempotency-Key``);
@@ -208,7 +212,7 @@ async def answer_interaction(
     decided), already answered, or the run was cancelled; 410: the deadline
     passed; 422: the data does not match the step's schema.
     """
-    return await run_in_threadpool(
+    done = await run_in_threadpool(
         runs.answer,
         ident,
         by=who,
@@ -216,3 +220,4 @@ async def answer_interaction(
         data=body.data,
         key=idempotency_key,
     )
+    return json_response(done)  # made by the service in the documented shape: sent as it is

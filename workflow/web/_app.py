@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -12,11 +13,14 @@ from fastapi.responses import Response
 import workflow
 
 from ._auth import Sessions, Users
-from ._problems import Problem
+from ._problems import Problem, json_response
 from ._service import Definitions, RunService
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from workflow.flows import TaskRegistry
     from workflow.storage import Store
@@ -27,17 +31,11 @@ __all__ = ["MAX_BODY", "create_app"]
 MAX_BODY = 1_000_000
 
 
-def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response in ASCII: text a request brought (a lone surrogate) cannot break it."""
-    text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
-    return Response(text, status_code=status, headers=headers, media_type="application/json")
-
-
 def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if request.url.path.startswith("/api") or not hasattr(request.app.state, "pages"):
-        return _json(exc.body(), exc.status, headers)
+        return json_response(exc.body(), exc.status, headers)
     response: Response = request.app.state.pages.problem(request, exc)
     return response
 
@@ -52,7 +50,42 @@ def _invalid(request: Request, exc: Exception) -> Response:
         {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
         for error in errors
     ]
-    return _json({"detail": detail, "reason": "invalid", "errors": shown}, 422)
+    return json_response({"detail": detail, "reason": "invalid", "errors": shown}, 422)
+
+
+class _LimitBody:
+    """Refuse with 413 a request whose ``Content-Length`` is over :data:`MAX_BODY`.
+
+    Plain ASGI (no request object, no task per request), in front of every route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if not value.isdigit() or int(value) > MAX_BODY:
+                        body = {
+                            "detail": f"the body is larger than {MAX_BODY} bytes",
+                            "reason": "too_large",
+                        }
+                        await json_response(body, 413)(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
+def _threads(count: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that lets ``count`` requests at a time work in threads (the rest wait)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = count
+        yield
+
+    return lifespan
 
 
 def create_app(
@@ -63,6 +96,7 @@ def create_app(
     definitions: Definitions | None = None,
     imports: list[str] | None = None,
     secret: str | bytes | None = None,
+    threads: int | None = None,
 ) -> FastAPI:
     """Return the ASGI app of the API (``/api``), the page (``/``) and ``/openapi.json``.
 
@@ -74,7 +108,11 @@ def create_app(
         an answer or a resume (default: its stored flow, with ``registry``).
     :param imports: the modules to record with the runs started here.
     :param secret: signs session cookies and CSRF tokens (default: a random
-        one: sessions end with the process).
+        one: sessions end with the process). Every process that serves the
+        same people needs the same one.
+    :param threads: how many requests the database is worked on for at once,
+        each in a thread (default: AnyIO's 40); give the store a pool of as
+        many connections.
 
     .. versionadded:: 3.0
     """
@@ -87,6 +125,7 @@ def create_app(
         title="workflow",
         version=workflow.__version__,
         description="Runs and the interactions that wait for people.",
+        lifespan=None if threads is None else _threads(threads),
     )
     app.state.users = users
     app.state.sessions = Sessions(secret)
@@ -96,16 +135,7 @@ def create_app(
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            body = {"detail": f"the body is larger than {MAX_BODY} bytes", "reason": "too_large"}
-            return _json(body, 413)
-        return await call_next(request)
-
+    app.add_middleware(_LimitBody)
     from ._api import router
 
     app.include_router(router)

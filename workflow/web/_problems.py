@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ANSWER_STATUS", "Problem", "plain"]
+from starlette.responses import Response
+
+__all__ = ["ANSWER_STATUS", "Problem", "json_response", "plain"]
 
 #: The HTTP status of each reason an answer is refused for.
 ANSWER_STATUS = {
@@ -44,3 +47,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
     return value
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response in ASCII: text a request brought (a lone surrogate) cannot break it."""
+    text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+    return Response(text, status_code=status, headers=headers, media_type="application/json")

@@ -479,10 +479,11 @@ class RunService:
         result = done.as_dict(ident)
         result["decided"] = wait.phase != "waiting"  # by this answer or an earlier one
         result["decided_by"] = wait.decided_by()
+        run_status = done.run_status  # as the answer's transaction saw it
         if wait.phase == "decided" and go_on:
             result["continued"] = self._go_on(wait.workflow_uuid)
-        status = self.store.workflow(wait.workflow_uuid)["status"]
-        result.update(run_status=WorkflowStatus(status).name)
+            run_status = self.store.workflow(wait.workflow_uuid)["status"]
+        result["run_status"] = None if run_status is None else WorkflowStatus(run_status).name
         shown: dict[str, Any] = plain(result)
         return shown
 
