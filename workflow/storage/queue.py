@@ -166,7 +166,9 @@ class WorkQueue:
                 f"lease_ttl must be a number of seconds above 0 and under a day, not {lease_ttl!r}"
             )
         self.lease_ttl = float(lease_ttl)
-        self._skip_locked = store.sql_engine.dialect.name in ("postgresql", "mysql", "mariadb")
+        dialect = store.sql_engine.dialect.name
+        self._skip_locked = dialect in ("postgresql", "mysql", "mariadb")
+        self._returning = dialect == "postgresql"
 
     def __repr__(self) -> str:
         return f"<WorkQueue {self.name!r} {self.store!r}>"
@@ -343,6 +345,25 @@ class WorkQueue:
         claimable = sa.and_(work_items.c.queue == self.name, claimable_at(now))
         values = self._claim_values(owner, now)
         columns = (work_items.c.id, work_items.c.workflow_uuid, work_items.c.position)
+        if self._returning:
+            # PostgreSQL: one statement picks (skipping rows others are claiming),
+            # claims and returns the items; it commits on its own, in one round trip.
+            picked = (
+                sa.select(work_items.c.id)
+                .where(claimable)
+                .order_by(work_items.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            statement = (
+                work_items.update()
+                .where(work_items.c.id.in_(picked))
+                .values(values)
+                .returning(*columns, work_items.c.epoch)
+            )
+            with self.store.autocommit("claim work") as conn:
+                claimed = sorted(conn.execute(statement).all())
+            return [Lease(row[0], row[1], row[2], row[3], owner, self.name) for row in claimed]
         with self.store.transaction("claim work") as conn:
             if self._skip_locked:
                 rows = conn.execute(

@@ -254,7 +254,7 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
             .join(workflows, workflows.c.uuid == tokens.c.workflow_uuid)
             .where(tokens.c.workflow_uuid == uid, tokens.c.position == position)
         )
-        with self.storage.transaction("load a queued token", workflow=uid, token=position) as conn:
+        with self.storage.autocommit("load a queued token", workflow=uid, token=position) as conn:
             found = conn.execute(query).mappings().first()
         row = None if found is None else dict(found)
         if row is not None:

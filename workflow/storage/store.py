@@ -192,6 +192,21 @@ class Store:
         with map_errors(operation, workflow=workflow, token=token), self.sql_engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def autocommit(
+        self, operation: str, *, workflow: str | None = None, token: int | None = None
+    ) -> Iterator[Connection]:
+        """Yield a connection whose every statement commits on its own, translating errors.
+
+        For one statement that decides alone (a claim): no ``BEGIN`` and
+        ``COMMIT`` round trips around it.
+        """
+        with (
+            map_errors(operation, workflow=workflow, token=token),
+            self.sql_engine.connect() as conn,
+        ):
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.sql_engine.dispose()
