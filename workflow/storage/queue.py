@@ -558,7 +558,8 @@ def finish_item(
     run's final status when this was its last item, else ``None``.
     """
     uid = lease.run
-    conn.execute(
+    counted = (queued_runs.c.items_left, queued_runs.c.errors, queued_runs.c.halts)
+    decrement = (
         queued_runs.update()
         .where(queued_runs.c.workflow_uuid == uid)
         .values(
@@ -567,11 +568,12 @@ def finish_item(
             halts=queued_runs.c.halts + int(outcome is ObjectStatus.HALTED),
         )
     )
-    counter = conn.execute(
-        sa.select(queued_runs.c.items_left, queued_runs.c.errors, queued_runs.c.halts)
-        .where(queued_runs.c.workflow_uuid == uid)
-        .with_for_update()
-    ).one()
+    if conn.dialect.name == "postgresql":  # the row as this decrement left it, at once
+        counter = conn.execute(decrement.returning(*counted)).one()
+    else:
+        conn.execute(decrement)
+        where = queued_runs.c.workflow_uuid == uid
+        counter = conn.execute(sa.select(*counted).where(where).with_for_update()).one()
     if counter.items_left > 0:
         return None
     if counter.errors:
