@@ -100,8 +100,8 @@ class Celery:
                     str(concurrency),
                     "--pool",
                     "prefork",
-                    "--hostname",
-                    f"{name}@%h",
+                    "--hostname",  # two test runs on one broker never share a node's name
+                    f"{PREFIX}{name}-{os.getpid()}@%h",
                     "--without-mingle",
                     "--without-gossip",
                     "--loglevel",
