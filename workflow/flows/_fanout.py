@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import FlowRuntimeError, HaltProcessing
@@ -58,10 +58,10 @@ class Fork(_Step):
     """The fork of a ``parallel`` step: its branches, at once (see the module docstring)."""
 
     traced = False  # the branches' tasks are traced; the fork is bookkeeping
-    #: What one branch is called in messages.
-    noun = "branch"
-    #: Threads in-process when the step sets no ``max_concurrency``: one per branch.
-    default_threads = 1 << 16
+    #: What one branch, and several, are called in messages.
+    noun, plural = "branch", "branches"
+    #: Threads in-process when the step sets no ``max_concurrency`` (``None``: one a branch).
+    default_threads: int | None = None
 
     def __init__(self, place: Place, branches: list[list[Any]], names: list[list[str]]) -> None:
         super().__init__(place)
@@ -98,10 +98,7 @@ class Fork(_Step):
             number = obj.extra_data.get(FORK_COUNT, 0) + 1
             obj.extra_data[FORK_COUNT] = number
             lookup.scope.setdefault(FORKS, {})[self.name] = number
-            count = len(contexts)
-            message = f"step {self.name!r} waits for its {count} {self.noun}es"
-            if self.noun != "branch":
-                message = f"step {self.name!r} waits for its {count} items"
+            message = f"step {self.name!r} waits for its {len(contexts)} {self.plural}"
             fan_out(obj, number, contexts, limit=self.max_concurrency, message=message)
             return  # pragma: no cover - fan_out halts the token
         self.merge(lookup, self._in_threads(obj, eng, contexts))
@@ -109,32 +106,31 @@ class Fork(_Step):
     def _in_threads(self, obj: Any, eng: Any, contexts: list[dict[str, Any]]) -> list[Any]:
         """Run the branches in at most ``max_concurrency`` threads; raise the first failure."""
         errors: list[BaseException | None] = [None] * len(contexts)
-        count = min(len(contexts), self.max_concurrency or self.default_threads)
-        # With a thread per branch each takes its own; fewer threads take the next in turn.
+        count = min(len(contexts), self.max_concurrency or self.default_threads or len(contexts))
         pending = iter(range(len(contexts)))
         taking = threading.Lock()
 
-        def work(first: int | None) -> None:
-            index = first
+        def taken() -> Iterator[int]:  # the branches not started yet, one at a time
             while True:
+                with taking:
+                    index = next(pending, None)
                 if index is None:
-                    with taking:
-                        index = next(pending, None)
-                    if index is None:
-                        return
+                    return
+                yield index
+
+        def work(indexes: Iterable[int]) -> None:
+            for index in indexes:
                 try:
                     self._run_branch(index, obj, eng, contexts[index])
                 except BaseException as error:  # handed to the forking thread, which raises
                     errors[index] = error
-                if first is not None:
-                    return
-                index = None
 
+        # A thread per branch runs its own; fewer threads take the next branch in turn.
         own = count == len(contexts)
         threads = [
             threading.Thread(
                 target=work,
-                args=(number if own else None,),
+                args=([number] if own else taken(),),
                 name=f"workflow-{self.name}-{number}",
                 daemon=True,
             )
@@ -205,7 +201,7 @@ class Fork(_Step):
 class ForkEach(Fork):
     """The fork of a ``for_each`` with ``"parallel": true``: one branch per item."""
 
-    noun = "item"
+    noun, plural = "item", "items"
     default_threads = IN_PROCESS_THREADS
 
     def __init__(
@@ -227,12 +223,8 @@ class ForkEach(Fork):
 
     def contexts(self, lookup: Lookup) -> list[dict[str, Any]]:
         """One copy of the token's context per item, the item bound to the loop's variable."""
-        items = self.resolve(self.source, lookup)
-        if not isinstance(items, list):
-            message = f"for_each needs a list, got {type(items).__name__} {items!r}"
-            raise self.fail(message, lookup.root)
         contexts = []
-        for index, item in enumerate(items):
+        for index, item in enumerate(self.items(self.source, lookup)):
             context = copy.deepcopy(lookup.root)
             scope = scope_at(context, self.place.scope)
             scope[self.var] = item

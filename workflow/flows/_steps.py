@@ -95,6 +95,14 @@ class _Step:
         except ResolveError as exc:
             raise self.fail(str(exc), lookup.root) from None
 
+    def items(self, source: Callable[[Lookup], Any], lookup: Lookup) -> list[Any]:
+        """Return the list a ``for_each`` loops over, failing this step when it is none."""
+        items = self.resolve(source, lookup)
+        if not isinstance(items, list):
+            message = f"for_each needs a list, got {type(items).__name__} {items!r}"
+            raise self.fail(message, lookup.root)
+        return items
+
     def fail(self, message: str, root: dict[str, Any]) -> FlowRuntimeError:
         """Return the error of this step: ``flow 'f', step 's'[, item 2 of 'loop']: message``."""
         rounds = self.place.rounds(root)
@@ -234,10 +242,7 @@ class ForStart(_Step):
 
     def __call__(self, obj: Any, eng: Any) -> None:
         lookup = self.lookup(obj)
-        items = self.resolve(self.source, lookup)
-        if not isinstance(items, list):
-            message = f"for_each needs a list, got {type(items).__name__} {items!r}"
-            raise self.fail(message, lookup.root)
+        items = self.items(self.source, lookup)
         state = {"items": items, "index": -1, "results": []}
         lookup.scope.setdefault(LOOPS, {})[self.name] = state
 

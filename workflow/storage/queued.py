@@ -321,7 +321,7 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
 
     def branch_results(self, obj: Token, fork: int) -> list[BranchResult]:
         """How each branch of ``obj``'s fork ``fork`` ended, in branch order."""
-        with self.storage.transaction(
+        with self.storage.autocommit(
             "read branches", workflow=self.uuid, token=obj.position
         ) as conn:
             rows = branch_rows(conn, self.lease.item, fork)
