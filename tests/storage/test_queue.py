@@ -170,6 +170,23 @@ def test_a_lapsed_lease_is_taken_over_and_the_old_holder_writes_nothing(store: S
     assert engine.run_outcome is WorkflowStatus.COMPLETED
 
 
+def test_a_task_longer_than_the_lease_keeps_it_renewed(store: Store) -> None:
+    claims: list[int] = []
+
+    def slow(obj: Any, eng: Any) -> None:
+        for _ in range(3):  # 3 lease times in all: unrenewed, the lease lapses twice
+            time.sleep(0.4)
+            claims.append(len(WorkQueue(store, "q", lease_ttl=0.4).claim("intruder")))
+        obj.data += 1
+
+    uid = queued(store, "slow", [slow], [1])
+    worker = Worker(store, {"slow": [slow]}, queue="q", lease_ttl=0.4)
+    assert drain(worker) == 1
+    assert claims == [0, 0, 0]  # never claimable while the task ran
+    assert store.token_row(uid, 0)["data"] == 2
+    assert store.workflow(uid)["status"] == WorkflowStatus.COMPLETED.value
+
+
 def test_a_dead_workers_token_is_run_again_from_its_last_checkpoint(store: Store) -> None:
     uid = queued(store, "double", STEPS, [1, 2, 3])
     queue = WorkQueue(store, "q", lease_ttl=0.2)

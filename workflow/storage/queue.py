@@ -342,68 +342,32 @@ class WorkQueue:
         is then refused. Each claim raises the item's epoch by one.
         """
         now = self.store.now()
-        claimable = sa.and_(work_items.c.queue == self.name, claimable_at(now))
-        values = self._claim_values(owner, now)
-        columns = (work_items.c.id, work_items.c.workflow_uuid, work_items.c.position)
+        params = {
+            "c_queue": self.name,
+            "c_now": now,
+            "c_limit": limit,
+            "c_owner": owner,
+            "c_until": self._until(now),
+        }
         if self._returning:
             # PostgreSQL: one statement picks (skipping rows others are claiming),
             # claims and returns the items; it commits on its own, in one round trip.
-            picked = (
-                sa.select(work_items.c.id)
-                .where(claimable)
-                .order_by(work_items.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            statement = (
-                work_items.update()
-                .where(work_items.c.id.in_(picked))
-                .values(values)
-                .returning(*columns, work_items.c.epoch)
-            )
             with self.store.autocommit("claim work") as conn:
-                claimed = sorted(conn.execute(statement).all())
+                claimed = sorted(conn.execute(_CLAIM_RETURNING, params).all())
             return [Lease(row[0], row[1], row[2], row[3], owner, self.name) for row in claimed]
         with self.store.transaction("claim work") as conn:
             if self._skip_locked:
-                rows = conn.execute(
-                    sa.select(*columns, work_items.c.epoch)
-                    .where(claimable)
-                    .order_by(work_items.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                ).all()
+                rows = conn.execute(_PICK_LOCKED, params).all()
                 if not rows:
                     return []
-                ids = [row.id for row in rows]
-                conn.execute(work_items.update().where(work_items.c.id.in_(ids)).values(values))
+                conn.execute(_CLAIM_IDS, {**params, "c_ids": [row.id for row in rows]})
                 found = [(row.id, row.workflow_uuid, row.position, row.epoch + 1) for row in rows]
             else:
                 # SQLite: the UPDATE takes the database's write lock before it
                 # reads, so the items it picks are no one else's.
-                picked = (
-                    sa.select(work_items.c.id)
-                    .where(claimable)
-                    .order_by(work_items.c.id)
-                    .limit(limit)
-                )
-                changed = conn.execute(
-                    work_items.update().where(work_items.c.id.in_(picked)).values(values)
-                )
-                if not changed.rowcount:
+                if not conn.execute(_CLAIM_PICKED, params).rowcount:
                     return []
-                found = [
-                    (row.id, row.workflow_uuid, row.position, row.epoch)
-                    for row in conn.execute(
-                        sa.select(*columns, work_items.c.epoch)
-                        .where(
-                            work_items.c.owner == owner,
-                            work_items.c.state == CLAIMED,
-                            work_items.c.modified == now,
-                        )
-                        .order_by(work_items.c.id)
-                    )
-                ]
+                found = [tuple(row) for row in conn.execute(_CLAIMED_AT, params)]
         return [Lease(item, run, pos, epoch, owner, self.name) for item, run, pos, epoch in found]
 
     def claim_item(self, item: int, owner: str, *, run: str, position: int) -> Lease | None:
@@ -439,13 +403,7 @@ class WorkQueue:
         return Lease(item, run, position, int(epoch), owner, self.name)
 
     def _claim_values(self, owner: str, now: datetime) -> dict[str, Any]:
-        return {
-            "state": CLAIMED,
-            "owner": owner,
-            "lease_until": self._until(now),
-            "epoch": work_items.c.epoch + 1,
-            "modified": now,
-        }
+        return {**_CLAIM_VALUES, "owner": owner, "lease_until": self._until(now), "modified": now}
 
     def renew(self, lease: Lease) -> bool:
         """Extend ``lease`` by ``lease_ttl`` if it is still held; tell whether it is."""
@@ -453,16 +411,15 @@ class WorkQueue:
         with self.store.transaction(
             "renew lease", workflow=lease.run, token=lease.position
         ) as conn:
-            return _fence_statement(conn, lease, {"lease_until": self._until(now), "modified": now})
+            return _fence_statement(conn, lease, CLAIMED, now, self._until(now))
 
     def release(self, lease: Lease) -> bool:
         """Give ``lease``'s item back to the queue (ready at once); tell whether it was held."""
         now = self.store.now()
-        values = {"state": READY, "owner": None, "lease_until": None, "modified": now}
         with self.store.transaction(
             "release lease", workflow=lease.run, token=lease.position
         ) as conn:
-            return _fence_statement(conn, lease, values)
+            return _fence_statement(conn, lease, READY, now, None)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -495,7 +452,7 @@ class WorkQueue:
         return now + timedelta(seconds=self.lease_ttl)
 
 
-def claimable_at(now: datetime) -> sa.ColumnElement[bool]:
+def claimable_at(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
     """The items a worker may claim at ``now``: ready, or claimed under a lapsed lease."""
     return sa.or_(
         work_items.c.state == READY,
@@ -503,20 +460,114 @@ def claimable_at(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-# -- the writes a lease holder makes ---------------------------------------------------
+# -- the statements of the hot path, built once -----------------------------------------
+#
+# Building a statement costs a worker more CPU than running it: the ones a
+# token's claim and its writes run are built here once, with bound parameters.
+
+_CLAIMABLE = sa.and_(
+    work_items.c.queue == sa.bindparam("c_queue"), claimable_at(sa.bindparam("c_now"))
+)
+_CLAIM_VALUES = {
+    "state": CLAIMED,
+    "owner": sa.bindparam("c_owner"),
+    "lease_until": sa.bindparam("c_until"),
+    "epoch": work_items.c.epoch + 1,
+    "modified": sa.bindparam("c_now"),
+}
+_CLAIMED_COLUMNS = (
+    work_items.c.id,
+    work_items.c.workflow_uuid,
+    work_items.c.position,
+    work_items.c.epoch,
+)
+_PICK = (
+    sa.select(work_items.c.id)
+    .where(_CLAIMABLE)
+    .order_by(work_items.c.id)
+    .limit(sa.bindparam("c_limit", type_=sa.Integer))
+)
+#: PostgreSQL: pick, claim and return in one statement.
+_CLAIM_RETURNING = (
+    work_items.update()
+    .where(work_items.c.id.in_(_PICK.with_for_update(skip_locked=True)))
+    .values(_CLAIM_VALUES)
+    .returning(*_CLAIMED_COLUMNS)
+)
+#: MariaDB: lock the rows to claim, skipping those others lock, then claim them.
+_PICK_LOCKED = (
+    sa.select(*_CLAIMED_COLUMNS)
+    .where(_CLAIMABLE)
+    .order_by(work_items.c.id)
+    .limit(sa.bindparam("c_limit", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM_IDS = (
+    work_items.update()
+    .where(work_items.c.id.in_(sa.bindparam("c_ids", expanding=True)))
+    .values(_CLAIM_VALUES)
+)
+#: SQLite: claim what the statement picks under the write lock, then read it back.
+_CLAIM_PICKED = work_items.update().where(work_items.c.id.in_(_PICK)).values(_CLAIM_VALUES)
+_CLAIMED_AT = (
+    sa.select(*_CLAIMED_COLUMNS)
+    .where(
+        work_items.c.owner == sa.bindparam("c_owner"),
+        work_items.c.state == CLAIMED,
+        work_items.c.modified == sa.bindparam("c_now"),
+    )
+    .order_by(work_items.c.id)
+)
 
 
-def _fence_statement(conn: sa.Connection, lease: Lease, values: dict[str, Any]) -> bool:
-    changed = conn.execute(
+def _fence_update(state: str) -> sa.Update:
+    values: dict[str, Any] = {"modified": sa.bindparam("f_now")}
+    if state == CLAIMED:
+        values["lease_until"] = sa.bindparam("f_until")
+    elif state == READY:
+        values.update(state=READY, owner=None, lease_until=None)
+    else:
+        values.update(state=DONE, lease_until=None)
+    return (
         work_items.update()
         .where(
-            work_items.c.id == lease.item,
-            work_items.c.epoch == lease.epoch,
+            work_items.c.id == sa.bindparam("f_item"),
+            work_items.c.epoch == sa.bindparam("f_epoch"),
             work_items.c.state == CLAIMED,
         )
         .values(values)
     )
-    return bool(changed.rowcount == 1)
+
+
+#: The fencing write, by the state it leaves the item in.
+_FENCE = {state: _fence_update(state) for state in (CLAIMED, READY, DONE)}
+
+_COUNTED = (queued_runs.c.items_left, queued_runs.c.errors, queued_runs.c.halts)
+_DECREMENT = (
+    queued_runs.update()
+    .where(queued_runs.c.workflow_uuid == sa.bindparam("j_run"))
+    .values(
+        items_left=queued_runs.c.items_left - 1,
+        errors=queued_runs.c.errors + sa.bindparam("j_error", type_=sa.Integer),
+        halts=queued_runs.c.halts + sa.bindparam("j_halt", type_=sa.Integer),
+    )
+)
+_DECREMENT_RETURNING = _DECREMENT.returning(*_COUNTED)
+_COUNTER = (
+    sa.select(*_COUNTED)
+    .where(queued_runs.c.workflow_uuid == sa.bindparam("j_run"))
+    .with_for_update()
+)
+
+
+# -- the writes a lease holder makes ---------------------------------------------------
+
+
+def _fence_statement(
+    conn: sa.Connection, lease: Lease, state: str, now: datetime, until: datetime | None
+) -> bool:
+    params = {"f_item": lease.item, "f_epoch": lease.epoch, "f_now": now, "f_until": until}
+    return bool(conn.execute(_FENCE[state], params).rowcount == 1)
 
 
 def fence(
@@ -530,14 +581,8 @@ def fence(
 
     :raises LeaseLostError: when another claim raised the item's epoch.
     """
-    values: dict[str, Any] = {"modified": now}
-    if state == CLAIMED:
-        values["lease_until"] = now + timedelta(seconds=lease_ttl)
-    elif state == READY:
-        values.update(state=READY, owner=None, lease_until=None)
-    else:
-        values.update(state=DONE, lease_until=None)
-    if not _fence_statement(conn, lease, values):
+    until = now + timedelta(seconds=lease_ttl) if state == CLAIMED else None
+    if not _fence_statement(conn, lease, state, now, until):
         raise LeaseLostError(
             f"the lease on {lease} lapsed and another worker claimed the token; "
             "nothing of the current step was saved",
@@ -558,22 +603,16 @@ def finish_item(
     run's final status when this was its last item, else ``None``.
     """
     uid = lease.run
-    counted = (queued_runs.c.items_left, queued_runs.c.errors, queued_runs.c.halts)
-    decrement = (
-        queued_runs.update()
-        .where(queued_runs.c.workflow_uuid == uid)
-        .values(
-            items_left=queued_runs.c.items_left - 1,
-            errors=queued_runs.c.errors + int(outcome is ObjectStatus.ERROR),
-            halts=queued_runs.c.halts + int(outcome is ObjectStatus.HALTED),
-        )
-    )
+    params = {
+        "j_run": uid,
+        "j_error": int(outcome is ObjectStatus.ERROR),
+        "j_halt": int(outcome is ObjectStatus.HALTED),
+    }
     if conn.dialect.name == "postgresql":  # the row as this decrement left it, at once
-        counter = conn.execute(decrement.returning(*counted)).one()
+        counter = conn.execute(_DECREMENT_RETURNING, params).one()
     else:
-        conn.execute(decrement)
-        where = queued_runs.c.workflow_uuid == uid
-        counter = conn.execute(sa.select(*counted).where(where).with_for_update()).one()
+        conn.execute(_DECREMENT, params)
+        counter = conn.execute(_COUNTER, params).one()
     if counter.items_left > 0:
         return None
     if counter.errors:

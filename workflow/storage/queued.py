@@ -44,6 +44,7 @@ from .fanout import (
     branch_rows,
     branch_tree,
 )
+from .keeper import Beat, lease_keeper
 from .persistent import PersistentWorkflowEngine
 from .queue import DONE, READY, Lease, WorkQueue, fence, finish_item
 from .run_fixes import refuse_cancelled
@@ -62,6 +63,17 @@ _OUTCOME = {
     WorkflowStatus.HALTED: ObjectStatus.HALTED,
     WorkflowStatus.ERROR: ObjectStatus.ERROR,
 }
+
+
+#: A leased token's row, with its run's status (built once: see :mod:`.queue`).
+_LEASED_TOKEN = (
+    sa.select(tokens, workflows.c.status.label("run_status"))
+    .join(workflows, workflows.c.uuid == tokens.c.workflow_uuid)
+    .where(
+        tokens.c.workflow_uuid == sa.bindparam("t_run"),
+        tokens.c.position == sa.bindparam("t_position"),
+    )
+)
 
 
 class LeaseWriter(RunWriter):
@@ -156,7 +168,7 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
 
     :param store: the database.
     :param lease: what a worker claimed (:meth:`WorkQueue.claim`).
-    :param lease_ttl: the queue's lease time: a heartbeat renews the lease
+    :param lease_ttl: the queue's lease time: the process's lease keeper renews the lease
         every third of it while a task runs.
     :param checkpoint: ``TOKEN`` (default) or ``TASK``; ``HALT`` counts as
         ``TOKEN`` (a queued token has no later commit to wait for).
@@ -188,10 +200,9 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
             lease_ttl=lease_ttl,
             guard=self._db_guard,
         )
-        self._beat: threading.Thread | None = None
+        self._beat: Beat | None = None
         #: Whether a halt or a failure ended the work item already.
         self._ended = False
-        self._beating = threading.Event()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.lease}>"
@@ -249,13 +260,9 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
 
     def _load_token(self) -> Token:
         uid, position = self.lease.run, self.lease.position
-        query = (
-            sa.select(tokens, workflows.c.status.label("run_status"))
-            .join(workflows, workflows.c.uuid == tokens.c.workflow_uuid)
-            .where(tokens.c.workflow_uuid == uid, tokens.c.position == position)
-        )
+        params = {"t_run": uid, "t_position": position}
         with self.storage.autocommit("load a queued token", workflow=uid, token=position) as conn:
-            found = conn.execute(query).mappings().first()
+            found = conn.execute(_LEASED_TOKEN, params).mappings().first()
         row = None if found is None else dict(found)
         if row is not None:
             refuse_cancelled(uid, row.pop("run_status"), "run")
@@ -338,7 +345,7 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
     # -- the seams: no run lock, a lease and its heartbeat ------------------------------
 
     def on_pass_started(self, objects: Sequence[Token]) -> None:
-        """Keep the lease from a heartbeat thread (the claim took it a moment ago)."""
+        """Keep the lease renewed (by the :data:`~.keeper.lease_keeper`) while the token runs."""
         self._ended = False
         self._start_heartbeat()
 
@@ -366,27 +373,18 @@ class QueuedTokenEngine(PersistentWorkflowEngine):
 
     def _start_heartbeat(self) -> None:
         if self._beat is None:
-            self._beating.clear()
-            self._beat = threading.Thread(
-                target=self._renew, name=f"workflow-lease-{self.lease.item}", daemon=True
-            )
-            self._beat.start()
+            self._beat = lease_keeper.every(self._queue.lease_ttl / 3, self._renew)
 
     def _stop_heartbeat(self) -> None:
         beat, self._beat = self._beat, None
         if beat is not None:
-            self._beating.set()
-            if beat is not threading.current_thread():
-                beat.join(timeout=max(self._queue.lease_ttl, 1.0))
+            beat.cancel()
 
-    def _renew(self) -> None:
-        interval = self._queue.lease_ttl / 3
-        while not self._beating.wait(interval):
-            try:
-                with self._db_guard:
-                    held = self._queue.renew(self.lease)
-            except StorageError as exc:  # the next write reports a real outage
-                log.warning("could not renew the lease on %s: %s", self.lease, exc)
-                continue
-            if not held:
-                return
+    def _renew(self) -> bool:
+        """Extend the lease; tell whether to go on (not once the lease is gone)."""
+        try:
+            with self._db_guard:
+                return self._queue.renew(self.lease)
+        except StorageError as exc:  # the next write reports a real outage
+            log.warning("could not renew the lease on %s: %s", self.lease, exc)
+            return True

@@ -29,6 +29,7 @@ from . import run_fixes
 from .codec import JSONCodec
 from .db_errors import is_contention, map_errors
 from .models import Base, utcnow
+from .pool import check_on_checkout
 from .run_keys import OnConflict, Started, check_key, check_uuid, run_keys, start_run
 from .run_rows import WorkflowInsert, status_changes, tokens, workflows
 from .run_statements import release_lock, take_lock, update_workflow
@@ -140,17 +141,26 @@ class Store:
     def create_engine(url: str, *, codec: JSONCodec | None = None, **kwargs: Any) -> Engine:
         """Build a SQLAlchemy engine that stores JSON through ``codec``.
 
-        Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+        Extra keyword arguments go to :func:`sqlalchemy.create_engine`. A
+        pooled connection is checked before it is handed out (a dead one is
+        replaced), without a round trip while its socket is quiet (see
+        :mod:`workflow.storage.pool`); ``pool_pre_ping=True`` pings every time.
+
+        .. versionchanged:: 3.0
+           Connections are checked by :func:`~workflow.storage.pool.check_on_checkout`
+           instead of ``pool_pre_ping``.
         """
         codec = codec or JSONCodec()
-        kwargs.setdefault("pool_pre_ping", True)
         # Fresh callables per engine: psycopg caches JSON dumpers by code object.
-        return sa.create_engine(
+        engine = sa.create_engine(
             url,
             json_serializer=functools.partial(codec.dumps),
             json_deserializer=functools.partial(codec.loads),
             **kwargs,
         )
+        if not kwargs.get("pool_pre_ping"):
+            check_on_checkout(engine)
+        return engine
 
     @property
     def engine(self) -> Engine:
