@@ -6,14 +6,18 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.web.test_serve import free_port, wait_for
+from workflow.cli._serve_group import REUSE_PORT
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/net/tcp").exists(), reason="finds the process of a connection in /proc"
@@ -115,3 +119,133 @@ def test_two_workers_answer_and_a_session_of_one_holds_in_the_other(tmp_path: Pa
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert f"on http://127.0.0.1:{port}/ with 2 workers" in err
+
+
+def start_workers(tmp_path: Path, port: int, workers: int = 2) -> tuple[subprocess.Popen[str], str]:
+    """``workflow serve --workers N`` on ``port``; return it, once it answers, and its token."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workflow",
+            "--database",
+            f"sqlite:///{tmp_path / 'w.sqlite'}",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WORKFLOW_WEB_USERS": ""},
+    )
+    assert process.stderr is not None
+    found = re.search(r"with the token (\S+)", process.stderr.readline())
+    assert found is not None
+    wait_for(f"http://127.0.0.1:{port}/api/runs", process)
+    return process, found.group(1)
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on ``port`` (IPv4 loopback), from /proc/net/tcp."""
+    wanted = f"0100007F:{port:04X}"
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for fields in rows if fields[1] == wanted and fields[3] == "0A")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    return err
+
+
+def ask_runs(connection: http.client.HTTPConnection, token: str) -> int:
+    connection.request("GET", "/api/runs", headers={"Authorization": f"Bearer {token}"})
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="each process listens itself on Linux only")
+def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) -> None:
+    port = free_port()
+    process, token = start_workers(tmp_path, port)
+    opened: list[http.client.HTTPConnection] = []
+    try:
+        deadline = time.monotonic() + 60
+        while listening(port) < 2:  # the first answered; the second may still be starting
+            assert time.monotonic() < deadline, "the second process never listened"
+            time.sleep(0.05)
+        workers = descendants(process.pid)
+        # 32 connections at once, as a proxy's pool: one process took all of them
+        # (or 22 to 10) when the processes shared one socket.
+        opened = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(32)]
+        for connection in opened:
+            connection.connect()
+        assert {ask_runs(connection, token) for connection in opened} == {200}
+        held = Counter(server_process(connection, workers) for connection in opened)
+    finally:
+        for connection in opened:
+            connection.close()
+        stop(process)
+    assert len(held) == 2, held
+    assert min(held.values()) >= 4, held  # the kernel's hash: ~16 each; < 4 has odds of 1e-6
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="each process listens itself on Linux only")
+def test_a_killed_server_process_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    process, token = start_workers(tmp_path, port)
+    try:
+        first = descendants(process.pid)
+        victim = max(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:  # the replacement is up when a new connection can reach it
+            now = descendants(process.pid)
+            if victim not in now and len(now - first) >= 1:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    if ask_runs(connection, token) == 200 and server_process(connection, now) in (
+                        now - first
+                    ):
+                        break
+                finally:
+                    connection.close()
+            assert time.monotonic() < deadline, "no process replaced the killed one"
+            time.sleep(0.05)
+    finally:
+        err = stop(process)
+    assert f"server process {victim} ended with exit code -9; starting another" in err
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="each process listens itself on Linux only")
+def test_a_port_in_use_is_refused_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workflow",
+                "--database",
+                f"sqlite:///{tmp_path / 'w.sqlite'}",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WORKFLOW_WEB_USERS": ""},
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr

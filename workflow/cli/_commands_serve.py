@@ -8,11 +8,13 @@ An answer that decides continues its run in the server, with the run's
 definition built as ``workflow resume`` builds it (give the ``--import``
 of its tasks); a run it may not build is left to a ``workflow worker``.
 
-With ``--workers N`` uvicorn runs N processes on one socket. Each builds
-the same app from the same command line (:mod:`._serve_worker`); the users
-and the secret that signs sessions and CSRF tokens are settled here first
-and handed to all of them, so that a session begun with one process holds
-in the others.
+With ``--workers N``, N processes serve the port: on Linux each listens
+with a socket of its own (:mod:`._serve_group`, so that the kernel spreads
+connections evenly), elsewhere uvicorn's workers share one socket. Each
+builds the same app from the same command line (:mod:`._serve_worker`);
+the users and the secret that signs sessions and CSRF tokens are settled
+here first and handed to all of them, so that a session begun with one
+process holds in the others.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from ._argtypes import positive
 from ._context import CLIError, Context, ExitCode, import_modules, import_storage
+from ._serve_group import REUSE_PORT, serve_group
 from ._waits import RunDefinitions
 
 __all__ = ["ENV_ARGV", "LOCAL_HOSTS", "THREADS", "build_app", "register"]
@@ -126,7 +129,8 @@ def cmd_serve(ctx: Context) -> int:
     import_modules(args.imports)
     secret = os.environ.get(web.ENV_SECRET) or None
     where = f"http://{args.host}:{args.port}/"
-    options = {"host": args.host, "port": args.port, "log_level": "warning"}
+    # uvicorn logs warnings and errors only: its access log would be built and dropped.
+    options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False}
     if args.workers == 1:
         app = build_app(ctx, users, secret)
         ctx.out.note(f"serving {ctx.shown_url} on {where} ({users!r})")
@@ -141,6 +145,10 @@ def cmd_serve(ctx: Context) -> int:
     os.environ[ENV_ARGV] = json.dumps(args.argv)
     ctx.out.note(f"serving {ctx.shown_url} on {where} with {args.workers} workers ({users!r})")
     log.info("serving on %s:%d with %d workers", args.host, args.port, args.workers)
+    if REUSE_PORT:  # a socket of its own in each process: connections spread evenly
+        return serve_group(
+            args.host, args.port, args.workers, {"log_level": "warning", "access_log": False}
+        )
     uvicorn.run(
         "workflow.cli._serve_worker:worker_app", factory=True, workers=args.workers, **options
     )

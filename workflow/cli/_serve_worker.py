@@ -1,7 +1,7 @@
 """The app of one worker process of ``workflow serve --workers N``.
 
-uvicorn starts each worker as a new process and calls :func:`worker_app`
-there. It parses the command line ``serve`` was given again
+Each server process (one of :mod:`._serve_group`, or uvicorn's worker)
+calls :func:`worker_app`. It parses the command line ``serve`` was given again
 (``$_WORKFLOW_SERVE_ARGV``) and builds the app as ``serve`` does, with the
 users and the session secret ``serve`` put in the environment: every worker
 knows the same people and signs with the same key.

@@ -79,6 +79,13 @@ _LOCK_WAIT = (
 )
 #: The same write, giving the row (and its run's status) back where the database can.
 _LOCK_AND_READ_WAIT = _LOCK_WAIT.returning(*waits.c, _RUN_STATUS)
+#: PostgreSQL: the lock an UPDATE takes (``FOR NO KEY UPDATE``), without writing a
+#: row version that the count writes again a moment later.
+_READ_AND_LOCK_WAIT = (
+    sa.select(*waits.c, _RUN_STATUS)
+    .where(waits.c.id == sa.bindparam("ident"))
+    .with_for_update(of=waits, key_share=True)
+)
 #: The wait's row and its run's status (after :data:`_LOCK_WAIT`, where it cannot).
 _READ_WAIT = sa.select(*waits.c, _RUN_STATUS).where(waits.c.id == sa.bindparam("ident"))
 #: The answers of a wait, oldest first.
@@ -541,7 +548,8 @@ class Waits:
 
         ``decision`` is ``"approve"`` or ``"reject"``. An answer with a
         ``key`` given before is that answer again (``recorded`` ``False``).
-        The transaction writes the wait's row first: answers to one
+        The transaction locks the wait's row first (``SELECT ... FOR NO
+        KEY UPDATE`` on PostgreSQL, a write elsewhere): answers to one
         interaction are counted one at a time, and the write that reaches
         a quorum is the one that decides it, once. One transaction of four
         statements (five where the database cannot return a row it updates).
@@ -565,7 +573,9 @@ class Waits:
             data = self.store.codec.loads(self.store.codec.dumps(data))  # as it is read back
         with self.store.transaction("record an answer") as conn:
             now = self.store.now()
-            if conn.dialect.update_returning:
+            if conn.dialect.name == "postgresql":
+                row = conn.execute(_READ_AND_LOCK_WAIT, {"ident": ident}).first()
+            elif conn.dialect.update_returning:
                 row = conn.execute(_LOCK_AND_READ_WAIT, {"ident": ident}).first()
             elif conn.execute(_LOCK_WAIT, {"ident": ident}).rowcount:
                 row = conn.execute(_READ_WAIT, {"ident": ident}).one()
