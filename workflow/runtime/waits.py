@@ -552,7 +552,11 @@ class Waits:
         KEY UPDATE`` on PostgreSQL, a write elsewhere): answers to one
         interaction are counted one at a time, and the write that reaches
         a quorum is the one that decides it, once. One transaction of four
-        statements (five where the database cannot return a row it updates).
+        statements (five where the database cannot return a row it
+        updates). On PostgreSQL an answer first tries two statements
+        without the lock: a read, and one write that counts and records it
+        only if the wait did not change since (see
+        ``workflow/runtime/_answer_fast.py``).
 
         :raises AnswerRefusedError: naming the reason (see its
             :attr:`~workflow.errors.AnswerRefusedError.reason`); nothing is recorded.
@@ -571,6 +575,27 @@ class Waits:
             if size is not None:
                 raise AnswerRefusedError(size, reason="invalid", interaction=ident)
             data = self.store.codec.loads(self.store.codec.dumps(data))  # as it is read back
+        found: AnswerOutcome | _Refusal | None = None
+        if self.store.sql_engine.dialect.name == "postgresql":
+            from ._answer_fast import answer_at_once
+
+            found = answer_at_once(self.store, ident, by, decision, data, key)
+        if found is None:
+            found = self._answer_locked(ident, by, decision, data, key)
+        if isinstance(found, _Refusal):
+            raise AnswerRefusedError(
+                found.message,
+                reason=found.reason,
+                interaction=ident,
+                decision=found.decision,
+                by=tuple(found.by),
+            )
+        return found
+
+    def _answer_locked(
+        self, ident: str, by: str, decision: str, data: Any, key: str | None
+    ) -> AnswerOutcome | _Refusal:
+        """Judge and record an answer under the wait's row lock, in one transaction."""
         with self.store.transaction("record an answer") as conn:
             now = self.store.now()
             if conn.dialect.name == "postgresql":
@@ -582,20 +607,8 @@ class Waits:
             else:
                 row = None
             if row is None:
-                found: AnswerOutcome | _Refusal = _Refusal(
-                    f"no interaction has the id {ident!r}", "not_found"
-                )
-            else:
-                found = self._answer(conn, row, by, decision, data, key, now)
-        if isinstance(found, _Refusal):
-            raise AnswerRefusedError(
-                found.message,
-                reason=found.reason,
-                interaction=ident,
-                decision=found.decision,
-                by=tuple(found.by),
-            )
-        return found
+                return _Refusal(f"no interaction has the id {ident!r}", "not_found")
+            return self._answer(conn, row, by, decision, data, key, now)
 
     def _answer(
         self,
@@ -610,34 +623,17 @@ class Waits:
         """Judge and record an answer to the wait ``row``, whose row this transaction locked."""
         ident = row.id
         if row.kind != "ask":
-            return _Refusal(f"{ident} waits for {row.kind}, not for an answer", "not_found")
+            return _not_an_ask(row)
         wait = _wait_of(row, tuple(map(_answer_of, conn.execute(_ANSWERS_OF, {"ident": ident}))))
-        status = row.run_status
-        if key is not None:
-            same = next((answer for answer in wait.answers if answer.key == key), None)
-            if same is not None:
-                if same.by != by:
-                    return _Refusal(
-                        f"the key {key!r} was given with {same.by}'s answer", "key_in_use"
-                    )
-                return AnswerOutcome(wait, same, False, False, status)
-        if status == WorkflowStatus.CANCELLED.value:
-            return _Refusal(f"run {row.workflow_uuid} was cancelled", "cancelled")
-        if wait.waiting and wait.due is not None and wait.due <= now:
+        judged = _judge(wait, row.run_status, by, decision, data, key, now)
+        if isinstance(judged, _DeadlinePassed):
             self._decide(conn, ident, "timed_out", now)  # the row is locked: it decides
-            wait = replace(wait, phase="decided", decision="timed_out", decided=now)
-        if not wait.waiting:
-            return _decided_refusal(wait)
-        approvers = wait.approvers
-        if approvers is not None and by not in approvers:
-            return _Refusal(f"{by} is not an approver of {row.step!r}", "not_an_approver")
-        earlier = next((answer for answer in wait.answers if answer.by == by), None)
-        if earlier is not None:
-            message = f"{by} answered already ({earlier.decision}); an approver counts once"
-            return _Refusal(message, "already_answered")
-        problem = _schema_problem(wait.spec.get("schema"), data)
-        if problem is not None:
-            return _Refusal(f"answer does not match the schema: {problem}", "invalid")
+            return _decided_refusal(
+                replace(wait, phase="decided", decision="timed_out", decided=now)
+            )
+        if not isinstance(judged, _Count):
+            return judged
+        answer = Answer(by, decision, data, now, key)
         conn.execute(
             _INSERT_ANSWER,
             {
@@ -649,36 +645,10 @@ class Waits:
                 "created": now,
             },
         )
-        approvals = wait.approvals + (decision == "approve")
-        rejections = wait.rejections + (decision == "reject")
-        decided = None
-        if approvals >= wait.quorum:
-            decided = "approved"
-        elif rejections >= int(wait.spec.get("reject_quorum", 1)):
-            decided = "rejected"
-        changed = conn.execute(
-            _COUNT_ANSWER,
-            {
-                "ident": ident,
-                "new_approvals": approvals,
-                "new_rejections": rejections,
-                "new_phase": "waiting" if decided is None else "decided",
-                "new_decision": decided,
-                "new_decided": None if decided is None else now,
-            },
-        ).rowcount
+        changed = conn.execute(_COUNT_ANSWER, judged.values(ident, now)).rowcount
         if changed != 1:  # pragma: no cover - the row is locked by this transaction
             raise WorkflowValueError(f"interaction {ident} changed while it was answered")
-        answer = Answer(by, decision, data, now, key)
-        after = replace(
-            wait,
-            approvals=approvals,
-            rejections=rejections,
-            answers=(*wait.answers, answer),
-        )
-        if decided is not None:
-            after = replace(after, phase="decided", decision=decided, decided=now)
-        return AnswerOutcome(after, answer, True, decided is not None, status)
+        return judged.outcome(wait, answer, row.run_status)
 
     # -- messages ----------------------------------------------------------------
 
@@ -959,6 +929,94 @@ def _decided_refusal(wait: Wait) -> _Refusal:
     who = wait.decided_by()
     by = f" by {', '.join(who)}" if who else ""
     return _Refusal(f"already decided: {outcome}{by}", "already_decided", outcome, who)
+
+
+@dataclass(frozen=True)
+class _DeadlinePassed:
+    """The judgement on an answer to a wait whose deadline passed: it times out first."""
+
+
+@dataclass(frozen=True)
+class _Count:
+    """The judgement on an answer to record: the wait's counts after it, and its decision."""
+
+    approvals: int
+    rejections: int
+    decided: str | None
+
+    def values(self, ident: str, now: datetime) -> dict[str, Any]:
+        """The parameters of :data:`_COUNT_ANSWER`."""
+        return {
+            "ident": ident,
+            "new_approvals": self.approvals,
+            "new_rejections": self.rejections,
+            "new_phase": "waiting" if self.decided is None else "decided",
+            "new_decision": self.decided,
+            "new_decided": None if self.decided is None else now,
+        }
+
+    def outcome(self, wait: Wait, answer: Answer, status: int | None) -> AnswerOutcome:
+        """What the answer did, once recorded."""
+        after = replace(
+            wait,
+            approvals=self.approvals,
+            rejections=self.rejections,
+            answers=(*wait.answers, answer),
+        )
+        if self.decided is not None:
+            after = replace(after, phase="decided", decision=self.decided, decided=answer.at)
+        return AnswerOutcome(after, answer, True, self.decided is not None, status)
+
+
+def _not_an_ask(row: Any) -> _Refusal:
+    return _Refusal(f"{row.id} waits for {row.kind}, not for an answer", "not_found")
+
+
+def _judge(
+    wait: Wait,
+    status: int | None,
+    by: str,
+    decision: str,
+    data: Any,
+    key: str | None,
+    now: datetime,
+) -> AnswerOutcome | _Refusal | _Count | _DeadlinePassed:
+    """Judge ``by``'s answer to ``wait`` (with its answers, as read at ``now``).
+
+    A pure function of what was read: the same answer again (its key was
+    given before), a refusal, the deadline that passed (a write decides
+    the wait first), or the counts to record.
+    """
+    if key is not None:
+        same = next((answer for answer in wait.answers if answer.key == key), None)
+        if same is not None:
+            if same.by != by:
+                return _Refusal(f"the key {key!r} was given with {same.by}'s answer", "key_in_use")
+            return AnswerOutcome(wait, same, False, False, status)
+    if status == WorkflowStatus.CANCELLED.value:
+        return _Refusal(f"run {wait.workflow_uuid} was cancelled", "cancelled")
+    if wait.waiting and wait.due is not None and wait.due <= now:
+        return _DeadlinePassed()
+    if not wait.waiting:
+        return _decided_refusal(wait)
+    approvers = wait.approvers
+    if approvers is not None and by not in approvers:
+        return _Refusal(f"{by} is not an approver of {wait.step!r}", "not_an_approver")
+    earlier = next((answer for answer in wait.answers if answer.by == by), None)
+    if earlier is not None:
+        message = f"{by} answered already ({earlier.decision}); an approver counts once"
+        return _Refusal(message, "already_answered")
+    problem = _schema_problem(wait.spec.get("schema"), data)
+    if problem is not None:
+        return _Refusal(f"answer does not match the schema: {problem}", "invalid")
+    approvals = wait.approvals + (decision == "approve")
+    rejections = wait.rejections + (decision == "reject")
+    decided = None
+    if approvals >= wait.quorum:
+        decided = "approved"
+    elif rejections >= int(wait.spec.get("reject_quorum", 1)):
+        decided = "rejected"
+    return _Count(approvals, rejections, decided)
 
 
 def _schema_problem(schema: Any, data: Any) -> str | None:
