@@ -121,21 +121,16 @@ def test_two_workers_answer_and_a_session_of_one_holds_in_the_other(tmp_path: Pa
     assert f"on http://127.0.0.1:{port}/ with 2 workers" in err
 
 
+def serve_command(tmp_path: Path, port: int, workers: int = 2) -> list[str]:
+    database = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    serve = ["serve", "--port", str(port), "--workers", str(workers)]
+    return [sys.executable, "-m", "workflow", "--database", database, *serve]
+
+
 def start_workers(tmp_path: Path, port: int, workers: int = 2) -> tuple[subprocess.Popen[str], str]:
     """``workflow serve --workers N`` on ``port``; return it, once it answers, and its token."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workflow",
-            "--database",
-            f"sqlite:///{tmp_path / 'w.sqlite'}",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
+        serve_command(tmp_path, port, workers),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -229,18 +224,7 @@ def test_a_port_in_use_is_refused_naming_it(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "workflow",
-                "--database",
-                f"sqlite:///{tmp_path / 'w.sqlite'}",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
+            serve_command(tmp_path, port),
             capture_output=True,
             text=True,
             env={**os.environ, "WORKFLOW_WEB_USERS": ""},
