@@ -58,6 +58,21 @@ def server_process(connection: http.client.HTTPConnection, candidates: set[int])
     raise AssertionError("no worker holds the connection")
 
 
+def listening(port: int) -> int:
+    """How many sockets listen on ``port`` (IPv4 loopback), from /proc/net/tcp."""
+    wanted = f"0100007F:{port:04X}"
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for fields in rows if fields[1] == wanted and fields[3] == "0A")
+
+
+def all_listening(port: int, workers: int = 2) -> None:
+    """Wait until ``workers`` processes listen: the first answered, the others may be starting."""
+    deadline = time.monotonic() + 60
+    while REUSE_PORT and listening(port) < workers:
+        assert time.monotonic() < deadline, "not every server process listened"
+        time.sleep(0.05)
+
+
 def test_two_workers_answer_and_a_session_of_one_holds_in_the_other(tmp_path: Path) -> None:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "WORKFLOW_WEB_SECRET"}
@@ -77,6 +92,7 @@ def test_two_workers_answer_and_a_session_of_one_holds_in_the_other(tmp_path: Pa
         assert found is not None
         token = found.group(1)
         wait_for(f"http://127.0.0.1:{port}/api/runs", process)
+        all_listening(port)
         workers = descendants(process.pid)
         for _ in range(200):  # new connections until each worker holds one
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -143,13 +159,6 @@ def start_workers(tmp_path: Path, port: int, workers: int = 2) -> tuple[subproce
     return process, found.group(1)
 
 
-def listening(port: int) -> int:
-    """How many sockets listen on ``port`` (IPv4 loopback), from /proc/net/tcp."""
-    wanted = f"0100007F:{port:04X}"
-    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
-    return sum(1 for fields in rows if fields[1] == wanted and fields[3] == "0A")
-
-
 def stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
@@ -170,10 +179,7 @@ def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) 
     process, token = start_workers(tmp_path, port)
     opened: list[http.client.HTTPConnection] = []
     try:
-        deadline = time.monotonic() + 60
-        while listening(port) < 2:  # the first answered; the second may still be starting
-            assert time.monotonic() < deadline, "the second process never listened"
-            time.sleep(0.05)
+        all_listening(port)
         workers = descendants(process.pid)
         # 32 connections at once, as a proxy's pool: one process took all of them
         # (or 22 to 10) when the processes shared one socket.
