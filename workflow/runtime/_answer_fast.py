@@ -36,6 +36,7 @@ from .waits import (
     _DeadlinePassed,
     _judge,
     _not_an_ask,
+    _not_found,
     _Refusal,
     _wait_of,
     answers,
@@ -100,7 +101,7 @@ def answer_at_once(
         now = store.now()
         rows = conn.execute(_READ, {"ident": ident}).all()
         if not rows:
-            return _Refusal(f"no interaction has the id {ident!r}", "not_found")
+            return _not_found(ident)
         row = rows[0]
         if row.kind != "ask":
             return _not_an_ask(row)

@@ -607,7 +607,7 @@ class Waits:
             else:
                 row = None
             if row is None:
-                return _Refusal(f"no interaction has the id {ident!r}", "not_found")
+                return _not_found(ident)
             return self._answer(conn, row, by, decision, data, key, now)
 
     def _answer(
@@ -966,6 +966,10 @@ class _Count:
         if self.decided is not None:
             after = replace(after, phase="decided", decision=self.decided, decided=answer.at)
         return AnswerOutcome(after, answer, True, self.decided is not None, status)
+
+
+def _not_found(ident: str) -> _Refusal:
+    return _Refusal(f"no interaction has the id {ident!r}", "not_found")
 
 
 def _not_an_ask(row: Any) -> _Refusal:
