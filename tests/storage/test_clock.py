@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from workflow.errors import WorkflowLockedError
 from workflow.storage import Store
@@ -61,3 +62,20 @@ def test_sqlite_uses_this_machines_clock(tmp_path: Path) -> None:
     assert store.now() - utcnow() > SKEW - timedelta(seconds=1)
     assert store._offset == timedelta(0)
     store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_clock_due_says_when_now_reads_the_database(backend: str, tmp_path: Path) -> None:
+    store = Store(database_url(backend, tmp_path))
+    statements: list[str] = []
+    sa.event.listen(store.sql_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        due = store.clock_due()
+        store.now()
+        assert due == (backend != "sqlite") == bool(statements)  # a round trip when it was due
+        statements.clear()
+        assert not store.clock_due()
+        store.now()
+        assert statements == []
+    finally:
+        store.dispose()

@@ -64,7 +64,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def client(store: Store, registry: TaskRegistry) -> Iterator[TestClient]:
-    app = create_app(store, users=USERS, registry=registry, secret="test secret")
+    # On PostgreSQL, answers go through the loop's own connections (as ``serve``'s do)
+    app = create_app(
+        store, users=USERS, registry=registry, secret="test secret", answer_connections=2
+    )
     with TestClient(app) as test_client:
         yield test_client
 

@@ -34,7 +34,7 @@ from ._context import CLIError, Context, ExitCode, import_modules, import_storag
 from ._serve_group import REUSE_PORT, serve_group
 from ._waits import RunDefinitions
 
-__all__ = ["ENV_ARGV", "LOCAL_HOSTS", "THREADS", "build_app", "register"]
+__all__ = ["ANSWER_CONNECTIONS", "ENV_ARGV", "LOCAL_HOSTS", "THREADS", "build_app", "register"]
 
 log = logging.getLogger("workflow.cli")
 
@@ -45,6 +45,10 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: under one interpreter lock: more threads only take turns more often (8 and 16
 #: answered fewer answers a second than 4 in ``benchmarks/bench_web.py``).
 THREADS = 4
+#: How many connections of its own one server process answers through on
+#: PostgreSQL, on its event loop without a thread (8 answered most answers a
+#: second in ``benchmarks/bench_web.py``; 4 fewer).
+ANSWER_CONNECTIONS = 8
 #: The variable that gives the workers of ``--workers N`` the command line to parse again.
 ENV_ARGV = "_WORKFLOW_SERVE_ARGV"
 
@@ -83,7 +87,8 @@ def build_app(ctx: Context, users: Any, secret: str | None) -> Any:
     """Return the ASGI app ``workflow serve`` serves, on the database of ``ctx``.
 
     The database gets a pool of :data:`THREADS` connections, one for each
-    request the process works on at once.
+    request the process works on at once; on PostgreSQL, answers through the
+    API take :data:`ANSWER_CONNECTIONS` more, on the event loop.
     """
     web = importlib.import_module("workflow.web")
     ctx.engine_options = {"pool_size": THREADS, "max_overflow": THREADS}
@@ -94,6 +99,7 @@ def build_app(ctx: Context, users: Any, secret: str | None) -> Any:
         imports=list(ctx.args.imports),
         secret=secret,
         threads=THREADS,
+        answer_connections=ANSWER_CONNECTIONS,
     )
 
 

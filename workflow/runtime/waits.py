@@ -561,6 +561,23 @@ class Waits:
         :raises AnswerRefusedError: naming the reason (see its
             :attr:`~workflow.errors.AnswerRefusedError.reason`); nothing is recorded.
         """
+        by, data, key = self._checked(ident, by, decision, data, key)
+        found: AnswerOutcome | _Refusal | None = None
+        if self.store.sql_engine.dialect.name == "postgresql":
+            from ._answer_fast import answer_at_once
+
+            found = answer_at_once(self.store, ident, by, decision, data, key)
+        if found is None:
+            found = self._answer_locked(ident, by, decision, data, key)
+        return _refused(ident, found)
+
+    def _checked(
+        self, ident: str, by: object, decision: str, data: Any, key: object
+    ) -> tuple[str, Any, str | None]:
+        """Return ``by``, ``data`` (as it is read back) and ``key`` of an answer, checked.
+
+        :raises AnswerRefusedError: (``invalid``) naming what is wrong.
+        """
         by = self._who(ident, by)
         if decision not in ("approve", "reject"):
             raise AnswerRefusedError(
@@ -575,22 +592,7 @@ class Waits:
             if size is not None:
                 raise AnswerRefusedError(size, reason="invalid", interaction=ident)
             data = self.store.codec.loads(self.store.codec.dumps(data))  # as it is read back
-        found: AnswerOutcome | _Refusal | None = None
-        if self.store.sql_engine.dialect.name == "postgresql":
-            from ._answer_fast import answer_at_once
-
-            found = answer_at_once(self.store, ident, by, decision, data, key)
-        if found is None:
-            found = self._answer_locked(ident, by, decision, data, key)
-        if isinstance(found, _Refusal):
-            raise AnswerRefusedError(
-                found.message,
-                reason=found.reason,
-                interaction=ident,
-                decision=found.decision,
-                by=tuple(found.by),
-            )
-        return found
+        return by, data, key
 
     def _answer_locked(
         self, ident: str, by: str, decision: str, data: Any, key: str | None
@@ -917,6 +919,19 @@ def _wait_of(row: Any, found: tuple[Answer, ...], message: dict[str, Any] | None
         answers=found,
         message=message,
     )
+
+
+def _refused(ident: str, found: AnswerOutcome | _Refusal) -> AnswerOutcome:
+    """Return ``found``; raise :class:`AnswerRefusedError` when it is a refusal."""
+    if isinstance(found, _Refusal):
+        raise AnswerRefusedError(
+            found.message,
+            reason=found.reason,
+            interaction=ident,
+            decision=found.decision,
+            by=tuple(found.by),
+        )
+    return found
 
 
 def _decided_refusal(wait: Wait) -> _Refusal:

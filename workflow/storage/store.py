@@ -535,12 +535,19 @@ class Store:
 
         .. versionadded:: 3.0
         """
-        if (
-            self.sql_engine.dialect.name != "sqlite"
-            and time.monotonic() - self._offset_measured > CLOCK_CHECK_INTERVAL
-        ):
+        if self.clock_due():
             self._measure_offset()
         return self._client_clock() + self._offset
+
+    def clock_due(self) -> bool:
+        """Whether :meth:`now` reads the database's clock before it answers (a round trip).
+
+        Code on an event loop calls :meth:`now` in a thread when it is.
+        """
+        return (
+            self.sql_engine.dialect.name != "sqlite"
+            and time.monotonic() - self._offset_measured > CLOCK_CHECK_INTERVAL
+        )
 
     def _measure_offset(self) -> None:
         query = _DATABASE_CLOCK.get(self.sql_engine.dialect.name)

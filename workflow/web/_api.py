@@ -212,12 +212,7 @@ async def answer_interaction(
     decided), already answered, or the run was cancelled; 410: the deadline
     passed; 422: the data does not match the step's schema.
     """
-    done = await run_in_threadpool(
-        runs.answer,
-        ident,
-        by=who,
-        decision=body.decision,
-        data=body.data,
-        key=idempotency_key,
+    done = await runs.answer_async(
+        ident, by=who, decision=body.decision, data=body.data, key=idempotency_key
     )
     return json_response(done)  # made by the service in the documented shape: sent as it is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 import workflow
+from workflow.errors import DatabaseUnavailableError
+from workflow.runtime._answer_fast import AnswerPool
 
 from ._auth import Sessions, Users
 from ._problems import Problem, json_response
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from workflow.storage import Store
 
 __all__ = ["MAX_BODY", "create_app"]
+
+log = logging.getLogger(__name__)
 
 #: The largest request body taken, in bytes.
 MAX_BODY = 1_000_000
@@ -53,6 +58,11 @@ def _invalid(request: Request, exc: Exception) -> Response:
     return json_response({"detail": detail, "reason": "invalid", "errors": shown}, 422)
 
 
+def _unavailable(request: Request, exc: Exception) -> Response:
+    """503 for a database that cannot be reached (try again later)."""
+    return json_response({"detail": str(exc), "reason": "unavailable"}, 503)
+
+
 class _LimitBody:
     """Refuse with 413 a request whose ``Content-Length`` is over :data:`MAX_BODY`.
 
@@ -77,13 +87,28 @@ class _LimitBody:
         await self.app(scope, receive, send)
 
 
-def _threads(count: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """A lifespan that lets ``count`` requests at a time work in threads (the rest wait)."""
+def _lifespan(
+    threads: int | None, answer_connections: int
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that lets ``threads`` requests at a time work in threads (the rest
+    wait), and answers on ``answer_connections`` connections of the loop's own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = count
-        yield
+        if threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        service: RunService = app.state.service
+        if answer_connections and AnswerPool.usable(service.store):
+            try:
+                service.answers = await AnswerPool.open(service.store, answer_connections)
+            except DatabaseUnavailableError as exc:  # answers go in threads, as elsewhere
+                log.warning("answers go in threads: %s", exc)
+        try:
+            yield
+        finally:
+            pool, service.answers = service.answers, None
+            if pool is not None:
+                await pool.close()
 
     return lifespan
 
@@ -97,6 +122,7 @@ def create_app(
     imports: list[str] | None = None,
     secret: str | bytes | None = None,
     threads: int | None = None,
+    answer_connections: int = 0,
 ) -> FastAPI:
     """Return the ASGI app of the API (``/api``), the page (``/``) and ``/openapi.json``.
 
@@ -113,8 +139,14 @@ def create_app(
     :param threads: how many requests the database is worked on for at once,
         each in a thread (default: AnyIO's 40); give the store a pool of as
         many connections.
+    :param answer_connections: on PostgreSQL through psycopg, answer through
+        the API on the event loop, with as many connections of its own
+        (opened and closed by the app's lifespan), instead of in a thread;
+        0: in a thread. An answer that decides goes on in a thread.
 
     .. versionadded:: 3.0
+    .. versionchanged:: 3.0
+       ``answer_connections``.
     """
     if registry is None:
         from workflow.flows import default_registry
@@ -125,7 +157,11 @@ def create_app(
         title="workflow",
         version=workflow.__version__,
         description="Runs and the interactions that wait for people.",
-        lifespan=None if threads is None else _threads(threads),
+        lifespan=(
+            None
+            if threads is None and not answer_connections
+            else _lifespan(threads, answer_connections)
+        ),
     )
     app.state.users = users
     app.state.sessions = Sessions(secret)
@@ -134,6 +170,7 @@ def create_app(
     )
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(DatabaseUnavailableError, _unavailable)
 
     app.add_middleware(_LimitBody)
     from ._api import router

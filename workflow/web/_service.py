@@ -15,7 +15,7 @@ import re
 import uuid as _uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from workflow.engine_db import WorkflowStatus
 from workflow.errors import (
@@ -37,6 +37,8 @@ from ._problems import ANSWER_STATUS, Problem, plain
 
 if TYPE_CHECKING:
     from workflow.flows import Flow, TaskRegistry
+    from workflow.runtime import AnswerOutcome
+    from workflow.runtime._answer_fast import AnswerPool
     from workflow.storage import PersistentWorkflowEngine, Store
 
 __all__ = ["Definitions", "RunService", "stored_flows"]
@@ -132,6 +134,9 @@ class RunService:
         self.registry = registry
         self.definitions = definitions or stored_flows(store, registry)
         self.imports = list(imports or [])
+        #: Connections that answer on the event loop (PostgreSQL), or ``None``:
+        #: every answer in a thread. The app opens it (see :func:`create_app`).
+        self.answers: AnswerPool | None = None
 
     def __repr__(self) -> str:
         return f"<RunService {self.store!r}>"
@@ -466,15 +471,64 @@ class RunService:
         try:
             done = waits.answer(ident, by=by, decision=decision, data=data, key=key)
         except AnswerRefusedError as exc:
-            extra: dict[str, Any] = {"interaction": ident}
-            if exc.reason in ("already_decided", "expired"):
-                extra.update(decision=exc.decision, by=list(exc.by))
-            if exc.reason == "expired" and go_on:
-                wait = waits.get(ident)
-                if wait.phase == "decided":  # this answer's transaction saw the deadline pass
-                    self._go_on(wait.workflow_uuid)
-            status = ANSWER_STATUS.get(exc.reason, 409)
-            raise Problem(status, exc.message, exc.reason, **extra) from None
+            self._refusal(waits, ident, exc, go_on)
+        return self._answered(ident, done, go_on)
+
+    async def answer_async(
+        self,
+        ident: str,
+        *,
+        by: str,
+        decision: str,
+        data: Any = None,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`answer` from the event loop, continuing a decided run here.
+
+        With an :attr:`answers` pool (PostgreSQL), an answer that decides
+        nothing is judged and recorded on the loop, without a thread; every
+        other case goes to :meth:`answer` in a thread.
+        """
+        from starlette.concurrency import run_in_threadpool
+
+        from workflow.runtime import Waits
+        from workflow.runtime.waits import _refused
+
+        pool = self.answers
+        if pool is None:
+            return await run_in_threadpool(
+                self.answer, ident, by=by, decision=decision, data=data, key=key
+            )
+        _known(ident, "interaction")
+        waits = Waits(self.store)
+        try:
+            by, data, key = waits._checked(ident, by, decision, data, key)
+            found = await pool.answer(ident, by, decision, data, key)
+            done = None if found is None else _refused(ident, found)
+        except AnswerRefusedError as exc:
+            return await run_in_threadpool(self._refusal, waits, ident, exc, True)
+        if done is None:  # the wait changed, or its deadline passed: the locked way
+            return await run_in_threadpool(
+                self.answer, ident, by=by, decision=decision, data=data, key=key
+            )
+        if done.wait.phase == "decided":  # the run goes on, here
+            return await run_in_threadpool(self._answered, ident, done, True)
+        return self._answered(ident, done, False)
+
+    def _refusal(self, waits: Any, ident: str, exc: AnswerRefusedError, go_on: bool) -> NoReturn:
+        """Raise the :class:`Problem` of a refused answer (continuing a run it timed out)."""
+        extra: dict[str, Any] = {"interaction": ident}
+        if exc.reason in ("already_decided", "expired"):
+            extra.update(decision=exc.decision, by=list(exc.by))
+        if exc.reason == "expired" and go_on:
+            wait = waits.get(ident)
+            if wait.phase == "decided":  # this answer's transaction saw the deadline pass
+                self._go_on(wait.workflow_uuid)
+        status = ANSWER_STATUS.get(exc.reason, 409)
+        raise Problem(status, exc.message, exc.reason, **extra) from None
+
+    def _answered(self, ident: str, done: AnswerOutcome, go_on: bool) -> dict[str, Any]:
+        """The API's report of a recorded answer (continuing the run it decided, with ``go_on``)."""
         wait = done.wait
         result = done.as_dict(ident)
         result["decided"] = wait.phase != "waiting"  # by this answer or an earlier one
