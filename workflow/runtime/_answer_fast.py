@@ -183,14 +183,13 @@ class AnswerPool:
     judges the answer as :func:`answer_at_once` does, with the same pure
     functions. Whatever it cannot settle there (a wait that changed, a
     deadline that passed, a lost connection before the write) it leaves to
-    :meth:`Waits.answer <workflow.runtime.Waits.answer>`, in a thread.
+    the locked way, in a thread.
 
     Made by :meth:`open`, inside the loop that uses it; :meth:`close` it there.
     """
 
-    def __init__(self, store: Store, size: int) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.size = size
         engine = store.sql_engine
         self._args, self._kwargs = engine.dialect.create_connect_args(engine.url)
         self._read = str(_READ.compile(dialect=engine.dialect))
@@ -212,7 +211,7 @@ class AnswerPool:
 
         :raises DatabaseUnavailableError: when the database cannot be reached.
         """
-        pool = cls(store, size)
+        pool = cls(store)
         try:
             for _ in range(size):
                 pool._idle.put_nowait(await pool._connect())
@@ -265,10 +264,9 @@ class AnswerPool:
             if not isinstance(judged, tuple):
                 return judged
             count, wait, row = judged
-            params = _record_params(count, row, ident, by, decision, data, key, now)
-            params["a_data"] = Json(data)
+            params = _record_params(count, row, ident, by, decision, Json(data), key, now)
             written = True
-            await cursor.execute(self._record, {**self._record_defaults, **params}, prepare=True)
+            await cursor.execute(self._record, self._record_defaults | params, prepare=True)
             if await cursor.fetchone() is None:
                 return None  # the wait changed since it was read
         except asyncio.CancelledError:

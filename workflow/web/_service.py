@@ -468,11 +468,12 @@ class RunService:
 
         _known(ident, "interaction")
         waits = Waits(self.store)
-        try:
-            done = waits.answer(ident, by=by, decision=decision, data=data, key=key)
-        except AnswerRefusedError as exc:
-            self._refusal(waits, ident, exc, go_on)
-        return self._answered(ident, done, go_on)
+        return self._settle(
+            waits,
+            ident,
+            lambda: waits.answer(ident, by=by, decision=decision, data=data, key=key),
+            go_on,
+        )
 
     async def answer_async(
         self,
@@ -486,8 +487,9 @@ class RunService:
         """:meth:`answer` from the event loop, continuing a decided run here.
 
         With an :attr:`answers` pool (PostgreSQL), an answer that decides
-        nothing is judged and recorded on the loop, without a thread; every
-        other case goes to :meth:`answer` in a thread.
+        nothing is judged and recorded on the loop, without a thread; a run
+        that goes on, an expired interaction and the locked way (a wait that
+        changed, a deadline that passed) go to a thread.
         """
         from starlette.concurrency import run_in_threadpool
 
@@ -506,14 +508,28 @@ class RunService:
             found = await pool.answer(ident, by, decision, data, key)
             done = None if found is None else _refused(ident, found)
         except AnswerRefusedError as exc:
-            return await run_in_threadpool(self._refusal, waits, ident, exc, True)
+            if exc.reason == "expired":  # the run it timed out may go on: in a thread
+                await run_in_threadpool(self._refusal, waits, ident, exc, True)
+            self._refusal(waits, ident, exc, True)
         if done is None:  # the wait changed, or its deadline passed: the locked way
-            return await run_in_threadpool(
-                self.answer, ident, by=by, decision=decision, data=data, key=key
-            )
+
+            def locked() -> AnswerOutcome:
+                return _refused(ident, waits._answer_locked(ident, by, decision, data, key))
+
+            return await run_in_threadpool(self._settle, waits, ident, locked, True)
         if done.wait.phase == "decided":  # the run goes on, here
             return await run_in_threadpool(self._answered, ident, done, True)
         return self._answered(ident, done, False)
+
+    def _settle(
+        self, waits: Any, ident: str, answer: Callable[[], AnswerOutcome], go_on: bool
+    ) -> dict[str, Any]:
+        """Report what ``answer()`` did, or raise the :class:`Problem` of its refusal."""
+        try:
+            done = answer()
+        except AnswerRefusedError as exc:
+            self._refusal(waits, ident, exc, go_on)
+        return self._answered(ident, done, go_on)
 
     def _refusal(self, waits: Any, ident: str, exc: AnswerRefusedError, go_on: bool) -> NoReturn:
         """Raise the :class:`Problem` of a refused answer (continuing a run it timed out)."""
